@@ -33,7 +33,9 @@ def notebooks(folder: str | Path = NOTEBOOK_DIR) -> list[Path]:
     return sorted(folder.glob("[0-9]*.ipynb"))
 
 
-def run_notebooks(output_dir: str | Path = "build/notebooks", *, parameters: dict | None = None) -> pd.DataFrame:
+def run_notebooks(
+    output_dir: str | Path = "build/notebooks", *, parameters: dict | None = None, folder: str | Path = NOTEBOOK_DIR
+) -> pd.DataFrame:
     """Execute every curated notebook top to bottom; return notebook, status, seconds, output, error.
 
     The sources are never modified: executed copies go to `output_dir`.
@@ -48,7 +50,7 @@ def run_notebooks(output_dir: str | Path = "build/notebooks", *, parameters: dic
     out = Path(output_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
     rows = []
-    for source in notebooks():
+    for source in notebooks(folder):
         target = out / source.name
         started = time.perf_counter()
         error = None

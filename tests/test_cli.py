@@ -99,3 +99,15 @@ def test_unknown_revision_and_below_base_are_refused(db_url):
     assert run("migrate", "downgrade", "base", "--yes", url=db_url).returncode == 0
     below = run("migrate", "downgrade", "-1", "--yes", url=db_url)
     assert below.returncode == 2 and "past the first or last revision" in below.stderr and "Traceback" not in below.stderr
+
+
+def test_db_up_status_down_manage_the_embedded_server(tmp_path):
+    env = {"COPYTHAT_EMBEDDED_DIR": str(tmp_path / "pgdata")}
+    try:
+        up = run("--format", "json", "db", "up", env=env)
+        assert up.returncode == 0, up.stderr
+        assert json.loads(up.stdout)["running"] is True
+        assert json.loads(run("--format", "json", "db", "status", env=env).stdout)["running"] is True
+    finally:
+        assert run("db", "down", env=env).stdout.strip() == "stopped"
+    assert json.loads(run("--format", "json", "db", "status", env=env).stdout)["running"] is False

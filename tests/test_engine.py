@@ -133,3 +133,14 @@ def test_unreachable_port_is_retried_then_named():
 def test_missing_database_is_named(server):
     with pytest.raises(ConnectError, match="has no database 'no_such_db_here'"):
         check_connection(server.admin.set(database="no_such_db_here"))
+
+
+def test_replica_reads_go_to_the_replica_url_when_set(db_url, server, monkeypatch):
+    primary = server.admin
+    monkeypatch.setenv("DATABASE_URL", primary.render_as_string(hide_password=False))
+    monkeypatch.delenv("DATABASE_REPLICA_URL", raising=False)
+    assert get_engine(replica=True).url.database == primary.database
+    monkeypatch.setenv("DATABASE_REPLICA_URL", db_url.render_as_string(hide_password=False))
+    replica = get_engine(replica=True)
+    assert replica.url.database == db_url.database
+    assert run_query("SELECT current_database() AS db", engine=replica)["db"][0] == db_url.database
