@@ -62,6 +62,7 @@ def run_notebooks(
                 cwd=str(source.parent),
                 progress_bar=False,
                 kernel_name="python3",
+                extra_arguments=["--IPKernelApp.log_level=ERROR"],  # no start-up chatter on stderr
             )
         except papermill.PapermillExecutionError as exc:
             error = f"cell {exc.exec_count}: {exc.ename}: {exc.evalue}"
