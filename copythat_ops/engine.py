@@ -27,7 +27,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from . import embedded
-from .config import mask_text, mask_url, normalize_url, settings
+from .config import mask_text, normalize_url, settings
 from .errors import ConnectError
 
 APP_NAME = "copythat-ops"
@@ -224,12 +224,3 @@ def get_db() -> Iterator[Session]:
     with Session(get_engine()) as session:
         yield session
 
-
-def describe(url: URL) -> str:
-    """Return the URL as it may be shown: masked.
-
-    Example:
-        >>> describe(URL.create("postgresql", "u", "pw", "h"))
-        'postgresql://u:***@h'
-    """
-    return mask_url(url)

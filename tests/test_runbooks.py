@@ -14,7 +14,6 @@ import urllib.request
 from pathlib import Path
 
 import nbformat
-import pytest
 
 from copythat_ops.runbooks import NOTEBOOK_DIR, notebooks, run_notebooks
 
