@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
+from alembic import command
 from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
@@ -30,8 +31,6 @@ from alembic.util import CommandError
 from sqlalchemy import text
 from sqlalchemy.engine import URL, Connection
 from sqlalchemy.exc import DBAPIError
-
-from alembic import command
 
 from .config import mask_text, normalize_url
 from .engine import connection, get_engine, run_query
