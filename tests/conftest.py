@@ -35,23 +35,20 @@ class Server:
         given = os.environ.get(TEST_URL_VAR)
         if given:
             self.admin = normalize_url(given)
-            self.password_url = self.admin
         else:
             self.data_dir = Path(tempfile.mkdtemp(prefix="copythat-test-")) / "pgdata"
             self.admin = embedded.start(self.data_dir).set(database="postgres")
-            self.password_url = self._password_role()
         self.engine = create_engine(self.admin, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+        self.password_url = self.admin if given else self._password_role()
 
     def _password_role(self) -> URL:
         """Make the embedded server ask this role for a password, as a hosted server would."""
         password = secrets.token_hex(12)
         hba = self.data_dir / "pg_hba.conf"
         hba.write_text(f"local all {PASSWORD_ROLE} scram-sha-256\n" + hba.read_text())
-        engine = create_engine(self.admin, poolclass=NullPool, isolation_level="AUTOCOMMIT")
-        with engine.connect() as conn:
+        with self.engine.connect() as conn:
             conn.execute(text(f"CREATE ROLE {PASSWORD_ROLE} LOGIN PASSWORD '{password}'"))
             conn.execute(text("SELECT pg_reload_conf()"))
-        engine.dispose()
         return self.admin.set(username=PASSWORD_ROLE, password=password)
 
     def create_database(self, label: str) -> URL:
