@@ -34,3 +34,7 @@ class EmbeddedError(CopythatError):
 
 class MigrationError(CopythatError):
     """A migration target is unknown, out of range, or a migration failed."""
+
+
+class InputError(CopythatError, ValueError):
+    """A value given to a function or command is unknown, malformed or out of range; nothing was changed."""

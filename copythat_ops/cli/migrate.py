@@ -1,0 +1,72 @@
+"""`copythat-ops migrate`: Alembic migrations, each showing its plan before it acts."""
+
+from __future__ import annotations
+
+import sys
+
+from .. import migrations
+from ..errors import CopythatError
+from .output import emit
+
+
+def register(groups) -> None:
+    """Add the `migrate` sub-commands."""
+    mig = groups.add_parser("migrate", help="schema migrations (Alembic)")
+    actions = mig.add_subparsers(dest="action", required=True)
+    up = actions.add_parser("upgrade", help="apply migrations up to TARGET (default head)")
+    up.add_argument("target", nargs="?", default="head")
+    up.add_argument("--sql", action="store_true", help="print the SQL instead of running it")
+    down = actions.add_parser("downgrade", help="revert migrations down to TARGET (a revision, -1 or base)")
+    down.add_argument("target")
+    down.add_argument("--yes", action="store_true", help="really revert (drops data)")
+    down.add_argument("--sql", action="store_true", help="print the SQL instead of running it")
+    actions.add_parser("stamp", help="record REVISION as applied without running it").add_argument("revision")
+    sql = actions.add_parser("sql", help="the SQL from START (default empty) to END (default head), offline")
+    sql.add_argument("start", nargs="?")
+    sql.add_argument("end", nargs="?", default="head")
+    for name, text in [
+        ("current", "the revision the database is at"),
+        ("heads", "the newest revision(s)"),
+        ("history", "every revision and whether it is applied"),
+        ("pending", "revisions not applied yet"),
+        ("check", "fail when the models and the database differ"),
+    ]:
+        actions.add_parser(name, help=text)
+    mig.set_defaults(run=run)
+
+
+def _now(revision: str | None) -> str:
+    return f"now at {revision or 'base (no revision applied)'}"
+
+
+def run(args) -> object:
+    action = args.action
+    if action == "upgrade":
+        if args.sql:
+            return migrations.sql(migrations.current(), args.target)
+        todo = migrations.pending(args.target)
+        print(f"Applying {len(todo)} revision(s) up to {args.target}:" if len(todo) else "Nothing to apply.", file=sys.stderr)
+        if len(todo):
+            print(todo[["revision", "description"]].to_markdown(index=False, tablefmt="simple"), file=sys.stderr)
+        return _now(migrations.upgrade(args.target))
+    if action == "downgrade":
+        at = migrations.current()
+        if args.sql:
+            return migrations.sql(at, args.target)
+        if not args.yes:
+            return (
+                f"Would downgrade from {at} to {args.target}, dropping what those revisions created, data included.\n"
+                "See the SQL with --sql; run again with --yes to apply."
+            )
+        return _now(migrations.downgrade(args.target))
+    if action == "stamp":
+        return _now(migrations.stamp(args.revision))
+    if action == "sql":
+        return migrations.sql(args.start, args.end)
+    if action == "check":
+        diffs = migrations.check()
+        if diffs:
+            emit([str(d) for d in diffs])
+            raise CopythatError("the models and the database differ", fix="write a migration: alembic revision --autogenerate")
+        return "models and database agree"
+    return {"current": migrations.current, "heads": migrations.heads, "history": migrations.history, "pending": migrations.pending}[action]()
