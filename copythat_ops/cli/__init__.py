@@ -17,10 +17,10 @@ import sys
 
 from ..config import ENV_FILE_VAR, mask_text
 from ..errors import CopythatError
-from . import db, migrate, notebooks
+from . import db, jobs, migrate, notebooks
 from .output import emit
 
-GROUPS = (db, migrate, notebooks)
+GROUPS = (db, migrate, jobs, notebooks)
 
 
 def parser() -> argparse.ArgumentParser:
