@@ -87,7 +87,13 @@ def locked_for_migration(cfg: Config, *, lock_timeout: str = "5s") -> Iterator[C
         >>> with locked_for_migration(alembic_config()) as conn:   # doctest: +SKIP
         ...     pass
     """
-    with connection(get_engine(cfg.attributes.get("url"))) as conn:
+    engine = get_engine(cfg.attributes.get("url"))
+    if "-pooler" in (engine.url.host or ""):
+        raise MigrationError(
+            f"{engine.url.host} is a connection pooler, which cannot hold the migration lock for a session",
+            fix="migrate through the direct host: remove '-pooler' from the host name in DATABASE_URL (or pass --env-file with the direct URL)",
+        )
+    with connection(engine) as conn:
         if not conn.scalar(text("SELECT pg_try_advisory_lock(:k)"), {"k": MIGRATION_LOCK_KEY}):
             holder = conn.scalar(
                 text(
