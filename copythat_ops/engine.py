@@ -17,7 +17,7 @@ import re
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 import pandas as pd
 import psycopg2
@@ -181,11 +181,13 @@ def run_query(
     engine: Engine | None = None,
     timeout: str = "30s",
     read_only: bool = True,
+    conn: Connection | None = None,
 ) -> pd.DataFrame:
     """Return the rows of `sql` as a DataFrame, run under a statement timeout and tagged `/* copythat-ops:NAME */`.
 
     Values go in `params` as bound parameters (`:name`), never into the SQL text.
     Reads run in a read-only transaction unless `read_only=False`.
+    With `conn`, the query runs on that open connection (not in a transaction) instead of a pooled one.
 
     Example:
         >>> run_query("SELECT :n + 1 AS two", {"n": 1}, name="example")["two"][0]
@@ -193,7 +195,7 @@ def run_query(
     """
     if not _NAME.match(name):
         raise ValueError(f"query name {name!r} must be letters, digits, '.', ':', '-' or '_'")
-    with connection(engine) as conn, conn.begin():
+    with nullcontext(conn) if conn is not None else connection(engine) as conn, conn.begin():
         if read_only:
             conn.execute(text("SET TRANSACTION READ ONLY"))
         conn.execute(text("SELECT set_config('statement_timeout', :t, true)"), {"t": timeout})

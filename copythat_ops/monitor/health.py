@@ -1,0 +1,337 @@
+"""Health: one table answering "is the database healthy right now, and if not, what do I do".
+
+Every check runs on one connection, one query each (a bounded number of
+statements whatever the size of the catalog), with pghero's thresholds as
+keyword defaults. A check that cannot run (a timeout, a missing privilege)
+reports WARN with the reason instead of failing the whole report.
+
+Example:
+    >>> from copythat_ops import monitor
+    >>> report = monitor.health()
+    >>> report.columns.tolist()
+    ['check', 'status', 'value', 'threshold', 'detail', 'action']
+    >>> monitor.verdict(report) in ("OK", "WARN", "CRIT")
+    True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pandas as pd
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
+
+from .. import validate
+from ..errors import CopythatError
+from .activity import blocked_queries, long_running_queries
+from .connections import connection_headroom, idle_in_transaction
+from .indexes import duplicate_indexes, invalid_indexes, missing_indexes, unused_indexes
+from .maintenance import cache_hit_ratio, vacuum_stats, wraparound_risk
+from .queries import query_stats_status, slow_queries
+from .sequences import sequences
+from .server import replica_lag, replication, replication_slots
+from .snapshot import snapshot
+
+STATUSES = ("OK", "WARN", "CRIT")
+COLUMNS = ["check", "status", "value", "threshold", "detail", "action"]
+PERCENTS = {"connections_warn_percent", "connections_crit_percent", "cache_hit_percent", "index_use_percent",
+            "sequence_warn_percent", "sequence_crit_percent", "dead_rows_percent"}  # fmt: skip
+COUNTS = {"total_connections", "idle_in_transaction", "unused_index_scans", "missing_index_rows", "xids_left_warn",
+          "xids_left_crit", "dead_rows_min", "slow_query_calls"}  # fmt: skip
+
+
+def health(
+    *,
+    connections_warn_percent: float = 80,
+    connections_crit_percent: float = 95,
+    total_connections: int = 500,
+    idle_in_transaction: int = 100,
+    long_running_seconds: float = 60,
+    cache_hit_percent: float = 99,
+    unused_index_scans: int = 50,
+    missing_index_rows: int = 10_000,
+    index_use_percent: float = 95,
+    sequence_warn_percent: float = 90,
+    sequence_crit_percent: float = 99,
+    xids_left_warn: int = 1_500_000_000,
+    xids_left_crit: int = 10_000_000,
+    dead_rows_percent: float = 20,
+    dead_rows_min: int = 1_000,
+    replication_lag_seconds: float = 5,
+    slow_query_calls: int = 100,
+    slow_query_mean_ms: float = 20,
+    engine: Engine | None = None,
+) -> pd.DataFrame:
+    """Return one row per check: check, status (OK / WARN / CRIT), value, threshold, detail and the action to take.
+
+    Defaults are pghero's: WARN at 500 connections or 100 idle in transaction,
+    a query running 60 s, a cache hit rate under 99 %, an index scanned at most
+    50 times, tables of 10,000+ rows using indexes for under 95 % of scans, a
+    sequence 90 % used, under 1.5 billion transaction ids left, replication 5 s
+    behind, statements with 100+ calls averaging 20+ ms. Added here: CRIT at
+    95 % of usable connections, a sequence 99 % used or under 10 million ids
+    left; WARN at 80 % of connections and at tables with 20 % and 1,000+ dead
+    rows. Blocked queries, invalid or duplicate indexes and inactive
+    replication slots WARN when there are any.
+
+    Connections and replication are server-wide; the rest is this database.
+
+    Example:
+        >>> health(long_running_seconds=300)["status"].isin(["OK", "WARN", "CRIT"]).all()
+        True
+    """
+    limits = {name: value for name, value in locals().items() if name != "engine"}
+    for name, value in limits.items():
+        validate.number(value, name=name, maximum=100 if name in PERCENTS else None, integer=name in COUNTS)
+    rows = []
+    with snapshot(engine):
+        for check in CHECKS:
+            try:
+                rows += check(limits)
+            except (DBAPIError, CopythatError) as exc:
+                reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+                rows.append(_row(check.__name__.strip("_"), "WARN", None, "", f"could not run: {reason}", "grant the role pg_monitor; see the error"))
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def verdict(report: pd.DataFrame) -> str:
+    """Return the worst status of a `health()` report: "OK", "WARN" or "CRIT".
+
+    Example:
+        >>> verdict(pd.DataFrame({"status": ["OK", "WARN"]}))
+        'WARN'
+    """
+    return max(report["status"], key=STATUSES.index, default="OK")
+
+
+def _row(check: str, status: str, value: float | None, threshold: str, detail: str, action: str) -> dict:
+    return {"check": check, "status": status, "value": value, "threshold": threshold, "detail": detail, "action": action if status != "OK" else ""}
+
+
+def _level(value: float | None, warn: float, crit: float | None = None, *, below: bool = False) -> str:
+    """The status of `value` against thresholds reached at or above them (below them with `below=True`)."""
+    if value is None or pd.isna(value):
+        return "OK"
+    reached = (lambda limit: value < limit) if below else (lambda limit: value >= limit)
+    return "CRIT" if crit is not None and reached(crit) else "WARN" if reached(warn) else "OK"
+
+
+def _names(values, limit: int = 3) -> str:
+    values = [str(v) for v in values]
+    more = f" and {len(values) - limit} more" if len(values) > limit else ""
+    return ", ".join(values[:limit]) + more
+
+
+def _connections(t: dict) -> list[dict]:
+    usage = connection_headroom().iloc[0]
+    used, usable = int(usage["used_connections"]), int(usage["max_connections"] - usage["reserved_connections"])
+    return [
+        _row(
+            "connection_headroom",
+            _level(usage["percent_used"], t["connections_warn_percent"], t["connections_crit_percent"]),
+            usage["percent_used"],
+            f"warn >= {t['connections_warn_percent']} %, crit >= {t['connections_crit_percent']} %",
+            f"{used} of {usable} usable connections in use",
+            "see who holds them with connections(); close idle clients, lower pool sizes, or raise max_connections",
+        ),
+        _row(
+            "total_connections",
+            _level(used, t["total_connections"]),
+            used,
+            f"warn >= {t['total_connections']}",
+            f"{used} client connections on the server",
+            "put a connection pooler in front (Neon's -pooler host) and lower the clients' pool sizes",
+        ),
+    ]
+
+
+def _idle_in_transaction(t: dict) -> list[dict]:
+    idle = idle_in_transaction()
+    return [
+        _row(
+            "idle_in_transaction",
+            _level(len(idle), t["idle_in_transaction"]),
+            len(idle),
+            f"warn >= {t['idle_in_transaction']}",
+            f"{len(idle)} sessions idle in a transaction" + (f" (pids {_names(idle['pid'])})" if len(idle) else ""),
+            "fix the client that leaves transactions open; end one with terminate_backend(pid); set idle_in_transaction_session_timeout",
+        )
+    ]
+
+
+def _long_running(t: dict) -> list[dict]:
+    running = long_running_queries(t["long_running_seconds"])
+    detail = f"longest {running['duration_seconds'].iloc[0]:.0f} s (pids {_names(running['pid'])})" if len(running) else "none"
+    return [
+        _row(
+            "long_running_queries",
+            _level(len(running), 1),
+            len(running),
+            f"warn: any running >= {t['long_running_seconds']} s",
+            detail,
+            "inspect them with long_running_queries(); cancel one with cancel_query(pid)",
+        )
+    ]
+
+
+def _blocked(t: dict) -> list[dict]:
+    blocked = blocked_queries()
+    waiting = blocked["blocked_pid"].nunique()
+    detail = f"pids {_names(blocked['blocked_pid'].unique())} wait for pids {_names(blocked['blocking_pid'].unique())}" if waiting else "none"
+    return [
+        _row(
+            "blocked_queries",
+            _level(waiting, 1),
+            waiting,
+            "warn: any",
+            detail,
+            "see blocked_queries(); if the blocking session is stuck, cancel_query or terminate_backend its blocking_pid",
+        )
+    ]
+
+
+def _cache_hit(t: dict) -> list[dict]:
+    ratio = cache_hit_ratio().dropna(subset=["hit_percent"])
+    worst = ratio.loc[ratio["hit_percent"].idxmin()] if len(ratio) else None
+    return [
+        _row(
+            "cache_hit",
+            _level(None if worst is None else worst["hit_percent"], t["cache_hit_percent"], below=True),
+            None if worst is None else worst["hit_percent"],
+            f"warn < {t['cache_hit_percent']} %",
+            "nothing read yet" if worst is None else f"lowest: {worst['kind']} {worst['hit_percent']} %",
+            "the working set outgrows shared_buffers: give the server more memory, or avoid large full scans",
+        )
+    ]
+
+
+def _index_checks(t: dict) -> list[dict]:
+    invalid, duplicate = invalid_indexes(), duplicate_indexes()
+    unused = unused_indexes(max_scans=t["unused_index_scans"])
+    missing = missing_indexes(min_rows=t["missing_index_rows"], max_index_use_percent=t["index_use_percent"])
+    return [
+        _row(
+            "invalid_indexes", _level(len(invalid), 1), len(invalid), "warn: any", _names(invalid["index"]) or "none",
+            "DROP INDEX CONCURRENTLY each, then CREATE INDEX CONCURRENTLY again (see invalid_indexes())",
+        ),
+        _row(
+            "duplicate_indexes", _level(len(duplicate), 1), len(duplicate), "warn: any",
+            _names(duplicate["redundant_index"] + " (covered by " + duplicate["covering_index"] + ")") or "none",
+            "drop each redundant_index with DROP INDEX CONCURRENTLY in a migration (see duplicate_indexes())",
+        ),
+        _row(
+            "unused_indexes", _level(len(unused), 1), len(unused), f"warn: any scanned <= {t['unused_index_scans']} times",
+            _names(unused["index"]) or "none",
+            "confirm on every replica over a full business cycle, then drop them in a migration (see unused_indexes())",
+        ),
+        _row(
+            "missing_indexes", _level(len(missing), 1), len(missing),
+            f"warn: tables of >= {t['missing_index_rows']} rows using indexes < {t['index_use_percent']} % of scans",
+            _names(missing["table"]) or "none",
+            "index what these tables are filtered by, with CREATE INDEX CONCURRENTLY in a migration (see missing_indexes(), query_stats())",
+        ),
+    ]  # fmt: skip
+
+
+def _sequences(t: dict) -> list[dict]:
+    used = sequences().dropna(subset=["percent_used"])
+    top = used.iloc[0] if len(used) else None
+    return [
+        _row(
+            "sequences",
+            _level(None if top is None else top["percent_used"], t["sequence_warn_percent"], t["sequence_crit_percent"]),
+            None if top is None else top["percent_used"],
+            f"warn >= {t['sequence_warn_percent']} %, crit >= {t['sequence_crit_percent']} % of the column's maximum",
+            "none used yet" if top is None else f"fullest: {top['sequence']} ({top['column_type']}) {top['percent_used']} %",
+            "move the column and its sequence to bigint before they run out, with an expand/contract migration (see sequences())",
+        )
+    ]
+
+
+def _wraparound(t: dict) -> list[dict]:
+    ages = wraparound_risk()
+    oldest = ages.iloc[0] if len(ages) else None
+    return [
+        _row(
+            "wraparound",
+            _level(None if oldest is None else oldest["xids_left"], t["xids_left_warn"], t["xids_left_crit"], below=True),
+            None if oldest is None else oldest["xids_left"],
+            f"warn < {t['xids_left_warn']:,} transaction ids left, crit < {t['xids_left_crit']:,}",
+            "no tables" if oldest is None else f"oldest: {oldest['schema']}.{oldest['table']}, age {oldest['xid_age']:,}",
+            "VACUUM (FREEZE) the oldest tables (see wraparound_risk()); make sure no long transaction holds autovacuum back",
+        )
+    ]
+
+
+def _dead_rows(t: dict) -> list[dict]:
+    stats = vacuum_stats()
+    bloated = stats[(stats["dead_percent"] >= t["dead_rows_percent"]) & (stats["dead_rows"] >= t["dead_rows_min"])]
+    return [
+        _row(
+            "dead_rows",
+            _level(len(bloated), 1),
+            len(bloated),
+            f"warn: tables with >= {t['dead_rows_percent']} % and >= {t['dead_rows_min']:,} dead rows",
+            _names(bloated["table"] + " " + bloated["dead_percent"].astype(str) + " %") or "none",
+            "VACUUM (ANALYZE) these tables; check autovacuum is enabled and not held back by long transactions (see vacuum_stats())",
+        )
+    ]
+
+
+def _replication(t: dict) -> list[dict]:
+    mine = replica_lag().iloc[0]
+    lag = mine["lag_seconds"] if mine["in_recovery"] else replication()["replay_lag_seconds"].max()
+    slots = replication_slots()
+    inactive = slots[~slots["active"].astype(bool)]
+    return [
+        _row(
+            "replication_lag",
+            _level(lag, t["replication_lag_seconds"]),
+            None if pd.isna(lag) else lag,
+            f"warn >= {t['replication_lag_seconds']} s",
+            ("this replica's lag" if mine["in_recovery"] else "largest standby lag") if not pd.isna(lag) else "no replication",
+            "check the replica's load and network (see replication(), replica_lag())",
+        ),
+        _row(
+            "replication_slots",
+            _level(len(inactive), 1),
+            len(inactive),
+            "warn: any inactive",
+            _names(inactive["slot_name"] + " keeps " + inactive["retained"].astype(str)) or "none",
+            "drop the slots nothing consumes any more (pg_drop_replication_slot) before their WAL fills the disk",
+        ),
+    ]
+
+
+def _slow_queries(t: dict) -> list[dict]:
+    status = query_stats_status()
+    threshold = f"warn: any with >= {t['slow_query_calls']} calls averaging >= {t['slow_query_mean_ms']} ms"
+    if not status["enabled"]:
+        return [_row("slow_queries", "OK", None, threshold, f"not checked: {status['message']}; to enable it: {status['fix']}", "")]
+    slow = slow_queries(min_calls=t["slow_query_calls"], min_mean_ms=t["slow_query_mean_ms"])
+    return [
+        _row(
+            "slow_queries",
+            _level(len(slow), 1),
+            len(slow),
+            threshold,
+            f"slowest averages {slow['mean_ms'].iloc[0]} ms over {slow['calls'].iloc[0]} calls" if len(slow) else "none",
+            "read the plans of these statements (EXPLAIN ANALYZE) and index what they filter on (see slow_queries())",
+        )
+    ]
+
+
+CHECKS: list[Callable[[dict], list[dict]]] = [
+    _connections,
+    _idle_in_transaction,
+    _long_running,
+    _blocked,
+    _cache_hit,
+    _index_checks,
+    _sequences,
+    _wraparound,
+    _dead_rows,
+    _replication,
+    _slow_queries,
+]

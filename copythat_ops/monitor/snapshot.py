@@ -1,0 +1,96 @@
+"""One connection for a whole monitoring snapshot, and the runner every check goes through.
+
+Each check is one named query run by `engine.run_query`: read-only, under a
+short statement timeout, tagged `/* copythat-ops:monitor.NAME */` so it can be
+recognised in pg_stat_activity. Inside `snapshot()`, every check reuses the
+same connection; outside, a check opens its own for the one query. The server's
+major version comes from the connection handshake, without a query.
+
+Example:
+    >>> from copythat_ops import monitor
+    >>> with monitor.snapshot() as snap:
+    ...     sizes, hits = monitor.table_sizes(), monitor.cache_hit_ratio()
+    >>> snap.major >= 14
+    True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+
+import pandas as pd
+from sqlalchemy.engine import Connection, Engine
+
+from ..engine import connection, run_query
+from ..errors import CopythatError
+
+TIMEOUT = "5s"
+OLDEST, NEWEST = 14, 18
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """An open connection, the server's major version and the statement timeout of every check."""
+
+    conn: Connection
+    major: int
+    timeout: str = TIMEOUT
+
+
+_active: ContextVar[Snapshot | None] = ContextVar("copythat_ops_monitor_snapshot", default=None)
+
+
+@contextmanager
+def snapshot(engine: Engine | None = None, *, timeout: str = TIMEOUT) -> Iterator[Snapshot]:
+    """Run every check inside the block on one connection (the current snapshot's when one is open).
+
+    Refuses servers older than PostgreSQL 14.
+
+    Example:
+        >>> with snapshot() as snap:
+        ...     frame = connections()              # doctest: +SKIP
+    """
+    active = _active.get()
+    if active is not None:
+        yield active
+        return
+    with connection(engine) as conn:
+        snap = Snapshot(conn, major=server_major(conn), timeout=timeout)
+        token = _active.set(snap)
+        try:
+            yield snap
+        finally:
+            _active.reset(token)
+
+
+def server_major(conn: Connection) -> int:
+    """Return the server's major version (e.g. 18) from the connection handshake; refuse versions older than 14.
+
+    Example:
+        >>> from copythat_ops.engine import connection
+        >>> with connection() as conn:
+        ...     server_major(conn) >= 14
+        True
+    """
+    number = conn.connection.dbapi_connection.server_version
+    major = number // 10000
+    if major < OLDEST:
+        raise CopythatError(
+            f"the server runs PostgreSQL {major}.{number % 10000}, older than {OLDEST}, which the monitoring checks need",
+            fix=f"upgrade the server to PostgreSQL {OLDEST}-{NEWEST}",
+        )
+    return major
+
+
+def query(sql: str, params: dict | None = None, *, name: str, engine: Engine | None = None) -> pd.DataFrame:
+    """Return the rows of one named monitoring query, on the snapshot's connection.
+
+    Example:
+        >>> query("SELECT 1 AS one", name="example")["one"].tolist()
+        [1]
+    """
+    with snapshot(engine) as snap:
+        return run_query(sql, params, name=f"monitor.{name}", conn=snap.conn, timeout=snap.timeout)
