@@ -1,4 +1,4 @@
-"""SQLAlchemy 2.0 models of the Copy That schema, as the setup guide defines it.
+"""SQLAlchemy 2.0 models of the Copy That schema: the setup guide's tables as the migrations evolve them.
 
 Example:
     >>> from copythat_ops.models import ExtractionJob, JobStatus
@@ -12,8 +12,10 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import Integer, MetaData, String, Text, func
+from sqlalchemy import CheckConstraint, DateTime, ForeignKey, Index, Integer, MetaData, String, Text, func, text
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 # PostgreSQL's own default names, so later revisions name constraints as the server would.
@@ -73,9 +75,13 @@ class ExtractionJob(Base):
     """A token extraction job over an image, video or audio source."""
 
     __tablename__ = "extraction_jobs"
+    __table_args__ = (
+        Index("ix_extraction_jobs_status_created_at", "status", "created_at"),
+        Index("ix_extraction_jobs_project_id", "project_id"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    project_id: Mapped[int] = mapped_column(Integer, nullable=False)
+    project_id: Mapped[int] = mapped_column(Integer, ForeignKey("projects.id"), nullable=False)
     source_url: Mapped[str] = mapped_column(String(512), nullable=False)
     extraction_type: Mapped[str] = mapped_column(String(50), nullable=False)
     status: Mapped[str] = mapped_column(String(50), nullable=False, server_default=JobStatus.PENDING.value)
@@ -86,3 +92,25 @@ class ExtractionJob(Base):
 
     def __repr__(self) -> str:
         return f"ExtractionJob(id={self.id!r}, type={self.extraction_type!r}, status={self.status!r})"
+
+
+class JobActionAudit(Base):
+    """One applied job action (requeue, fail_stuck, cancel): who, when, which jobs, the rows before and after."""
+
+    __tablename__ = "job_action_audit"
+    __table_args__ = (CheckConstraint("action IN ('requeue', 'fail_stuck', 'cancel')", name="action"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    performed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
+    database_user: Mapped[str] = mapped_column(Text, nullable=False, server_default=text("CURRENT_USER"))
+    os_user: Mapped[str] = mapped_column(Text, nullable=False)
+    action: Mapped[str] = mapped_column(String(20), nullable=False)
+    job_count: Mapped[int] = mapped_column(Integer, nullable=False)
+    job_ids: Mapped[list[int]] = mapped_column(ARRAY(Integer), nullable=False)
+    skipped_job_ids: Mapped[list[int]] = mapped_column(ARRAY(Integer), nullable=False, server_default=text("'{}'"))
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    before: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, nullable=False)
+    after: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, nullable=False)
+
+    def __repr__(self) -> str:
+        return f"JobActionAudit(id={self.id!r}, action={self.action!r}, job_count={self.job_count!r})"

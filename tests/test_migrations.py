@@ -19,6 +19,7 @@ from copythat_ops.models import Base
 
 ROOT = Path(__file__).resolve().parents[1]
 INITIAL = "c1a36d61036a"
+HEAD = migrations.heads()[0]
 
 # The setup guide's tables: (table, column, type, nullable, default)
 DOCUMENTED_SCHEMA = [
@@ -67,10 +68,11 @@ def alembic(*args: str, url) -> subprocess.CompletedProcess:
     )
 
 
-def test_fresh_database_has_no_revision_and_one_pending(db_url):
+def test_fresh_database_has_no_revision_and_every_revision_pending(db_url):
     assert migrations.current(url=db_url) is None
-    assert migrations.pending(url=db_url)["revision"].tolist() == [INITIAL]
-    assert migrations.heads() == [INITIAL]
+    todo = migrations.pending(url=db_url)["revision"].tolist()
+    assert todo == migrations.history(url=db_url)["revision"].tolist()
+    assert todo[0] == INITIAL and migrations.heads() == [todo[-1]]
 
 
 def test_initial_revision_creates_exactly_the_documented_schema(db_url):
@@ -92,7 +94,7 @@ def test_upgrade_downgrade_upgrade_round_trip_keeps_the_schema(db_url):
     before = schema(db_url)
     assert migrations.downgrade("base", url=db_url) is None
     assert schema(db_url) == []
-    assert migrations.upgrade(url=db_url) == INITIAL
+    assert migrations.upgrade(url=db_url) == HEAD
     assert schema(db_url) == before
     assert migrations.pending(url=db_url).empty
 
@@ -113,17 +115,17 @@ def test_alembic_command_line_takes_the_applications_asyncpg_url(db_url, server)
         app_url = app_url.update_query_dict({"ssl": db_url.query["sslmode"]}).difference_update_query(["sslmode"])
     result = alembic("upgrade", "head", url=app_url)
     assert result.returncode == 0, result.stderr
-    assert migrations.current(url=db_url) == INITIAL
+    assert migrations.current(url=db_url) == HEAD
     assert (db_url.password or "\0") not in result.stdout + result.stderr
 
 
-def test_a_database_made_by_the_application_at_the_initial_revision_is_up_to_date(db_url):
+def test_a_database_made_from_the_models_and_stamped_at_head_is_up_to_date(db_url):
     migrations.downgrade("base", url=db_url)
     engine = create_engine(db_url, poolclass=NullPool)
     Base.metadata.create_all(engine)  # as the application's own tooling would have made it
     engine.dispose()
-    migrations.stamp(INITIAL, url=db_url)
-    assert migrations.current(url=db_url) == INITIAL
+    migrations.stamp(HEAD, url=db_url)
+    assert migrations.current(url=db_url) == HEAD
     assert migrations.pending(url=db_url).empty
     assert migrations.check(url=db_url) == []
 
@@ -153,13 +155,12 @@ def test_a_second_migrator_is_turned_away_while_one_runs(db_url):
         conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": migrations.MIGRATION_LOCK_KEY})
     holder.dispose()
     assert migrations.current(url=db_url) is None
-    assert migrations.upgrade(url=db_url) == INITIAL
+    assert migrations.upgrade(url=db_url) == HEAD
 
 
 def test_ddl_gives_up_behind_a_long_transaction_instead_of_queueing(db_url, tmp_path):
-    migrations.upgrade(url=db_url)
     migrations.downgrade("base", url=db_url)
-    migrations.upgrade(url=db_url)
+    migrations.upgrade(INITIAL, url=db_url)
     ini = tmp_path / "alembic.ini"
     ini.write_text((ROOT / "alembic.ini").read_text().replace("lock_timeout = 5s", "lock_timeout = 300ms").replace("%(here)s", str(ROOT)))
     os.environ[migrations.INI_VAR] = str(ini)
@@ -201,6 +202,6 @@ def test_concurrent_upgrades_from_threads_apply_once(db_url):
         t.start()
     for t in threads:
         t.join()
-    assert results and all(r == INITIAL for r in results)
+    assert results and all(r == HEAD for r in results)
     assert all("another migration is running" in e for e in errors)
-    assert migrations.current(url=db_url) == INITIAL
+    assert migrations.current(url=db_url) == HEAD
