@@ -13,9 +13,11 @@ from .check import check_connection
 from .config import mask_url, normalize_url, settings
 from .engine import database_url, get_db, get_engine, run_query, session_scope
 from .errors import ConfigError, ConnectError, CopythatError, EmbeddedError, MigrationError
-from .models import EXTRACTION_TYPES, JOB_STATUSES, ExtractionJob, ExtractionType, JobStatus, Project
+from .job_actions import ActionResult, audit_log, cancel_jobs, fail_stuck_jobs, requeue_jobs
+from .models import EXTRACTION_TYPES, JOB_STATUSES, ExtractionJob, ExtractionType, JobActionAudit, JobStatus, Project
 
 __all__ = [
+    "ActionResult",
     "EXTRACTION_TYPES",
     "JOB_STATUSES",
     "ConfigError",
@@ -24,18 +26,23 @@ __all__ = [
     "EmbeddedError",
     "ExtractionJob",
     "ExtractionType",
+    "JobActionAudit",
     "JobStatus",
     "MigrationError",
     "Project",
+    "audit_log",
+    "cancel_jobs",
     "check_connection",
     "config",
     "database_url",
     "embedded",
+    "fail_stuck_jobs",
     "get_db",
     "get_engine",
     "mask_url",
     "migrations",
     "normalize_url",
+    "requeue_jobs",
     "run_query",
     "session_scope",
     "settings",

@@ -13,6 +13,7 @@ Example:
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from dataclasses import dataclass
@@ -177,6 +178,32 @@ def provider(url: URL | str, *, embedded: bool = False) -> str:
         return "embedded"
     host = (normalize_url(url).host or "").lower()
     return "Neon" if host.endswith(".neon.tech") else "PostgreSQL"
+
+
+def is_local(url: URL | str) -> bool:
+    """Return True when `url` can only reach this machine: a Unix socket (the embedded server's too) or a loopback host.
+
+    Every host the URL names counts (host, `host=` and `hostaddr=` parameters, else $PGHOST /
+    $PGHOSTADDR as libpq would use); one remote name makes it remote. Data-changing commands ask
+    for confirmation before they touch a database that is not local.
+
+    Example:
+        >>> is_local("postgresql://u@localhost/db"), is_local("postgresql://u@ep-x.neon.tech/neondb")
+        (True, False)
+    """
+    url = normalize_url(url)
+    named = [url.host or "", url.query.get("host", ""), url.query.get("hostaddr", "")]
+    if not any(named):
+        named = [os.environ.get("PGHOST", ""), os.environ.get("PGHOSTADDR", "")]
+    hosts = [h.strip().strip("[]").lower() for value in named for h in value.split(",") if h.strip()]
+    return all(h.startswith(("/", "@")) or h == "localhost" or _loopback(h) for h in hosts)
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def env_file(path: str | os.PathLike | None = None) -> Path | None:

@@ -1,7 +1,111 @@
-"""`copythat-ops jobs requeue | fail-stuck | cancel`: dry runs unless given --apply."""
+"""`copythat-ops jobs requeue | fail-stuck | cancel | audit`: dry runs unless given --apply.
+
+--apply against a database that is not local (not the embedded server, not
+localhost or a Unix socket) also needs --yes, or typing the database name at
+the prompt in a terminal; otherwise nothing is changed and the exit code is 2.
+
+Example:
+    $ copythat-ops jobs requeue --error-like timeout --since 2h
+    $ copythat-ops jobs requeue --error-like timeout --since 2h --apply
+    $ copythat-ops jobs cancel --id 41 42 --reason "duplicate upload" --apply --yes
+"""
 
 from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+
+from ..config import is_local, mask_url
+from ..engine import database_url
+from ..errors import InputError
+from ..job_actions import STUCK_AFTER, STUCK_REASON, ActionResult, audit_log, cancel_jobs, fail_stuck_jobs, requeue_jobs
+from .output import emit
 
 
 def register(actions) -> None:
     """Add the job actions to the `jobs` sub-commands."""
+    requeue = actions.add_parser("requeue", help="failed -> pending, clearing error and completion (a dry run unless --apply)")
+    requeue.add_argument("--id", dest="ids", type=int, nargs="+", action="extend", metavar="N", help="these jobs (all must be failed)")
+    requeue.add_argument("--error-like", help="jobs whose error matches this ILIKE pattern; text without %% matches anywhere")
+    requeue.add_argument("--since", help="jobs created within this long, e.g. 2h")
+    requeue.add_argument("--project-id", type=int, help="jobs of this project")
+    requeue.add_argument("--limit", type=int, help="at most this many, oldest first")
+    _apply_options(requeue, run_requeue)
+
+    fail = actions.add_parser("fail-stuck", help="processing -> failed for jobs older than --older-than (a dry run unless --apply)")
+    fail.add_argument("--older-than", default=STUCK_AFTER, help=f"by created_at (default {STUCK_AFTER})")
+    fail.add_argument("--reason", default=STUCK_REASON, help="the error_message to set")
+    fail.add_argument("--limit", type=int, help="at most this many, oldest first")
+    _apply_options(fail, run_fail_stuck)
+
+    cancel = actions.add_parser("cancel", help="pending -> failed with a reason (a dry run unless --apply)")
+    cancel.add_argument("--id", dest="ids", type=int, nargs="+", action="extend", metavar="N", required=True, help="these jobs (all must be pending)")
+    cancel.add_argument("--reason", required=True, help="why, kept as the error_message")
+    _apply_options(cancel, run_cancel)
+
+    audit = actions.add_parser("audit", help="applied job actions, newest first")
+    audit.add_argument("--limit", type=int, default=50, help="how many (default 50)")
+    audit.set_defaults(run=run_audit)
+
+
+def _apply_options(parser, run: Callable) -> None:
+    parser.add_argument("--apply", action="store_true", help="change the jobs (default: a dry run)")
+    parser.add_argument("--yes", action="store_true", help="apply to a database that is not local without asking")
+    parser.set_defaults(run=run)
+
+
+def run_requeue(args) -> object:
+    filters = {"error_like": args.error_like, "since": args.since, "project_id": args.project_id, "limit": args.limit}
+    return _act(args, lambda apply: requeue_jobs(args.ids, **filters, apply=apply))
+
+
+def run_fail_stuck(args) -> object:
+    return _act(args, lambda apply: fail_stuck_jobs(args.older_than, args.reason, limit=args.limit, apply=apply))
+
+
+def run_cancel(args) -> object:
+    return _act(args, lambda apply: cancel_jobs(args.ids, reason=args.reason, apply=apply))
+
+
+def run_audit(args) -> object:
+    frame = audit_log(args.limit)
+    return frame if args.format == "json" else frame.drop(columns=["before", "after"])
+
+
+def _act(args, action: Callable[[bool], ActionResult]) -> object:
+    if args.apply:
+        confirm_apply(args.yes, preview=lambda: action(False), fmt=args.format)
+    result = action(args.apply)
+    _say(result)
+    return result.changes()
+
+
+def confirm_apply(yes: bool, *, preview: Callable[[], ActionResult] | None = None, fmt: str = "table") -> None:
+    """Return when changing the configured database is confirmed; raise InputError when it is not.
+
+    A local database (`config.is_local`) or `yes` needs no confirmation. Otherwise, on a
+    terminal, show `preview()` and ask for the database name; without a terminal, refuse.
+
+    Example:
+        >>> confirm_apply(yes=True)
+    """
+    url = database_url()
+    if yes or is_local(url):
+        return
+    where = f"database '{url.database}' at {mask_url(url)}"
+    if not sys.stdin.isatty():
+        raise InputError(
+            f"--apply would change {where}, which is not local; nothing was changed",
+            fix="add --yes to confirm, or run the command in a terminal and type the database name when asked",
+        )
+    if preview is not None:
+        shown = preview()
+        emit(shown.changes(), fmt)
+        _say(shown)
+    print(f"{where} is not local. Type its name ({url.database}) to apply: ", end="", file=sys.stderr, flush=True)
+    if sys.stdin.readline().strip() != url.database:
+        raise InputError("the name typed does not match the database; nothing was changed", fix=f"type {url.database} exactly, or add --yes")
+
+
+def _say(result: ActionResult) -> None:
+    print(result.summary().replace("apply=True", "--apply"), file=sys.stderr)
