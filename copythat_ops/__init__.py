@@ -8,13 +8,15 @@ Example:
     'c1a36d61036a'
 """
 
-from . import config, embedded, migrations
+from . import config, embedded, jobs, migrations
 from .check import check_connection
 from .config import mask_url, normalize_url, settings
 from .engine import database_url, get_db, get_engine, run_query, session_scope
 from .errors import ConfigError, ConnectError, CopythatError, EmbeddedError, MigrationError
 from .job_actions import ActionResult, audit_log, cancel_jobs, fail_stuck_jobs, requeue_jobs
+from .jobs import failure_reasons, iter_jobs_frames, job_summary, job_throughput, jobs_frame, stuck_jobs
 from .models import EXTRACTION_TYPES, JOB_STATUSES, ExtractionJob, ExtractionType, JobActionAudit, JobStatus, Project
+from .seed import seed
 
 __all__ = [
     "ActionResult",
@@ -37,13 +39,21 @@ __all__ = [
     "database_url",
     "embedded",
     "fail_stuck_jobs",
+    "failure_reasons",
     "get_db",
     "get_engine",
+    "iter_jobs_frames",
+    "job_summary",
+    "job_throughput",
+    "jobs",
+    "jobs_frame",
     "mask_url",
     "migrations",
     "normalize_url",
     "requeue_jobs",
     "run_query",
+    "seed",
     "session_scope",
     "settings",
+    "stuck_jobs",
 ]

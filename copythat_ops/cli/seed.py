@@ -1,0 +1,26 @@
+"""`copythat-ops seed`: realistic, reproducible projects and jobs for development and demos.
+
+Example:
+    $ copythat-ops seed --jobs 100000 --projects 200 --seed 42
+    $ copythat-ops seed --if-empty          # demo data on first use only
+"""
+
+from __future__ import annotations
+
+from ..seed import seed
+
+
+def register(groups) -> None:
+    """Add the `seed` command."""
+    command = groups.add_parser("seed", help="add realistic projects and extraction jobs (bulk COPY)")
+    command.add_argument("--jobs", type=int, default=10_000, help="how many jobs (default 10000)")
+    command.add_argument("--projects", type=int, default=50, help="how many projects (default 50)")
+    command.add_argument("--seed", type=int, default=0, help="random seed: the same seed gives the same data (default 0)")
+    command.add_argument("--window", default="30 days", help="jobs are created over this long up to now (default 30 days)")
+    command.add_argument("--if-empty", action="store_true", help="do nothing when extraction_jobs already has rows")
+    command.add_argument("--yes", action="store_true", help="seed a database that is not on this machine")
+    command.set_defaults(run=run)
+
+
+def run(args) -> object:
+    return seed(args.jobs, args.projects, seed=args.seed, window=args.window, if_empty=args.if_empty, allow_remote=args.yes)

@@ -1,0 +1,349 @@
+"""Realistic, reproducible development data: projects and extraction jobs, bulk-loaded with COPY.
+
+The same `seed` gives the same rows. Jobs have the four types; each waits
+in a queue, then runs for a long-tailed (lognormal) time, so the statuses
+follow from when a job was created: mostly completed, about 8.5 % failed,
+the newest pending or processing, plus a few stuck in processing for hours
+and a few left pending. Failures carry realistic error messages with ids,
+numbers and URLs; results are JSON shaped like the color / spacing /
+typography token lists the application stores. Creation times follow a
+working-day rhythm over `window`.
+
+Rows are generated with numpy, written as CSV by pyarrow and loaded with
+`COPY ... FROM STDIN` in chunks, in one transaction: a million jobs take
+seconds. Seeding refuses a database that is not on this machine unless
+`allow_remote=True`.
+
+Example:
+    >>> from copythat_ops.seed import seed
+    >>> seed(jobs=1000, projects=10, seed=7)["jobs"]    # doctest: +SKIP
+    1000
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
+from sqlalchemy.engine import Engine
+from tqdm.auto import tqdm
+
+from .config import is_local, mask_url
+from .engine import get_engine
+from .errors import InputError, MigrationError
+from .models import EXTRACTION_TYPES
+from .validate import duration, number
+
+FAILURE_SHARE = 0.085  # of finished jobs
+QUEUE_WAIT_SECONDS = 20.0  # mean wait before a worker picks a job up (exponential)
+TYPE_SHARES = {"color": 0.35, "typography": 0.25, "spacing": 0.2, "all": 0.2}
+# Median seconds a job of each type takes; durations are lognormal around it.
+MEDIAN_SECONDS = {"color": 12.0, "spacing": 18.0, "typography": 30.0, "all": 60.0}
+DURATION_SIGMA = 0.9
+STUCK_SHARE = 0.02  # of jobs created 35 min to 12 h ago: their worker died, they stay processing
+LONG_PENDING_SHARE = 0.001  # of jobs: created 1-6 hours ago and still waiting
+MALFORMED_SHARE = 0.0005  # of results: truncated JSON, as a crashed worker leaves it
+RESULT_POOL = 512  # distinct results per type, drawn with replacement
+BLOCK_ROWS = 100_000  # jobs generated and copied at a time; part of what `seed` reproduces
+
+# Where sources are uploaded: folder, extension, share of jobs.
+SOURCES = [("images", "png", 0.4), ("images", "jpg", 0.3), ("images", "webp", 0.1), ("videos", "mp4", 0.15), ("audio", "mp3", 0.05)]
+ERRORS = [
+    (0.22, "Timeout after {secs}s while downloading {url}"),
+    (0.16, "HTTP 404 Not Found fetching source {url}"),
+    (0.08, "HTTP 403 Forbidden fetching source {url} (signed URL expired)"),
+    (0.12, "Vision API error 429: rate limit exceeded (request id req_{hex})"),
+    (0.09, "Worker worker-{n} lost connection to redis://10.0.{n}.{n}:6379/0"),
+    (0.08, "Image too large: {big} bytes exceeds the limit of 20971520 bytes"),
+    (0.07, "Unsupported media type 'image/heic' for job {job}"),
+    (0.06, "Could not decode frame {n} of video {uuid}: invalid NAL unit size"),
+    (0.05, "No text found in source {job} for typography extraction"),
+    (0.04, "Task {uuid} exceeded its memory limit of 2048 MB"),
+    (0.03, "JSONDecodeError: Expecting ',' delimiter: line 1 column {n} (char {n})"),
+]
+FONTS = ["Inter", "Roboto", "Helvetica Neue", "Playfair Display", "Source Sans 3", "Lato", "Montserrat", "IBM Plex Sans"]
+WORDS = (
+    ["Acme", "Northwind", "Globex", "Initech", "Umbrella", "Stark", "Wayne", "Hooli", "Pied Piper", "Vandelay"],
+    ["brand refresh", "design system", "marketing site", "mobile app", "onboarding flow", "style guide", "pitch deck", "campaign"],
+)
+
+
+def seed(
+    jobs: int = 10_000,
+    projects: int = 50,
+    *,
+    seed: int = 0,
+    window: str | timedelta = "30 days",
+    now: datetime | None = None,
+    engine: Engine | None = None,
+    if_empty: bool = False,
+    allow_remote: bool = False,
+) -> dict:
+    """Add `projects` projects and `jobs` extraction jobs created over the last `window`; return what was loaded.
+
+    `seed` makes the data reproducible (with the same `now`, default the current
+    time). `if_empty=True` loads nothing when extraction_jobs already has rows
+    (demo data on first use). A database that is not on this machine is refused
+    unless `allow_remote=True`. Returns projects, jobs, seconds, jobs_per_second
+    (and skipped, when nothing was loaded).
+
+    Example:
+        >>> seed(jobs=100_000, projects=200, seed=42, if_empty=True)   # doctest: +SKIP
+        {'projects': 200, 'jobs': 100000, 'seconds': 1.1, 'jobs_per_second': 90909}
+    """
+    number(jobs, name="jobs", integer=True)
+    number(projects, name="projects", minimum=1, integer=True)
+    span = duration(window, name="window")
+    if span <= timedelta(0):
+        raise InputError(f"window {window!r} is empty", fix="give a positive duration such as '30 days'")
+    now = pd.Timestamp(now or datetime.now(UTC))
+    now = now.tz_localize("UTC") if now.tzinfo is None else now.tz_convert("UTC")
+    engine = engine or get_engine()
+    if not allow_remote and not is_local(engine.url):
+        raise InputError(
+            f"refusing to seed {mask_url(engine.url)}: it is not a database on this machine",
+            fix="seed a local or scratch database, or pass allow_remote=True (CLI: --yes) if you really mean it",
+        )
+    started = time.perf_counter()
+    raw = engine.raw_connection()
+    try:
+        with raw.cursor() as cur:
+            cur.execute("SELECT to_regclass('public.extraction_jobs') IS NOT NULL, to_regclass('public.projects') IS NOT NULL")
+            if not all(cur.fetchone()):
+                raise MigrationError(
+                    "the database has no projects / extraction_jobs tables",
+                    fix="migrate it first: copythat-ops migrate upgrade",
+                )
+            if if_empty:
+                cur.execute("SELECT EXISTS (SELECT 1 FROM extraction_jobs)")
+                if cur.fetchone()[0]:
+                    return {"projects": 0, "jobs": 0, "skipped": "extraction_jobs already has rows"}
+            cur.execute("SET LOCAL synchronous_commit = off")
+            cur.execute("SHOW TimeZone")
+            tz = cur.fetchone()[0]
+            rng = np.random.default_rng(seed)
+            ids = _reserve_ids(cur, projects)
+            _copy(cur, "projects", iter([_projects(rng, ids, now, span, tz)]), projects)
+            busy = 1 / rng.permutation(np.arange(1, projects + 1)) ** 0.8  # a few busy projects, a long tail of quiet ones
+            pool = _result_pool(rng)
+            blocks = (
+                _jobs(np.random.default_rng([seed, block]), min(BLOCK_ROWS, jobs - start), ids, busy / busy.sum(), pool, now, span, tz)
+                for block, start in enumerate(range(0, jobs, BLOCK_ROWS))
+            )
+            with _without_secondary_indexes(cur, "extraction_jobs"):
+                _copy(cur, "extraction_jobs", blocks, jobs)
+        raw.commit()
+    finally:
+        raw.rollback()
+        raw.close()
+    seconds = time.perf_counter() - started
+    return {"projects": projects, "jobs": jobs, "seconds": round(seconds, 3), "jobs_per_second": round(jobs / seconds)}
+
+
+def _reserve_ids(cur, count: int) -> np.ndarray:
+    """Take `count` ids from the projects sequence, so jobs can reference them before COPY."""
+    cur.execute(
+        """
+        SELECT nextval(pg_get_serial_sequence('projects', 'id'))
+        FROM generate_series(1, %s)
+        ORDER BY 1
+        """,
+        (count,),
+    )
+    return np.array([row[0] for row in cur.fetchall()], dtype=np.int64)
+
+
+def _copy(cur, table: str, blocks: Iterator[pa.Table], rows: int) -> None:
+    """COPY each block into `table`, generating and writing the next block's CSV while the server loads this one."""
+
+    def next_csv() -> tuple[str, io.BytesIO, int] | None:
+        data = next(blocks, None)
+        if data is None:
+            return None
+        buffer = io.BytesIO()
+        pa_csv.write_csv(data, buffer, pa_csv.WriteOptions(include_header=False))
+        buffer.seek(0)
+        return ", ".join(f'"{name}"' for name in data.column_names), buffer, data.num_rows
+
+    with ThreadPoolExecutor(max_workers=1) as writer, tqdm(total=rows, unit="rows", desc=table, disable=rows <= 2 * BLOCK_ROWS) as bar:
+        ahead = writer.submit(next_csv)
+        while (block := ahead.result()) is not None:
+            ahead = writer.submit(next_csv)
+            columns, buffer, count = block
+            cur.copy_expert(f'COPY "{table}" ({columns}) FROM STDIN WITH (FORMAT csv)', buffer)
+            bar.update(count)
+
+
+@contextmanager
+def _without_secondary_indexes(cur, table: str) -> Iterator[None]:
+    """Into an empty table, load without its foreign keys and plain indexes, then rebuild them (PostgreSQL's advice for bulk loads).
+
+    Everything happens in the caller's transaction: a failure restores them as they were.
+    """
+    cur.execute(f'SELECT EXISTS (SELECT 1 FROM "{table}")')
+    if cur.fetchone()[0]:
+        yield
+        return
+    cur.execute(
+        """
+        SELECT format('ALTER TABLE %%s DROP CONSTRAINT %%I', conrelid::regclass, conname),
+               format('ALTER TABLE %%s ADD CONSTRAINT %%I %%s', conrelid::regclass, conname, pg_get_constraintdef(oid))
+        FROM pg_constraint
+        WHERE conrelid = %(table)s::regclass
+          AND contype = 'f'
+        UNION ALL
+        SELECT format('DROP INDEX %%s', indexrelid::regclass),
+               pg_get_indexdef(indexrelid)
+        FROM pg_index
+        WHERE indrelid = %(table)s::regclass
+          AND NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conindid = indexrelid)
+        ORDER BY 1
+        """,
+        {"table": f'"{table}"'},
+    )
+    statements = cur.fetchall()
+    for drop, _ in statements:
+        cur.execute(drop)
+    yield
+    cur.execute("SET LOCAL maintenance_work_mem = '256MB'")
+    for _, create in sorted(statements, key=lambda pair: pair[1].startswith("ALTER")):  # indexes first, then foreign keys
+        cur.execute(create)
+
+
+def _local(micros: np.ndarray, tz: str) -> np.ndarray:
+    """UTC instants (microseconds since the epoch) as the naive wall-clock times the server's now() writes in its TimeZone."""
+    index = pd.DatetimeIndex(micros.astype("datetime64[us]")).tz_localize("UTC").tz_convert(tz).tz_localize(None)
+    return index.to_numpy().astype("datetime64[us]")
+
+
+def _micros(value: pd.Timestamp | timedelta) -> int:
+    return (value - pd.Timestamp(0, tz="UTC") if isinstance(value, pd.Timestamp) else value) // timedelta(microseconds=1)
+
+
+def _projects(rng: np.random.Generator, ids: np.ndarray, now: pd.Timestamp, span: timedelta, tz: str) -> pa.Table:
+    n = len(ids)
+    names = [f"{rng.choice(WORDS[0])} {rng.choice(WORDS[1])} {i}" for i in ids]
+    described = rng.random(n) < 0.7
+    descriptions = [f"Design tokens for the {name.rsplit(' ', 1)[0]}" if d else None for name, d in zip(names, described)]
+    before = _micros(timedelta(days=60))
+    created = _micros(now) - _micros(span) - rng.integers(0, before, n)
+    updated = created + rng.integers(0, _micros(span), n)
+    return pa.table({"id": ids, "name": names, "description": descriptions, "created_at": _local(created, tz), "updated_at": _local(updated, tz)})
+
+
+def _jobs(
+    rng: np.random.Generator,
+    n: int,
+    project_ids: np.ndarray,
+    project_shares: np.ndarray,
+    pool: pa.Array,
+    now: pd.Timestamp,
+    span: timedelta,
+    tz: str,
+) -> pa.Table:
+    """A block of jobs: each waits in the queue, then runs; what it is now follows from when it was created."""
+    minute = _micros(timedelta(minutes=1))
+    project = project_ids[rng.choice(len(project_ids), size=n, p=project_shares)]
+    kind_index = rng.choice(len(EXTRACTION_TYPES), size=n, p=[TYPE_SHARES[k] for k in EXTRACTION_TYPES])
+    age = _ages(rng, n, now, span)
+    waiting = rng.random(n) < LONG_PENDING_SHARE
+    age[waiting] = rng.integers(60 * minute, 360 * minute, waiting.sum())
+    failed = rng.random(n) < FAILURE_SHARE
+    wait = rng.exponential(QUEUE_WAIT_SECONDS * 1e6, n).astype(np.int64)
+    run = rng.lognormal(np.log(np.array([MEDIAN_SECONDS[k] for k in EXTRACTION_TYPES])[kind_index]), DURATION_SIGMA)
+    run[failed] = rng.lognormal(np.log(8.0), 1.3, failed.sum())
+    taken = wait + (run * 1e6).astype(np.int64)
+    stuck = (rng.random(n) < STUCK_SHARE) & (age > 35 * minute) & (age < 12 * 60 * minute)
+    status = np.where(failed, "failed", "completed").astype(object)
+    status[(age < taken) | stuck] = "processing"
+    status[(age < wait) | waiting] = "pending"
+    finished = (status == "completed") | (status == "failed")
+    source = _sources(rng, project)
+    created = _micros(now) - age
+    return pa.table(
+        {
+            "project_id": project,
+            "source_url": source,
+            "extraction_type": np.array(EXTRACTION_TYPES)[kind_index],
+            "status": status.astype(str),
+            "result_data": _results(rng, pool, kind_index, status == "completed"),
+            "error_message": _errors(rng, status == "failed", source),
+            "created_at": _local(created, tz),
+            "completed_at": pa.array(_local(created + taken, tz), mask=~finished),
+        }
+    )
+
+
+def _ages(rng: np.random.Generator, n: int, now: pd.Timestamp, span: timedelta) -> np.ndarray:
+    """Microseconds since each job was created, over the window, busiest in the (UTC) working day."""
+    window = _micros(span)
+    offsets = rng.integers(0, window, 3 * n)
+    clock = (now.hour + now.minute / 60 - offsets / 3.6e9) % 24
+    keep = rng.random(3 * n) < 0.3 + 0.7 * np.exp(-((clock - 14) ** 2) / 18)  # busiest around 14:00
+    return np.resize(offsets[keep], n)
+
+
+def _sources(rng: np.random.Generator, project: np.ndarray) -> pa.Array:
+    kind = rng.choice(len(SOURCES), size=len(project), p=[share for *_, share in SOURCES])
+    folder = pa.array([folder for folder, *_ in SOURCES]).take(kind)
+    name = pc.binary_join_element_wise(pc.cast(pa.array(rng.integers(10**9, 10**10, len(project))), pa.string()), pa.array([ext for _, ext, _ in SOURCES]).take(kind), ".")
+    return pc.binary_join_element_wise("https://uploads.copythat.app/projects", pc.cast(pa.array(project), pa.string()), folder, name, "/")
+
+
+def _result_pool(rng: np.random.Generator) -> pa.Array:
+    """JSON token lists, RESULT_POOL per type in EXTRACTION_TYPES order, then the same again truncated."""
+    pool = [json.dumps(_result(rng, name), separators=(",", ":")) for name in EXTRACTION_TYPES for _ in range(RESULT_POOL)]
+    return pa.array(pool + [text[: len(text) // 2] for text in pool])
+
+
+def _results(rng: np.random.Generator, pool: pa.Array, kind_index: np.ndarray, completed: np.ndarray) -> pa.Array:
+    """Completed jobs' results drawn from the pool for their type; a few are truncated, as a crashed worker leaves them."""
+    index = kind_index * RESULT_POOL + rng.integers(0, RESULT_POOL, len(kind_index))
+    index += (rng.random(len(kind_index)) < MALFORMED_SHARE) * (len(pool) // 2)
+    return pool.take(pa.array(index, mask=~completed))
+
+
+def _result(rng: np.random.Generator, kind: str) -> dict:
+    if kind == "all":
+        return _result(rng, "color") | _result(rng, "spacing") | _result(rng, "typography")
+    count = int(rng.integers(3, 7))
+    if kind == "color":
+        roles = ["primary", "secondary", "accent", "background", "text", "border"]
+        return {"colors": [{"name": roles[i], "value": f"#{int(rng.integers(0, 2**24)):06x}"} for i in range(count)]}
+    if kind == "spacing":
+        base = int(rng.choice([4, 8]))
+        return {"spacing": [{"name": f"space-{i + 1}", "value": base * (i + 1)} for i in range(count)]}
+    font = str(rng.choice(FONTS))
+    sizes = [("sm", 14, 400), ("base", 16, 400), ("lg", 18, 500), ("xl", 24, 600), ("2xl", 30, 700), ("3xl", 36, 700)]
+    return {"typography": [{"name": name, "font": font, "size": size, "weight": weight} for name, size, weight in sizes[:count]]}
+
+
+def _errors(rng: np.random.Generator, failed: np.ndarray, source: pa.Array) -> pa.Array:
+    """Failed jobs' error messages: a handful of causes, each with its own ids, numbers and URLs."""
+    values = np.full(len(failed), None, dtype=object)
+    rows = np.flatnonzero(failed)
+    shares = np.array([share for share, _ in ERRORS])
+    templates = rng.choice(len(ERRORS), size=len(rows), p=shares / shares.sum())
+    urls = source.take(pa.array(rows)).to_pylist()
+    numbers = rng.integers(1, 10_000, (len(rows), 4))
+    for i, (template, url, nums) in enumerate(zip(templates, urls, numbers)):
+        values[rows[i]] = ERRORS[template][1].format(
+            url=url,
+            secs=(30, 60, 120, 300)[nums[0] % 4],
+            hex=f"{int(nums[1]) * 7919:08x}{0xA000 + int(nums[2]):04x}",
+            n=nums[2] % 64,
+            big=20971520 + int(nums[3]) * 4093,
+            job=int(nums[3]) * 131,
+            uuid=f"{int(nums[0]):08x}-{int(nums[1]):04x}-4{int(nums[2]) % 4096:03x}-a{int(nums[3]) % 4096:03x}-{int(nums[0]) * int(nums[1]):012x}",
+        )
+    return pa.array(values, type=pa.string())

@@ -1,0 +1,127 @@
+"""Seed data: reproducible, realistic, bulk-loaded, and only where it is meant to go."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from sqlalchemy import text
+
+from copythat_ops import migrations
+from copythat_ops.engine import get_engine, run_query
+from copythat_ops.errors import InputError, MigrationError
+from copythat_ops.models import EXTRACTION_TYPES, JOB_STATUSES
+from copythat_ops.seed import seed
+
+CLI = str(Path(sys.executable).parent / "copythat-ops")
+NOW = datetime(2025, 3, 14, 15, 0, tzinfo=UTC)
+JOBS = "SELECT * FROM extraction_jobs ORDER BY id"
+
+
+@pytest.fixture(scope="module")
+def engine(db_url):
+    migrations.upgrade(url=db_url)
+    engine = get_engine(db_url)
+    seed(5000, 30, seed=11, window="3 days", now=NOW, engine=engine)
+    return engine
+
+
+def frame(engine, sql: str = JOBS) -> pd.DataFrame:
+    return run_query(sql, name="test", engine=engine)
+
+
+def test_same_seed_same_data_other_seed_other_data(engine, server):
+    twin = server.create_database("seed_twin")
+    try:
+        migrations.upgrade(url=twin)
+        seed(5000, 30, seed=11, window="3 days", now=NOW, engine=get_engine(twin))
+        pd.testing.assert_frame_equal(frame(engine), frame(get_engine(twin)))
+        pd.testing.assert_frame_equal(frame(engine, "SELECT * FROM projects ORDER BY id"), frame(get_engine(twin), "SELECT * FROM projects ORDER BY id"))
+        with get_engine(twin).begin() as conn:
+            conn.execute(text("TRUNCATE extraction_jobs, projects RESTART IDENTITY"))
+        seed(5000, 30, seed=12, window="3 days", now=NOW, engine=get_engine(twin))
+        assert not frame(engine)["source_url"].equals(frame(get_engine(twin))["source_url"])
+    finally:
+        server.drop_database(twin)
+
+
+def test_jobs_look_like_production(engine):
+    jobs = frame(engine)
+    shares = jobs["status"].value_counts(normalize=True)
+    assert set(jobs["status"]) == set(JOB_STATUSES) and set(jobs["extraction_type"]) == set(EXTRACTION_TYPES)
+    assert shares["completed"] > 0.8 and 0.05 < shares["failed"] < 0.12 and shares["processing"] < 0.05
+    created = pd.to_datetime(jobs["created_at"]).dt.tz_localize("UTC")
+    assert created.min() >= pd.Timestamp(NOW) - pd.Timedelta("3 days") and created.max() <= pd.Timestamp(NOW)
+    finished = jobs["status"].isin(["completed", "failed"])
+    assert jobs.loc[finished, "completed_at"].notna().all() and jobs.loc[~finished, "completed_at"].isna().all()
+    seconds = (jobs["completed_at"] - jobs["created_at"]).dt.total_seconds().dropna()
+    assert seconds.min() >= 0 and seconds.quantile(0.99) > 4 * seconds.median()  # a long tail
+    assert jobs.loc[jobs["status"] == "failed", "error_message"].notna().all() and jobs.loc[~(jobs["status"] == "failed"), "error_message"].isna().all()
+    stuck = (pd.Timestamp(NOW).tz_localize(None) - jobs.loc[jobs["status"] == "processing", "created_at"]) > pd.Timedelta("30 min")
+    assert stuck.any() and not stuck.all()
+
+
+def test_results_are_token_lists_and_projects_are_real(engine):
+    results = frame(engine, "SELECT extraction_type, result_data FROM extraction_jobs WHERE status = 'completed' ORDER BY id")
+    parsed = [json.loads(text) for text in results["result_data"] if text.endswith("}")]
+    assert len(parsed) >= 0.99 * len(results)
+    keys = {kind: set() for kind in EXTRACTION_TYPES}
+    for kind, value in zip(results["extraction_type"], (json.loads(t) if t.endswith("}") else {} for t in results["result_data"])):
+        keys[kind] |= set(value)
+    assert keys["color"] == {"colors"} and keys["spacing"] == {"spacing"} and keys["typography"] == {"typography"}
+    assert keys["all"] == {"colors", "spacing", "typography"}
+    orphans = frame(engine, "SELECT count(*) AS n FROM extraction_jobs j LEFT JOIN projects p ON p.id = j.project_id WHERE p.id IS NULL")
+    assert orphans["n"][0] == 0 and frame(engine, "SELECT count(*) AS n FROM projects")["n"][0] == 30
+
+
+def test_indexes_and_foreign_key_are_as_before_and_the_schema_matches_the_models(engine):
+    indexes = frame(engine, "SELECT indexname FROM pg_indexes WHERE tablename = 'extraction_jobs' ORDER BY 1")["indexname"].tolist()
+    assert indexes == ["extraction_jobs_pkey", "ix_extraction_jobs_project_id", "ix_extraction_jobs_status_created_at"]
+    valid = frame(engine, "SELECT convalidated FROM pg_constraint WHERE conrelid = 'extraction_jobs'::regclass AND contype = 'f' ORDER BY 1")
+    assert valid["convalidated"].tolist() == [True]
+    assert migrations.check(url=engine.url) == []
+
+
+def test_if_empty_leaves_a_seeded_database_alone_and_more_can_be_added(engine):
+    before = frame(engine, "SELECT count(*) AS n FROM extraction_jobs")["n"][0]
+    assert seed(100, 2, engine=engine, if_empty=True)["skipped"] == "extraction_jobs already has rows"
+    assert seed(100, 2, seed=5, engine=engine)["jobs"] == 100
+    assert frame(engine, "SELECT count(*) AS n FROM extraction_jobs")["n"][0] == before + 100
+
+
+def test_refuses_a_remote_database_unless_allowed(server):
+    remote = get_engine("postgresql://app:Hunter2Secret@ep-cool-1.us-east-2.aws.neon.tech/neondb?sslmode=require")
+    with pytest.raises(InputError, match="not a database on this machine") as raised:
+        seed(10, 1, engine=remote)
+    assert "Hunter2Secret" not in str(raised.value) and "allow_remote=True" in str(raised.value)
+
+
+def test_bad_input_and_an_unmigrated_database(server):
+    url = server.create_database("seed_empty")
+    try:
+        with pytest.raises(MigrationError, match="migrate upgrade"):
+            seed(10, 1, engine=get_engine(url))
+        for kwargs, message in [({"jobs": -1}, "jobs -1 is out of range"), ({"projects": 0}, "projects 0 is out of range"), ({"window": "0s"}, "window '0s' is empty")]:
+            with pytest.raises(InputError, match=message):
+                seed(**{"jobs": 10, "projects": 1, **kwargs}, engine=get_engine(url))
+    finally:
+        server.drop_database(url)
+
+
+def test_cli_seeds_once_with_if_empty(server):
+    url = server.create_database("seed_cli")
+    try:
+        migrations.upgrade(url=url)
+        env = {"PATH": "/usr/bin:/bin", "DATABASE_URL": url.render_as_string(hide_password=False)}
+        first = subprocess.run([CLI, "--format", "json", "seed", "--jobs", "500", "--projects", "5", "--if-empty"], env=env, capture_output=True, text=True, timeout=120)
+        assert first.returncode == 0, first.stderr
+        assert json.loads(first.stdout)["jobs"] == 500
+        again = subprocess.run([CLI, "--format", "json", "seed", "--if-empty"], env=env, capture_output=True, text=True, timeout=120)
+        assert json.loads(again.stdout) == {"projects": 0, "jobs": 0, "skipped": "extraction_jobs already has rows"}
+    finally:
+        server.drop_database(url)
