@@ -99,6 +99,7 @@ _UPDATE = """
         error_message = :reason,
         completed_at = CASE WHEN :completes THEN LOCALTIMESTAMP END
     WHERE id = ANY(:ids)
+      AND status = :source
     RETURNING id, project_id, extraction_type, status, error_message, created_at, completed_at
 """
 _AUDIT = """
@@ -313,12 +314,12 @@ def _act(
         wanted = candidates["id"].tolist()
         with connection(engine) as conn, conn.begin():
             conn.execute(text("SELECT set_config('statement_timeout', '30s', true), set_config('lock_timeout', '5s', true)"))
-            before = _rows(conn, _LOCK, {"ids": wanted, "source": t.source}, name=f"job_actions.{action}.lock")
+            before = _tidy(_rows(conn, _LOCK, {"ids": wanted, "source": t.source}, name=f"job_actions.{action}.lock"))
             locked = before["id"].tolist()
             skipped = tuple(sorted(set(wanted) - set(locked)))
             if not locked:
-                return ActionResult(action, True, _tidy(before), _tidy(before), audit_id=None, skipped=skipped)
-            after = _rows(conn, _UPDATE, {**params, "ids": locked}, name=f"job_actions.{action}.update")
+                return ActionResult(action, True, before, before, audit_id=None, skipped=skipped)
+            after = _tidy(_rows(conn, _UPDATE, {**params, "ids": locked}, name=f"job_actions.{action}.update"))
             audit_id = conn.scalar(
                 text(f"/* {APP_NAME}:job_actions.{action}.audit */ {_AUDIT}"),
                 {
@@ -328,11 +329,11 @@ def _act(
                     "job_ids": locked,
                     "skipped_job_ids": list(skipped),
                     "reason": reason,
-                    "before": _tidy(before).to_json(orient="records", date_format="iso"),
-                    "after": _tidy(after).to_json(orient="records", date_format="iso"),
+                    "before": before.to_json(orient="records", date_format="iso"),
+                    "after": after.to_json(orient="records", date_format="iso"),
                 },
             )
-    return ActionResult(action, True, _tidy(before), _tidy(after), audit_id=audit_id, skipped=skipped)
+    return ActionResult(action, True, before, after, audit_id=audit_id, skipped=skipped)
 
 
 def _rows(conn: Connection, sql: str, params: dict, *, name: str) -> pd.DataFrame:

@@ -165,6 +165,8 @@ def test_an_orphan_written_after_the_check_is_caught_and_nothing_is_left_behind(
         waiting = text("SELECT count(*) FROM pg_locks WHERE relation = 'extraction_jobs'::regclass AND NOT granted")
         while not writer.execute(waiting).scalar() and migrator.is_alive():
             time.sleep(0.05)
+        held = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND (classid::bigint << 32) + objid::bigint = :k"
+        assert writer.execute(text(held), {"k": migrations.MIGRATION_LOCK_KEY}).scalar() == 1  # kept in autocommit mode
         writer.execute(text(_jobs([4242])))  # the orphan check has passed; this job names no project
         writer.execute(text("COMMIT"))
         migrator.join()

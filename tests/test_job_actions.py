@@ -182,7 +182,9 @@ def test_a_job_a_worker_holds_is_skipped_and_reported_not_waited_for(jobs):
         worker.execute(text("SELECT id FROM extraction_jobs WHERE id = 1 FOR UPDATE"))
         assert requeue_jobs(error_like="timeout", engine=jobs).before["id"].tolist() == [1, 2]  # the dry run locks nothing
         result = requeue_jobs(error_like="timeout", apply=True, engine=jobs)
+        alone = requeue_jobs([1], apply=True, engine=jobs)
         worker.rollback()
+    assert str(alone) == "no job requeued; nothing changed; skipped 1 job(s) a worker holds or changed meanwhile: 1"
     assert (result.before["id"].tolist(), result.skipped) == ([2], (1,))
     assert str(result).endswith("; skipped 1 job(s) a worker holds or changed meanwhile: 1")
     assert [statuses(jobs)[i] for i in (1, 2)] == ["failed", "pending"]

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import nbformat
 
+from copythat_ops import migrations
 from copythat_ops.runbooks import NOTEBOOK_DIR, notebooks, run_notebooks
 
 
@@ -30,7 +31,7 @@ def test_every_curated_notebook_runs_and_the_sources_stay_untouched(tmp_path):
     executed = nbformat.read(tmp_path / "01_connect_and_migrate.ipynb", as_version=4)
     outputs = [o for c in executed.cells if c.cell_type == "code" for o in c.get("outputs", [])]
     assert not [o for o in outputs if o.get("output_type") == "error"]
-    assert any("revision: c1a36d61036a" in o.get("text", "") for o in outputs)
+    assert any(f"revision: {migrations.heads()[0]}" in o.get("text", "") for o in outputs)
 
 
 def test_a_failing_notebook_is_reported_and_does_not_stop_the_rest(tmp_path):
