@@ -14,7 +14,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import CheckConstraint, DateTime, ForeignKey, Index, Integer, MetaData, String, Text, func, text
+from sqlalchemy import BigInteger, CheckConstraint, DateTime, ForeignKey, Identity, Index, Integer, MetaData, String, Text, func, text
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -100,14 +100,14 @@ class JobActionAudit(Base):
     __tablename__ = "job_action_audit"
     __table_args__ = (CheckConstraint("action IN ('requeue', 'fail_stuck', 'cancel')", name="action"),)
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     performed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
     database_user: Mapped[str] = mapped_column(Text, nullable=False, server_default=text("CURRENT_USER"))
     os_user: Mapped[str] = mapped_column(Text, nullable=False)
-    action: Mapped[str] = mapped_column(String(20), nullable=False)
+    action: Mapped[str] = mapped_column(Text, nullable=False)
     job_count: Mapped[int] = mapped_column(Integer, nullable=False)
-    job_ids: Mapped[list[int]] = mapped_column(ARRAY(Integer), nullable=False)
-    skipped_job_ids: Mapped[list[int]] = mapped_column(ARRAY(Integer), nullable=False, server_default=text("'{}'"))
+    job_ids: Mapped[list[int]] = mapped_column(ARRAY(BigInteger), nullable=False)
+    skipped_job_ids: Mapped[list[int]] = mapped_column(ARRAY(BigInteger), nullable=False, server_default=text("'{}'"))
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     before: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, nullable=False)
     after: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, nullable=False)

@@ -24,14 +24,14 @@ depends_on: Union[str, Sequence[str], None] = None
 def upgrade() -> None:
     op.create_table(
         "job_action_audit",
-        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("id", sa.BigInteger(), sa.Identity(), nullable=False),
         sa.Column("performed_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
         sa.Column("database_user", sa.Text(), server_default=sa.text("CURRENT_USER"), nullable=False),
         sa.Column("os_user", sa.Text(), nullable=False),
-        sa.Column("action", sa.String(length=20), nullable=False),
+        sa.Column("action", sa.Text(), nullable=False),
         sa.Column("job_count", sa.Integer(), nullable=False),
-        sa.Column("job_ids", postgresql.ARRAY(sa.Integer()), nullable=False),
-        sa.Column("skipped_job_ids", postgresql.ARRAY(sa.Integer()), server_default=sa.text("'{}'"), nullable=False),
+        sa.Column("job_ids", postgresql.ARRAY(sa.BigInteger()), nullable=False),
+        sa.Column("skipped_job_ids", postgresql.ARRAY(sa.BigInteger()), server_default=sa.text("'{}'"), nullable=False),
         sa.Column("reason", sa.Text(), nullable=True),
         sa.Column("before", postgresql.JSONB(), nullable=False),
         sa.Column("after", postgresql.JSONB(), nullable=False),

@@ -63,6 +63,19 @@ END
 $$
 """
 
+# NOT VALID: a brief lock, and only new rows are checked. Skipped when an earlier run added it.
+ADD_FOREIGN_KEY = f"""
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_constraint WHERE conname = '{FOREIGN_KEY}' AND conrelid = 'extraction_jobs'::regclass) THEN
+        ALTER TABLE "extraction_jobs" ADD CONSTRAINT "{FOREIGN_KEY}"
+            FOREIGN KEY ("project_id") REFERENCES "projects" ("id") NOT VALID;
+    END IF;
+END
+$$
+"""
+
+
 def _refuse_orphans() -> None:
     if context.is_offline_mode():
         op.execute(REFUSE_ORPHANS)
@@ -80,16 +93,8 @@ def _refuse_orphans() -> None:
         )
 
 
-def _exists(sql: str, **params) -> bool:
-    return not context.is_offline_mode() and op.get_bind().execute(sa.text(sql), params).scalar() is not None
-
-
 def _add_foreign_key() -> None:
-    if not _exists("SELECT 1 FROM pg_constraint WHERE conname = :name AND conrelid = 'extraction_jobs'::regclass", name=FOREIGN_KEY):
-        op.execute(
-            f'ALTER TABLE "extraction_jobs" ADD CONSTRAINT "{FOREIGN_KEY}"'
-            ' FOREIGN KEY ("project_id") REFERENCES "projects" ("id") NOT VALID'
-        )
+    op.execute(ADD_FOREIGN_KEY)
     try:
         op.execute(f'ALTER TABLE "extraction_jobs" VALIDATE CONSTRAINT "{FOREIGN_KEY}"')
     except sa.exc.IntegrityError:  # a job naming a missing project came in after the check
@@ -99,7 +104,8 @@ def _add_foreign_key() -> None:
 
 
 def _create_index(name: str, columns: str) -> None:
-    if _exists("SELECT 1 FROM pg_index WHERE indexrelid = to_regclass(:name) AND NOT indisvalid", name=f'"{name}"'):
+    invalid = "SELECT 1 FROM pg_index WHERE indexrelid = to_regclass(:name) AND NOT indisvalid"
+    if not context.is_offline_mode() and op.get_bind().execute(sa.text(invalid), {"name": name}).scalar():
         op.execute(f'DROP INDEX CONCURRENTLY IF EXISTS "{name}"')
     op.execute(f'CREATE INDEX CONCURRENTLY IF NOT EXISTS "{name}" ON "extraction_jobs" ({columns})')
 
