@@ -472,30 +472,42 @@ def _jobs_query(
 
 
 @contextmanager
-def _reader(engine: Engine | None, timeout: str) -> Iterator:
-    """An ADBC cursor in a read-only transaction under `timeout`, on its own connection (closed after)."""
+def adbc_connection(engine: Engine | None = None) -> Iterator:
+    """Yield an ADBC PostgreSQL connection (Arrow in and out, binary COPY) to `engine`'s database, in a transaction.
+
+    Rolled back and closed after, unless committed; connect failures become a ConnectError, password masked.
+
+    Example:
+        >>> with adbc_connection() as conn, conn.cursor() as cursor:      # doctest: +SKIP
+        ...     cursor.execute("SELECT 1 AS one")
+        ...     cursor.fetch_arrow_table()
+    """
     import adbc_driver_postgresql.dbapi as adbc
     from adbc_driver_manager import Error as AdbcError
 
-    millis = int(duration(timeout, name="timeout") / timedelta(milliseconds=1))
     url = (engine or get_engine(replica=True)).url
     query = {"application_name": APP_NAME, "connect_timeout": str(CONNECT_TIMEOUT)} | dict(url.query)
-    uri = url.set(drivername="postgresql", query=query).render_as_string(hide_password=False)
     try:
-        conn = adbc.connect(uri)
+        conn = adbc.connect(url.set(drivername="postgresql", query=query).render_as_string(hide_password=False))
     except AdbcError as exc:
         raise connect_error(exc, url) from None
     try:
-        with conn.cursor() as cursor:
-            cursor.execute("SET TRANSACTION READ ONLY")
-            cursor.execute(f"SET LOCAL statement_timeout = {millis}")
-            try:
-                yield cursor
-            except AdbcError as exc:
-                raise _no_schema(exc) from None
+        yield conn
+    except AdbcError as exc:
+        raise _no_schema(exc) from None
     finally:
         conn.rollback()
         conn.close()
+
+
+@contextmanager
+def _reader(engine: Engine | None, timeout: str) -> Iterator:
+    """An ADBC cursor in a read-only transaction under `timeout`."""
+    millis = int(duration(timeout, name="timeout") / timedelta(milliseconds=1))
+    with adbc_connection(engine) as conn, conn.cursor() as cursor:
+        cursor.execute("SET TRANSACTION READ ONLY")
+        cursor.execute(f"SET LOCAL statement_timeout = {millis}")
+        yield cursor
 
 
 def _typed(table: pa.Table, parse_results: bool) -> pd.DataFrame:

@@ -9,9 +9,9 @@ numbers and URLs; results are JSON shaped like the color / spacing /
 typography token lists the application stores. Creation times follow a
 working-day rhythm over `window`.
 
-Rows are generated with numpy, written as CSV by pyarrow and loaded with
-`COPY ... FROM STDIN` in chunks, in one transaction: a million jobs take
-seconds. Seeding refuses a database that is not on this machine unless
+Rows are generated with numpy into Arrow blocks and streamed to the server
+with binary COPY (the ADBC driver's bulk ingest) while the next block is
+generated, in one transaction: a million jobs take seconds. Seeding refuses a database that is not on this machine unless
 `allow_remote=True`.
 
 Example:
@@ -22,11 +22,9 @@ Example:
 
 from __future__ import annotations
 
-import io
 import json
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
@@ -34,12 +32,12 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pa_csv
 from sqlalchemy.engine import Engine
 from tqdm.auto import tqdm
 
 from .config import is_local, mask_url
 from .engine import get_engine
+from .jobs import adbc_connection
 from .errors import InputError, MigrationError
 from .models import EXTRACTION_TYPES
 from .validate import duration, number
@@ -54,7 +52,19 @@ STUCK_SHARE = 0.02  # of jobs created 35 min to 12 h ago: their worker died, the
 LONG_PENDING_SHARE = 0.001  # of jobs: created 1-6 hours ago and still waiting
 MALFORMED_SHARE = 0.0005  # of results: truncated JSON, as a crashed worker leaves it
 RESULT_POOL = 512  # distinct results per type, drawn with replacement
-BLOCK_ROWS = 100_000  # jobs generated and copied at a time; part of what `seed` reproduces
+BLOCK_ROWS = 100_000  # jobs generated at a time; part of what `seed` reproduces
+JOB_SCHEMA = pa.schema(
+    [
+        ("project_id", pa.int32()),
+        ("source_url", pa.string()),
+        ("extraction_type", pa.string()),
+        ("status", pa.string()),
+        ("result_data", pa.string()),
+        ("error_message", pa.string()),
+        ("created_at", pa.timestamp("us")),
+        ("completed_at", pa.timestamp("us")),
+    ]
+)
 
 # Where sources are uploaded: folder, extension, share of jobs.
 SOURCES = [("images", "png", 0.4), ("images", "jpg", 0.3), ("images", "webp", 0.1), ("videos", "mp4", 0.15), ("audio", "mp3", 0.05)]
@@ -115,37 +125,29 @@ def seed(
             fix="seed a local or scratch database, or pass allow_remote=True (CLI: --yes) if you really mean it",
         )
     started = time.perf_counter()
-    raw = engine.raw_connection()
-    try:
-        with raw.cursor() as cur:
-            cur.execute("SELECT to_regclass('public.extraction_jobs') IS NOT NULL, to_regclass('public.projects') IS NOT NULL")
-            if not all(cur.fetchone()):
-                raise MigrationError(
-                    "the database has no projects / extraction_jobs tables",
-                    fix="migrate it first: copythat-ops migrate upgrade",
-                )
-            if if_empty:
-                cur.execute("SELECT EXISTS (SELECT 1 FROM extraction_jobs)")
-                if cur.fetchone()[0]:
-                    return {"projects": 0, "jobs": 0, "skipped": "extraction_jobs already has rows"}
-            cur.execute("SET LOCAL synchronous_commit = off")
-            cur.execute("SHOW TimeZone")
-            tz = cur.fetchone()[0]
-            rng = np.random.default_rng(seed)
-            ids = _reserve_ids(cur, projects)
-            _copy(cur, "projects", iter([_projects(rng, ids, now, span, tz)]), projects)
-            busy = 1 / rng.permutation(np.arange(1, projects + 1)) ** 0.8  # a few busy projects, a long tail of quiet ones
-            pool = _result_pool(rng)
-            blocks = (
-                _jobs(np.random.default_rng([seed, block]), min(BLOCK_ROWS, jobs - start), ids, busy / busy.sum(), pool, now, span, tz)
-                for block, start in enumerate(range(0, jobs, BLOCK_ROWS))
-            )
-            with _without_secondary_indexes(cur, "extraction_jobs"):
-                _copy(cur, "extraction_jobs", blocks, jobs)
-        raw.commit()
-    finally:
-        raw.rollback()
-        raw.close()
+    with adbc_connection(engine) as conn, conn.cursor() as cur:
+        cur.execute("SELECT to_regclass('public.extraction_jobs') IS NOT NULL AND to_regclass('public.projects') IS NOT NULL")
+        if not cur.fetchone()[0]:
+            raise MigrationError("the database has no projects / extraction_jobs tables", fix="migrate it first: copythat-ops migrate upgrade")
+        if if_empty:
+            cur.execute("SELECT EXISTS (SELECT 1 FROM extraction_jobs)")
+            if cur.fetchone()[0]:
+                return {"projects": 0, "jobs": 0, "skipped": "extraction_jobs already has rows"}
+        cur.execute("SET LOCAL synchronous_commit = off")
+        cur.execute("SELECT current_setting('TimeZone')")
+        tz = cur.fetchone()[0]
+        rng = np.random.default_rng(seed)
+        ids = _reserve_ids(cur, projects)
+        cur.adbc_ingest("projects", _projects(rng, ids, now, span, tz), mode="append")
+        busy = 1 / rng.permutation(np.arange(1, projects + 1)) ** 0.8  # a few busy projects, a long tail of quiet ones
+        pool = _result_pool(rng)
+        blocks = (
+            _jobs(np.random.default_rng([seed, block]), min(BLOCK_ROWS, jobs - start), ids, busy / busy.sum(), pool, now, span, tz)
+            for block, start in enumerate(range(0, jobs, BLOCK_ROWS))
+        )
+        with _without_secondary_indexes(cur, "extraction_jobs"), tqdm(total=jobs, unit="jobs", desc="extraction_jobs", disable=jobs <= 2 * BLOCK_ROWS) as bar:
+            cur.adbc_ingest("extraction_jobs", pa.RecordBatchReader.from_batches(JOB_SCHEMA, _counted(blocks, bar)), mode="append")
+        conn.commit()
     seconds = time.perf_counter() - started
     return {"projects": projects, "jobs": jobs, "seconds": round(seconds, 3), "jobs_per_second": round(jobs / seconds)}
 
@@ -155,33 +157,19 @@ def _reserve_ids(cur, count: int) -> np.ndarray:
     cur.execute(
         """
         SELECT nextval(pg_get_serial_sequence('projects', 'id'))
-        FROM generate_series(1, %s)
+        FROM generate_series(1, $1)
         ORDER BY 1
         """,
         (count,),
     )
-    return np.array([row[0] for row in cur.fetchall()], dtype=np.int64)
+    return np.array([row[0] for row in cur.fetchall()], dtype=np.int32)
 
 
-def _copy(cur, table: str, blocks: Iterator[pa.Table], rows: int) -> None:
-    """COPY each block into `table`, generating and writing the next block's CSV while the server loads this one."""
-
-    def next_csv() -> tuple[str, io.BytesIO, int] | None:
-        data = next(blocks, None)
-        if data is None:
-            return None
-        buffer = io.BytesIO()
-        pa_csv.write_csv(data, buffer, pa_csv.WriteOptions(include_header=False))
-        buffer.seek(0)
-        return ", ".join(f'"{name}"' for name in data.column_names), buffer, data.num_rows
-
-    with ThreadPoolExecutor(max_workers=1) as writer, tqdm(total=rows, unit="rows", desc=table, disable=rows <= 2 * BLOCK_ROWS) as bar:
-        ahead = writer.submit(next_csv)
-        while (block := ahead.result()) is not None:
-            ahead = writer.submit(next_csv)
-            columns, buffer, count = block
-            cur.copy_expert(f'COPY "{table}" ({columns}) FROM STDIN WITH (FORMAT csv)', buffer)
-            bar.update(count)
+def _counted(blocks: Iterator[pa.Table], bar: tqdm) -> Iterator[pa.RecordBatch]:
+    for table in blocks:
+        for batch in table.to_batches():
+            yield batch
+            bar.update(batch.num_rows)
 
 
 @contextmanager
@@ -196,20 +184,20 @@ def _without_secondary_indexes(cur, table: str) -> Iterator[None]:
         return
     cur.execute(
         """
-        SELECT format('ALTER TABLE %%s DROP CONSTRAINT %%I', conrelid::regclass, conname),
-               format('ALTER TABLE %%s ADD CONSTRAINT %%I %%s', conrelid::regclass, conname, pg_get_constraintdef(oid))
+        SELECT format('ALTER TABLE %s DROP CONSTRAINT %I', conrelid::regclass, conname),
+               format('ALTER TABLE %s ADD CONSTRAINT %I %s', conrelid::regclass, conname, pg_get_constraintdef(oid))
         FROM pg_constraint
-        WHERE conrelid = %(table)s::regclass
+        WHERE conrelid = $1::regclass
           AND contype = 'f'
         UNION ALL
-        SELECT format('DROP INDEX %%s', indexrelid::regclass),
+        SELECT format('DROP INDEX %s', indexrelid::regclass),
                pg_get_indexdef(indexrelid)
         FROM pg_index
-        WHERE indrelid = %(table)s::regclass
+        WHERE indrelid = $1::regclass
           AND NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conindid = indexrelid)
         ORDER BY 1
         """,
-        {"table": f'"{table}"'},
+        (f'"{table}"',),
     )
     statements = cur.fetchall()
     for drop, _ in statements:
@@ -280,7 +268,8 @@ def _jobs(
             "error_message": _errors(rng, status == "failed", source),
             "created_at": _local(created, tz),
             "completed_at": pa.array(_local(created + taken, tz), mask=~finished),
-        }
+        },
+        schema=JOB_SCHEMA,
     )
 
 

@@ -125,3 +125,20 @@ def test_cli_seeds_once_with_if_empty(server):
         assert json.loads(again.stdout) == {"projects": 0, "jobs": 0, "skipped": "extraction_jobs already has rows"}
     finally:
         server.drop_database(url)
+
+
+def test_a_failure_while_loading_leaves_nothing_and_keeps_the_indexes(server):
+    url = server.create_database("seed_fail")
+    try:
+        migrations.upgrade(url=url)
+        engine = get_engine(url)
+        with engine.begin() as conn:
+            conn.execute(text("ALTER TABLE extraction_jobs ADD CONSTRAINT no_timeouts CHECK (error_message NOT LIKE 'Timeout%')"))
+        with pytest.raises(Exception, match="no_timeouts"):
+            seed(300_000, 10, engine=engine)
+        counts = frame(engine, "SELECT (SELECT count(*) FROM projects) AS projects, (SELECT count(*) FROM extraction_jobs) AS jobs")
+        assert counts.to_dict("records") == [{"projects": 0, "jobs": 0}]
+        indexes = frame(engine, "SELECT count(*) AS n FROM pg_indexes WHERE tablename = 'extraction_jobs'")
+        assert indexes["n"][0] == 3
+    finally:
+        server.drop_database(url)
