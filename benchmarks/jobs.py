@@ -1,7 +1,8 @@
 """Benchmark of the jobs bulk path, the analyses and the seed against the targets of the jobs issue.
 
 Seeds N jobs (default 1,000,000) in a scratch database, then measures in the
-same run: the COPY floor (the jobs_frame query copied to a null sink),
+same run: the COPY floor (the jobs_frame query copied to a null sink in
+binary format, as the ADBC driver reads it),
 jobs_frame of all rows, pandas.read_sql of the same query, iter_jobs_frames,
 their peak memory, job_summary and job_throughput on the full table, the seed
 rate, and DataFrame.to_sql on a sample, extrapolated. The scratch database is
@@ -58,6 +59,9 @@ def measure(kind: str, url: str) -> dict:
     """One read in this (fresh) process: seconds, peak RSS growth, and the frame's deep size."""
     engine = get_engine(url)
     sql, _ = jobs._jobs_query()
+    jobs.jobs_frame(limit=1, engine=engine)  # load the drivers before measuring
+    with engine.connect() as conn:
+        pd.read_sql(text(f"{sql} LIMIT 1"), conn)
     reset_peak()
     before = rss_bytes()
     started = time.perf_counter()
@@ -65,7 +69,7 @@ def measure(kind: str, url: str) -> dict:
     if kind == "copy floor":
         raw = engine.raw_connection()
         with raw.cursor() as cursor:
-            cursor.copy_expert(f"COPY ({sql}) TO STDOUT", NullSink())
+            cursor.copy_expert(f"COPY ({sql}) TO STDOUT (FORMAT binary)", NullSink())
         raw.close()
     elif kind == "jobs_frame":
         frame = jobs.jobs_frame(engine=engine)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
@@ -166,10 +167,14 @@ def _reserve_ids(cur, count: int) -> np.ndarray:
 
 
 def _counted(blocks: Iterator[pa.Table], bar: tqdm) -> Iterator[pa.RecordBatch]:
-    for table in blocks:
-        for batch in table.to_batches():
-            yield batch
-            bar.update(batch.num_rows)
+    """The blocks' record batches, the next block generated in a thread while the server loads this one."""
+    with ThreadPoolExecutor(max_workers=1) as generator:
+        ahead = generator.submit(next, blocks, None)
+        while (table := ahead.result()) is not None:
+            ahead = generator.submit(next, blocks, None)
+            for batch in table.to_batches():
+                yield batch
+                bar.update(batch.num_rows)
 
 
 @contextmanager
