@@ -148,7 +148,7 @@ def _signal(pid: int, action: str, *, dry_run: bool, engine: Engine | None) -> p
                    application_name,
                    datname AS database,
                    state,
-                   backend_type,
+                   coalesce(backend_type, 'client backend') AS backend_type,
                    query,
                    pid = pg_backend_pid() AS own
             FROM pg_stat_activity

@@ -21,7 +21,8 @@ from .snapshot import query, snapshot
 def connections(*, engine: Engine | None = None) -> pd.DataFrame:
     """Return this database's client connections counted by state, application, user and client (the setup guide's query).
 
-    A role without pg_read_all_stats (pg_monitor) sees other roles' state as `<insufficient privilege>`.
+    A role without pg_read_all_stats (pg_monitor) sees other roles' sessions with state `<insufficient privilege>`
+    (and cannot tell them from background workers, which are then counted too).
 
     Example:
         >>> connections().columns.tolist()
@@ -36,7 +37,7 @@ def connections(*, engine: Engine | None = None) -> pd.DataFrame:
                count(*) AS connections
         FROM pg_stat_activity
         WHERE datname = current_database()
-          AND backend_type = 'client backend'
+          AND coalesce(backend_type, 'client backend') = 'client backend'
         GROUP BY 1, 2, 3, 4
         ORDER BY connections DESC, state, application_name, user_name, client_addr
         """,
@@ -68,7 +69,7 @@ def connection_headroom(*, engine: Engine | None = None) -> pd.DataFrame:
                        {reserved} AS reserved_connections,
                        count(*) AS used_connections
                 FROM pg_stat_activity
-                WHERE backend_type = 'client backend'
+                WHERE coalesce(backend_type, 'client backend') = 'client backend'
             ) AS usage
             ORDER BY max_connections
             """,

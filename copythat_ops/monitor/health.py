@@ -86,12 +86,12 @@ def health(
         validate.number(value, name=name, maximum=100 if name in PERCENTS else None, integer=name in COUNTS)
     rows = []
     with snapshot(engine):
-        for check in CHECKS:
+        for names, check in CHECKS:
             try:
                 rows += check(limits)
             except (DBAPIError, CopythatError) as exc:
                 reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-                rows.append(_row(check.__name__.strip("_"), "WARN", None, "", f"could not run: {reason}", "grant the role pg_monitor; see the error"))
+                rows += [_row(name, "WARN", None, "", f"could not run: {reason}", "run the check alone to see the error; grant the role pg_monitor") for name in names]
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
@@ -235,15 +235,18 @@ def _index_checks(t: dict) -> list[dict]:
 
 
 def _sequences(t: dict) -> list[dict]:
-    used = sequences().dropna(subset=["percent_used"])
+    found = sequences()
+    used = found.dropna(subset=["percent_used"])
     top = used.iloc[0] if len(used) else None
+    hidden = int((~found["readable"].astype(bool)).sum())
+    detail = "none used yet" if top is None else f"fullest: {top['sequence']} ({top['column_type']}) {top['percent_used']} %"
     return [
         _row(
             "sequences",
             _level(None if top is None else top["percent_used"], t["sequence_warn_percent"], t["sequence_crit_percent"]),
             None if top is None else top["percent_used"],
             f"warn >= {t['sequence_warn_percent']} %, crit >= {t['sequence_crit_percent']} % of the column's maximum",
-            "none used yet" if top is None else f"fullest: {top['sequence']} ({top['column_type']}) {top['percent_used']} %",
+            detail + (f"; {hidden} this role may not read (grant SELECT on them)" if hidden else ""),
             "move the column and its sequence to bigint before they run out, with an expand/contract migration (see sequences())",
         )
     ]
@@ -322,16 +325,16 @@ def _slow_queries(t: dict) -> list[dict]:
     ]
 
 
-CHECKS: list[Callable[[dict], list[dict]]] = [
-    _connections,
-    _idle_in_transaction,
-    _long_running,
-    _blocked,
-    _cache_hit,
-    _index_checks,
-    _sequences,
-    _wraparound,
-    _dead_rows,
-    _replication,
-    _slow_queries,
+CHECKS: list[tuple[tuple[str, ...], Callable[[dict], list[dict]]]] = [
+    (("connection_headroom", "total_connections"), _connections),
+    (("idle_in_transaction",), _idle_in_transaction),
+    (("long_running_queries",), _long_running),
+    (("blocked_queries",), _blocked),
+    (("cache_hit",), _cache_hit),
+    (("invalid_indexes", "duplicate_indexes", "unused_indexes", "missing_indexes"), _index_checks),
+    (("sequences",), _sequences),
+    (("wraparound",), _wraparound),
+    (("dead_rows",), _dead_rows),
+    (("replication_lag", "replication_slots"), _replication),
+    (("slow_queries",), _slow_queries),
 ]
