@@ -8,7 +8,7 @@ Example:
     'c1a36d61036a'
 """
 
-from . import config, embedded, jobs, migrations
+from . import config, embedded, jobs, migrations, monitor
 from .check import check_connection
 from .config import mask_url, normalize_url, settings
 from .engine import database_url, get_db, get_engine, run_query, session_scope
@@ -49,6 +49,7 @@ __all__ = [
     "jobs_frame",
     "mask_url",
     "migrations",
+    "monitor",
     "normalize_url",
     "requeue_jobs",
     "run_query",

@@ -123,9 +123,9 @@ def test_connections_and_idle_in_transaction(db_url, engine):
         assert 2 <= headroom["used_connections"] < headroom["max_connections"]
         assert check_row(monitor.health(idle_in_transaction=1, engine=engine), "idle_in_transaction")["status"] == "WARN"
 
-        assert monitor.terminate_backend(pid, dry_run=True, engine=engine)["action"].tolist() == ["would terminate"]
+        assert monitor.terminate_backend(pid, engine=engine)["action"].tolist() == ["would terminate"]
         assert not of(monitor.idle_in_transaction(engine=engine), pid).empty
-        done = monitor.terminate_backend(pid, engine=engine)
+        done = monitor.terminate_backend(pid, apply=True, engine=engine)
         assert done[["pid", "action", "done"]].values.tolist() == [[pid, "terminate", True]]
         eventually(lambda: of(monitor.idle_in_transaction(engine=engine), pid).empty)
     finally:
@@ -168,7 +168,7 @@ def test_long_running_query_is_found_then_cancelled(db_url, engine):
         assert of(monitor.long_running_queries("1 hour", engine=engine), pid).empty
         assert check_row(monitor.health(long_running_seconds=0.3, engine=engine), "long_running_queries")["status"] == "WARN"
 
-        assert monitor.cancel_query(pid, engine=engine)["done"].tolist() == [True]
+        assert monitor.cancel_query(pid, apply=True, engine=engine)["done"].tolist() == [True]
         with pytest.raises(psycopg2.errors.QueryCanceled):
             psycopg2.extras.wait_select(sleeper)
 
@@ -383,7 +383,7 @@ def test_a_role_without_privileges_is_told_not_failed(server, db_url, engine, su
         visible = monitor.connections(engine=plain)
         assert "<insufficient privilege>" in set(visible["state"])
         with pytest.raises(CopythatError, match=f"may not cancel pid {holder.info.backend_pid}"):
-            monitor.cancel_query(holder.info.backend_pid, engine=plain)
+            monitor.cancel_query(holder.info.backend_pid, apply=True, engine=plain)
         report = monitor.health(engine=plain)
         assert report["check"].tolist() == monitor.health(engine=engine)["check"].tolist()
         assert not report["detail"].str.startswith("could not run").any()

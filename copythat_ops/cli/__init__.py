@@ -17,10 +17,10 @@ import sys
 
 from ..config import ENV_FILE_VAR, mask_text
 from ..errors import CopythatError
-from . import db, jobs, migrate, notebooks, seed
+from . import db, jobs, migrate, monitor, notebooks, seed
 from .output import emit
 
-GROUPS = (db, migrate, jobs, seed, notebooks)
+GROUPS = (db, migrate, jobs, seed, monitor, notebooks)
 
 
 def parser() -> argparse.ArgumentParser:

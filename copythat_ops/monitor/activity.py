@@ -114,31 +114,34 @@ def blocked_queries(*, engine: Engine | None = None) -> pd.DataFrame:
     )
 
 
-def cancel_query(pid: int, *, dry_run: bool = False, engine: Engine | None = None) -> pd.DataFrame:
+def cancel_query(pid: int, *, apply: bool = False, engine: Engine | None = None) -> pd.DataFrame:
     """Cancel the query running in session `pid` (the session stays connected); return the session and whether it was signalled.
 
-    With `dry_run=True`, only show the session. A pid that is not a session of
-    this server, or is this connection's own, is refused and nothing happens.
+    A dry run (only the session, `action` "would cancel") unless `apply=True`.
+    A pid that is not a session of this server, or is this connection's own,
+    is refused and nothing happens.
 
     Example:
-        >>> cancel_query(12345, dry_run=True)   # doctest: +SKIP
+        >>> cancel_query(12345)                 # doctest: +SKIP
+        >>> cancel_query(12345, apply=True)     # doctest: +SKIP
     """
-    return _signal(pid, "cancel", dry_run=dry_run, engine=engine)
+    return _signal(pid, "cancel", apply=apply, engine=engine)
 
 
-def terminate_backend(pid: int, *, dry_run: bool = False, engine: Engine | None = None) -> pd.DataFrame:
+def terminate_backend(pid: int, *, apply: bool = False, engine: Engine | None = None) -> pd.DataFrame:
     """End session `pid` (its open transaction rolls back); return the session and whether it was signalled.
 
-    With `dry_run=True`, only show the session. A pid that is not a session of
-    this server, or is this connection's own, is refused and nothing happens.
+    A dry run (only the session, `action` "would terminate") unless `apply=True`.
+    A pid that is not a session of this server, or is this connection's own,
+    is refused and nothing happens.
 
     Example:
-        >>> terminate_backend(12345, dry_run=True)   # doctest: +SKIP
+        >>> terminate_backend(12345, apply=True)   # doctest: +SKIP
     """
-    return _signal(pid, "terminate", dry_run=dry_run, engine=engine)
+    return _signal(pid, "terminate", apply=apply, engine=engine)
 
 
-def _signal(pid: int, action: str, *, dry_run: bool, engine: Engine | None) -> pd.DataFrame:
+def _signal(pid: int, action: str, *, apply: bool, engine: Engine | None) -> pd.DataFrame:
     pid = validate.number(pid, name="pid", minimum=1, integer=True)
     with snapshot(engine):
         target = query(
@@ -166,7 +169,7 @@ def _signal(pid: int, action: str, *, dry_run: bool, engine: Engine | None) -> p
         if session["backend_type"] not in SIGNALLABLE:
             raise InputError(f"pid {pid} is the server's {session['backend_type']}, not a session", fix="give the pid of a client session")
         done = False
-        if not dry_run:
+        if apply:
             try:
                 done = bool(query(f"SELECT {SIGNALS[action]}(:pid) AS done", {"pid": pid}, name=action)["done"][0])
             except DBAPIError as exc:
@@ -177,6 +180,6 @@ def _signal(pid: int, action: str, *, dry_run: bool, engine: Engine | None) -> p
                     fix="connect as that role, or as a member of pg_signal_backend",
                 ) from None
     result = target.drop(columns=["own", "backend_type"])
-    result["action"] = f"would {action}" if dry_run else action
+    result["action"] = action if apply else f"would {action}"
     result["done"] = done
     return result

@@ -1,0 +1,130 @@
+"""`copythat-ops monitor`: the monitoring checks and the health verdict, for a terminal, cron or CI.
+
+`monitor health` exits 3 when a check is CRIT (or WARN, with --fail-on warn),
+after printing the report; 2 stays for bad input.
+
+Example:
+    $ copythat-ops monitor health
+    $ copythat-ops monitor health --threshold long_running_seconds=30 --fail-on warn
+    $ copythat-ops --format json monitor indexes duplicate
+    $ copythat-ops monitor cancel 4242 --apply
+"""
+
+from __future__ import annotations
+
+import inspect
+import sys
+
+from .. import monitor
+from ..errors import InputError
+from .output import emit
+
+FAIL_EXIT = 3
+THRESHOLDS = [name for name in inspect.signature(monitor.health).parameters if name != "engine"]
+VIEWS = {
+    "connections": {
+        "summary": lambda a: monitor.connections(),
+        "headroom": lambda a: monitor.connection_headroom(),
+        "idle": lambda a: monitor.idle_in_transaction(a.min_duration or 0),
+    },
+    "sizes": {
+        "tables": lambda a: monitor.table_sizes().head(a.top),
+        "indexes": lambda a: monitor.index_sizes().head(a.top),
+        "database": lambda a: monitor.database_size(),
+    },
+    "indexes": {
+        "usage": lambda a: monitor.index_usage(),
+        "unused": lambda a: monitor.unused_indexes(),
+        "duplicate": lambda a: monitor.duplicate_indexes(),
+        "invalid": lambda a: monitor.invalid_indexes(),
+        "missing": lambda a: monitor.missing_indexes(),
+    },
+    "activity": {
+        "long-running": lambda a: monitor.long_running_queries(a.min_duration or "1 min"),
+        "blocked": lambda a: monitor.blocked_queries(),
+    },
+    "maintenance": {
+        "vacuum": lambda a: monitor.vacuum_stats(),
+        "progress": lambda a: monitor.vacuum_progress(),
+        "wraparound": lambda a: monitor.wraparound_risk(),
+        "cache": lambda a: monitor.cache_hit_ratio(),
+    },
+    "sequences": {"all": lambda a: monitor.sequences()},
+    "queries": {
+        "top": lambda a: monitor.query_stats(top=a.top or 20, sort=a.sort),
+        "slow": lambda a: monitor.slow_queries(),
+        "status": lambda a: monitor.query_stats_status(),
+    },
+    "server": {
+        "info": lambda a: monitor.server_info(),
+        "checkpoints": lambda a: monitor.checkpoints(),
+        "replication": lambda a: monitor.replication(),
+        "replica-lag": lambda a: monitor.replica_lag(),
+        "slots": lambda a: monitor.replication_slots(),
+    },
+}
+
+
+def register(groups) -> None:
+    """Add the `monitor` sub-commands."""
+    mon = groups.add_parser("monitor", help="health verdict, connections, sizes, indexes, activity, maintenance, sequences, queries")
+    checks = mon.add_subparsers(dest="check", required=True)
+
+    health = checks.add_parser("health", help=f"every check with a status; exit {FAIL_EXIT} on CRIT")
+    health.add_argument("--fail-on", choices=["crit", "warn"], default="crit", help=f"exit {FAIL_EXIT} at this status or worse (default crit)")
+    health.add_argument(
+        "--threshold", action="append", default=[], metavar="NAME=VALUE", help=f"change a threshold; one of: {', '.join(THRESHOLDS)}"
+    )
+    health.set_defaults(run=run_health)
+
+    for group, views in VIEWS.items():
+        sub = checks.add_parser(group, help=f"{group}: {', '.join(views)}")
+        if len(views) > 1:
+            sub.add_argument("view", nargs="?", choices=list(views), default=next(iter(views)), help=f"default {next(iter(views))}")
+        if group in ("connections", "activity"):
+            sub.add_argument("--min-duration", help="idle / long-running: at least this long, e.g. 30s (defaults 0 and 1 min)")
+        if group in ("sizes", "queries"):
+            sub.add_argument("--top", type=int, help="only the first N (queries top: default 20)")
+        if group == "queries":
+            sub.add_argument("--sort", default="total_time", help="queries top: total_time, mean_time or calls")
+        sub.set_defaults(run=run_view, group=group)
+
+    for action, text in [("cancel", "cancel a session's running query"), ("terminate", "end a session, rolling back its transaction")]:
+        act = checks.add_parser(action, help=f"{text} (a dry run unless --apply)")
+        act.add_argument("pid", type=int)
+        act.add_argument("--apply", action="store_true", help="really send the signal")
+        act.set_defaults(run=run_signal, action=action)
+
+
+def run_view(args) -> object:
+    views = VIEWS[args.group]
+    return views[getattr(args, "view", next(iter(views)))](args)
+
+
+def run_signal(args) -> object:
+    signal = monitor.cancel_query if args.action == "cancel" else monitor.terminate_backend
+    result = signal(args.pid, apply=args.apply)
+    if not args.apply:
+        print(f"Would {args.action} this session; run again with --apply to do it.", file=sys.stderr)
+    return result
+
+
+def run_health(args) -> object:
+    report = monitor.health(**dict(_threshold(item) for item in args.threshold))
+    worst = monitor.verdict(report)
+    failing = report[report["status"].isin(["CRIT"] if args.fail_on == "crit" else ["WARN", "CRIT"])]
+    print(f"health: {worst}" + (f" ({', '.join(failing['check'])})" if len(failing) else ""), file=sys.stderr)
+    if failing.empty:
+        return report
+    emit(report, args.format)
+    raise SystemExit(FAIL_EXIT)
+
+
+def _threshold(item: str) -> tuple[str, float]:
+    name, _, value = item.partition("=")
+    if name not in THRESHOLDS:
+        raise InputError(f"unknown threshold {name!r}", fix=f"use NAME=VALUE with NAME one of: {', '.join(THRESHOLDS)}")
+    try:
+        return name, int(value) if value.strip().lstrip("-").isdigit() else float(value)
+    except ValueError:
+        raise InputError(f"threshold {name} must be a number, not {value!r}", fix=f"e.g. --threshold {name}=10") from None

@@ -1,0 +1,46 @@
+"""`copythat-ops monitor` as cron or CI runs it: real processes against a real server, exit codes and formats."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pandas as pd
+from sqlalchemy import text
+from test_cli import run
+
+from copythat_ops.engine import get_engine
+
+
+def test_health_on_a_clean_database_exits_zero_with_every_check(db_url):
+    result = run("--format", "json", "monitor", "health", url=db_url)
+    assert result.returncode == 0, result.stderr
+    report = pd.DataFrame(json.loads(result.stdout))
+    assert set(report["status"]) == {"OK"} and "sequences" in set(report["check"])
+    assert result.stderr.strip().endswith("health: OK")
+
+
+def test_health_exits_3_on_crit_and_on_warn_when_asked(db_url):
+    with get_engine(db_url).begin() as conn:
+        conn.execute(text("CREATE TABLE counters (id serial PRIMARY KEY)"))
+        conn.execute(text("SELECT setval('counters_id_seq', 2000000000)"))  # 93 % of INTEGER: WARN
+    warn = run("monitor", "health", "--fail-on", "warn", url=db_url)
+    assert warn.returncode == 3 and "health: WARN (sequences)" in warn.stderr and "counters_id_seq" in warn.stdout
+    assert run("monitor", "health", url=db_url).returncode == 0
+    crit = run("monitor", "health", "--threshold", "sequence_crit_percent=90", url=db_url)
+    assert crit.returncode == 3 and "health: CRIT (sequences)" in crit.stderr
+
+
+def test_views_print_as_csv(db_url):
+    result = run("--format", "csv", "monitor", "sequences", url=db_url)
+    assert result.returncode == 0, result.stderr
+    assert pd.read_csv(io.StringIO(result.stdout))["sequence"].tolist() == ["counters_id_seq"]
+
+
+def test_bad_input_gets_one_clear_line_and_exit_2(db_url):
+    unknown = run("monitor", "health", "--threshold", "speed=3", url=db_url)
+    assert unknown.returncode == 2 and "unknown threshold 'speed'" in unknown.stderr and "long_running_seconds" in unknown.stderr
+    negative = run("monitor", "health", "--threshold", "long_running_seconds=-5", url=db_url)
+    assert negative.returncode == 2 and "long_running_seconds -5 is out of range" in negative.stderr
+    missing = run("monitor", "cancel", "99999999", "--apply", url=db_url)
+    assert missing.returncode == 2 and missing.stderr.startswith("error: no session has pid 99999999")
