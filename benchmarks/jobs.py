@@ -31,7 +31,7 @@ from sqlalchemy.pool import NullPool
 from copythat_ops import embedded, jobs, migrations
 from copythat_ops.config import mask_url, normalize_url
 from copythat_ops.engine import dispose_engines, get_engine
-from copythat_ops.seed import seed
+from copythat_ops.seed import seed_database
 
 TARGETS = {
     "jobs_frame / COPY floor": ("<=", 1.5),
@@ -141,7 +141,7 @@ def main() -> None:
     try:
         migrations.upgrade(url=url)
         engine = get_engine(url)
-        seeded = seed(args.jobs, args.projects, seed=1, engine=engine)
+        seeded = seed_database(args.jobs, args.projects, seed=1, engine=engine)
         with create_engine(url, poolclass=NullPool, isolation_level="AUTOCOMMIT").connect() as conn:
             conn.execute(text("VACUUM ANALYZE extraction_jobs"))
         in_fresh_process("copy floor", plain)  # warm the cache

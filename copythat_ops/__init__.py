@@ -16,7 +16,7 @@ from .errors import ConfigError, ConnectError, CopythatError, EmbeddedError, Mig
 from .job_actions import ActionResult, audit_log, cancel_jobs, fail_stuck_jobs, requeue_jobs
 from .jobs import failure_reasons, iter_jobs_frames, job_summary, job_throughput, jobs_frame, stuck_jobs
 from .models import EXTRACTION_TYPES, JOB_STATUSES, ExtractionJob, ExtractionType, JobActionAudit, JobStatus, Project
-from .seed import seed
+from .seed import seed_database
 
 __all__ = [
     "ActionResult",
@@ -53,7 +53,7 @@ __all__ = [
     "normalize_url",
     "requeue_jobs",
     "run_query",
-    "seed",
+    "seed_database",
     "session_scope",
     "settings",
     "stuck_jobs",

@@ -15,8 +15,8 @@ generated, in one transaction: a million jobs take seconds. Seeding refuses a da
 `allow_remote=True`.
 
 Example:
-    >>> from copythat_ops.seed import seed
-    >>> seed(jobs=1000, projects=10, seed=7)["jobs"]    # doctest: +SKIP
+    >>> from copythat_ops.seed import seed_database
+    >>> seed_database(jobs=1000, projects=10, seed=7)["jobs"]    # doctest: +SKIP
     1000
 """
 
@@ -89,7 +89,7 @@ WORDS = (
 )
 
 
-def seed(
+def seed_database(
     jobs: int = 10_000,
     projects: int = 50,
     *,
@@ -109,7 +109,7 @@ def seed(
     (and skipped, when nothing was loaded).
 
     Example:
-        >>> seed(jobs=100_000, projects=200, seed=42, if_empty=True)   # doctest: +SKIP
+        >>> seed_database(jobs=100_000, projects=200, seed=42, if_empty=True)   # doctest: +SKIP
         {'projects': 200, 'jobs': 100000, 'seconds': 1.1, 'jobs_per_second': 90909}
     """
     number(jobs, name="jobs", integer=True)

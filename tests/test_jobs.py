@@ -16,7 +16,7 @@ from copythat_ops import jobs, migrations
 from copythat_ops.engine import get_engine
 from copythat_ops.errors import ConnectError, InputError, MigrationError
 from copythat_ops.models import EXTRACTION_TYPES, JOB_STATUSES
-from copythat_ops.seed import seed
+from copythat_ops.seed import seed_database
 
 CLI = str(Path(sys.executable).parent / "copythat-ops")
 
@@ -40,7 +40,7 @@ DELIBERATE = [
 def engine(db_url):
     migrations.upgrade(url=db_url)
     engine = get_engine(db_url)
-    seed(3000, 20, seed=3, window="2 days", engine=engine)
+    seed_database(3000, 20, seed=3, window="2 days", engine=engine)
     with engine.begin() as conn:
         conn.execute(text("DELETE FROM extraction_jobs WHERE status IN ('processing', 'pending')"))
         project = conn.scalar(text("SELECT min(id) FROM projects"))

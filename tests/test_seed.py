@@ -16,7 +16,7 @@ from copythat_ops import migrations
 from copythat_ops.engine import get_engine, run_query
 from copythat_ops.errors import InputError, MigrationError
 from copythat_ops.models import EXTRACTION_TYPES, JOB_STATUSES
-from copythat_ops.seed import seed
+from copythat_ops.seed import seed_database
 
 CLI = str(Path(sys.executable).parent / "copythat-ops")
 NOW = datetime(2025, 3, 14, 15, 0, tzinfo=UTC)
@@ -27,7 +27,7 @@ JOBS = "SELECT * FROM extraction_jobs ORDER BY id"
 def engine(db_url):
     migrations.upgrade(url=db_url)
     engine = get_engine(db_url)
-    seed(5000, 30, seed=11, window="3 days", now=NOW, engine=engine)
+    seed_database(5000, 30, seed=11, window="3 days", now=NOW, engine=engine)
     return engine
 
 
@@ -39,12 +39,12 @@ def test_same_seed_same_data_other_seed_other_data(engine, server):
     twin = server.create_database("seed_twin")
     try:
         migrations.upgrade(url=twin)
-        seed(5000, 30, seed=11, window="3 days", now=NOW, engine=get_engine(twin))
+        seed_database(5000, 30, seed=11, window="3 days", now=NOW, engine=get_engine(twin))
         pd.testing.assert_frame_equal(frame(engine), frame(get_engine(twin)))
         pd.testing.assert_frame_equal(frame(engine, "SELECT * FROM projects ORDER BY id"), frame(get_engine(twin), "SELECT * FROM projects ORDER BY id"))
         with get_engine(twin).begin() as conn:
             conn.execute(text("TRUNCATE extraction_jobs, projects RESTART IDENTITY"))
-        seed(5000, 30, seed=12, window="3 days", now=NOW, engine=get_engine(twin))
+        seed_database(5000, 30, seed=12, window="3 days", now=NOW, engine=get_engine(twin))
         assert not frame(engine)["source_url"].equals(frame(get_engine(twin))["source_url"])
     finally:
         server.drop_database(twin)
@@ -89,15 +89,15 @@ def test_indexes_and_foreign_key_are_as_before_and_the_schema_matches_the_models
 
 def test_if_empty_leaves_a_seeded_database_alone_and_more_can_be_added(engine):
     before = frame(engine, "SELECT count(*) AS n FROM extraction_jobs")["n"][0]
-    assert seed(100, 2, engine=engine, if_empty=True)["skipped"] == "extraction_jobs already has rows"
-    assert seed(100, 2, seed=5, engine=engine)["jobs"] == 100
+    assert seed_database(100, 2, engine=engine, if_empty=True)["skipped"] == "extraction_jobs already has rows"
+    assert seed_database(100, 2, seed=5, engine=engine)["jobs"] == 100
     assert frame(engine, "SELECT count(*) AS n FROM extraction_jobs")["n"][0] == before + 100
 
 
 def test_refuses_a_remote_database_unless_allowed(server):
     remote = get_engine("postgresql://app:Hunter2Secret@ep-cool-1.us-east-2.aws.neon.tech/neondb?sslmode=require")
     with pytest.raises(InputError, match="not a database on this machine") as raised:
-        seed(10, 1, engine=remote)
+        seed_database(10, 1, engine=remote)
     assert "Hunter2Secret" not in str(raised.value) and "allow_remote=True" in str(raised.value)
 
 
@@ -105,10 +105,10 @@ def test_bad_input_and_an_unmigrated_database(server):
     url = server.create_database("seed_empty")
     try:
         with pytest.raises(MigrationError, match="migrate upgrade"):
-            seed(10, 1, engine=get_engine(url))
+            seed_database(10, 1, engine=get_engine(url))
         for kwargs, message in [({"jobs": -1}, "jobs -1 is out of range"), ({"projects": 0}, "projects 0 is out of range"), ({"window": "0s"}, "window '0s' is empty")]:
             with pytest.raises(InputError, match=message):
-                seed(**{"jobs": 10, "projects": 1, **kwargs}, engine=get_engine(url))
+                seed_database(**{"jobs": 10, "projects": 1, **kwargs}, engine=get_engine(url))
     finally:
         server.drop_database(url)
 
@@ -135,7 +135,7 @@ def test_a_failure_while_loading_leaves_nothing_and_keeps_the_indexes(server):
         with engine.begin() as conn:
             conn.execute(text("ALTER TABLE extraction_jobs ADD CONSTRAINT no_timeouts CHECK (error_message NOT LIKE 'Timeout%')"))
         with pytest.raises(Exception, match="no_timeouts"):
-            seed(300_000, 10, engine=engine)
+            seed_database(300_000, 10, engine=engine)
         counts = frame(engine, "SELECT (SELECT count(*) FROM projects) AS projects, (SELECT count(*) FROM extraction_jobs) AS jobs")
         assert counts.to_dict("records") == [{"projects": 0, "jobs": 0}]
         indexes = frame(engine, "SELECT count(*) AS n FROM pg_indexes WHERE tablename = 'extraction_jobs'")

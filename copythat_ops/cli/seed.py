@@ -7,7 +7,7 @@ Example:
 
 from __future__ import annotations
 
-from ..seed import seed
+from ..seed import seed_database
 
 
 def register(groups) -> None:
@@ -23,4 +23,4 @@ def register(groups) -> None:
 
 
 def run(args) -> object:
-    return seed(args.jobs, args.projects, seed=args.seed, window=args.window, if_empty=args.if_empty, allow_remote=args.yes)
+    return seed_database(args.jobs, args.projects, seed=args.seed, window=args.window, if_empty=args.if_empty, allow_remote=args.yes)
