@@ -1,0 +1,185 @@
+"""Charts: matplotlib figures from the toolkit's DataFrames, drawn headless (Agg) or inline in a notebook.
+
+Each chart takes the DataFrame a library function returns and gives back a
+Figure; nothing here queries the database. `figure()`, `PALETTE`,
+`bytes_axis()` and `note_empty()` give every chart the same look.
+
+Example:
+    >>> from copythat_ops import charts, monitor
+    >>> fig = charts.table_sizes_chart(monitor.table_sizes(), top=5)
+    >>> fig.savefig("sizes.png")              # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, MaxNLocator
+
+PALETTE = {
+    "primary": "#4C72B0",
+    "secondary": "#DD8452",
+    "tertiary": "#55A868",
+    "ok": "#55A868",
+    "warn": "#E1A23B",
+    "crit": "#C44E52",
+    "muted": "#8C8C8C",
+}
+
+
+def figure(title: str, *, ncols: int = 1, size: tuple[float, float] = (9, 4)) -> tuple[Figure, np.ndarray]:
+    """Return a new figure with `ncols` axes side by side (always an array) in the toolkit's style, detached from pyplot's state.
+
+    Example:
+        >>> fig, (ax,) = figure("Connections")
+        >>> fig.get_suptitle()
+        'Connections'
+    """
+    fig, axes = plt.subplots(1, ncols, figsize=size, squeeze=False, layout="constrained")
+    plt.close(fig)  # returned, not shown twice by a notebook
+    fig.suptitle(title, fontweight="bold")
+    for ax in axes[0]:
+        ax.grid(axis="x", color="#E5E5E5")
+        ax.set_axisbelow(True)
+        ax.spines[["top", "right"]].set_visible(False)
+    return fig, axes[0]
+
+
+def bytes_axis(ax: Axes, axis: str = "x") -> None:
+    """Label `axis` of `ax` in readable sizes (kB, MB, GB).
+
+    Example:
+        >>> fig, (ax,) = figure("Sizes")
+        >>> bytes_axis(ax)
+    """
+    target = ax.xaxis if axis == "x" else ax.yaxis
+    target.set_major_formatter(FuncFormatter(lambda value, _: readable_bytes(value)))
+
+
+def readable_bytes(value: float) -> str:
+    """Return `value` bytes as text with a binary unit.
+
+    Example:
+        >>> readable_bytes(3 * 1024**2)
+        '3 MB'
+    """
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if abs(value) < 1024 or unit == "TB":
+            return f"{value:.3g} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def note_empty(ax: Axes, message: str) -> None:
+    """Write `message` in the middle of an axes that has nothing to plot.
+
+    Example:
+        >>> fig, (ax,) = figure("Long-running queries")
+        >>> note_empty(ax, "none")
+    """
+    ax.text(0.5, 0.5, message, ha="center", va="center", color=PALETTE["muted"], transform=ax.transAxes)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def _barh(ax: Axes, counts: pd.Series, color: str, xlabel: str) -> None:
+    """Horizontal bars of `counts` (index as labels), largest on top."""
+    counts = counts.sort_values()
+    ax.barh([str(label) for label in counts.index], counts.to_numpy(), color=color)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel(xlabel)
+
+
+def connections_chart(frame: pd.DataFrame, *, top: int = 10) -> Figure:
+    """Return bars of connections by state and by application (the `top` busiest) from `monitor.connections()`.
+
+    Example:
+        >>> from copythat_ops import monitor
+        >>> connections_chart(monitor.connections()).axes[0].get_title()
+        'by state'
+    """
+    fig, (by_state, by_app) = figure("Connections", ncols=2)
+    by_state.set_title("by state")
+    by_app.set_title("by application")
+    if frame.empty:
+        note_empty(by_state, "no connections")
+        note_empty(by_app, "no connections")
+        return fig
+    _barh(by_state, frame.groupby(frame["state"].fillna("(none)"))["connections"].sum(), PALETTE["primary"], "connections")
+    apps = frame.groupby(frame["application_name"].replace("", "(unnamed)").fillna("(unnamed)"))["connections"].sum()
+    _barh(by_app, apps.nlargest(top), PALETTE["secondary"], "connections")
+    return fig
+
+
+def table_sizes_chart(frame: pd.DataFrame, *, top: int = 10) -> Figure:
+    """Return stacked bars of the `top` largest tables split into table, indexes and TOAST, from `monitor.table_sizes()`.
+
+    Example:
+        >>> from copythat_ops import monitor
+        >>> table_sizes_chart(monitor.table_sizes(), top=5).axes[0].get_xlabel()
+        'size'
+    """
+    fig, (ax,) = figure(f"Largest tables (top {top})")
+    if frame.empty:
+        note_empty(ax, "no tables")
+        return fig
+    largest = frame.nlargest(top, "total_bytes").iloc[::-1]
+    labels = np.where(largest["schema"] == "public", largest["table"], largest["schema"] + "." + largest["table"])
+    left = np.zeros(len(largest))
+    for column, label, color in [
+        ("table_bytes", "table", PALETTE["primary"]),
+        ("index_bytes", "indexes", PALETTE["secondary"]),
+        ("toast_bytes", "TOAST", PALETTE["tertiary"]),
+    ]:
+        values = largest[column].to_numpy(dtype=float)
+        ax.barh(labels, values, left=left, label=label, color=color)
+        left += values
+    bytes_axis(ax)
+    ax.set_xlabel("size")
+    ax.legend(loc="lower right", frameon=False)
+    return fig
+
+
+def cache_hit_chart(frame: pd.DataFrame, *, threshold: float = 99) -> Figure:
+    """Return bars of the cache hit % of tables and indexes from `monitor.cache_hit_ratio()`, with the `threshold` line (pghero: 99 %).
+
+    Bars under the threshold are drawn in the warning colour; a kind with no reads yet is labelled so.
+
+    Example:
+        >>> from copythat_ops import monitor
+        >>> len(cache_hit_chart(monitor.cache_hit_ratio()).axes[0].patches)
+        2
+    """
+    fig, (ax,) = figure("Cache hit ratio", size=(6, 3.5))
+    percent = pd.to_numeric(frame["hit_percent"], errors="coerce")
+    low = percent.min()
+    left = 0 if pd.isna(low) else max(0, min(low, threshold) - 5)  # zoom in on the range that matters
+    colors = [PALETTE["muted"] if pd.isna(p) else PALETTE["warn"] if p < threshold else PALETTE["ok"] for p in percent]
+    bars = ax.barh(frame["kind"].tolist(), percent.fillna(left).to_numpy(), color=colors)
+    ax.bar_label(bars, labels=["no reads yet" if pd.isna(p) else f"{p:.2f} %" for p in percent], padding=3)
+    ax.axvline(threshold, color=PALETTE["crit"], linestyle="--", linewidth=1, label=f"{threshold:g} %")
+    ax.set_xlim(left, 100)
+    ax.set_xlabel("% of blocks found in shared buffers")
+    ax.legend(loc="lower left", frameon=False)
+    return fig
+
+
+def long_running_chart(frame: pd.DataFrame, *, top: int = 15) -> Figure:
+    """Return bars of how long each of the `top` longest queries from `monitor.long_running_queries()` has run, labelled with pid and query.
+
+    Example:
+        >>> from copythat_ops import monitor
+        >>> long_running_chart(monitor.long_running_queries("1 h")).axes[0].texts[0].get_text()
+        'no long-running queries'
+    """
+    fig, (ax,) = figure("Long-running queries")
+    if frame.empty:
+        note_empty(ax, "no long-running queries")
+        return fig
+    longest = frame.nlargest(top, "duration_seconds")
+    labels = [f"{pid}: {' '.join(str(query).split())[:40]}" for pid, query in zip(longest["pid"], longest["query"], strict=True)]
+    _barh(ax, pd.Series(longest["duration_seconds"].to_numpy(), index=labels), PALETTE["warn"], "seconds running")
+    return fig
