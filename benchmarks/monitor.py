@@ -1,0 +1,151 @@
+"""Benchmark the monitoring checks on a large catalog (not a test): time and statements of each check and of health().
+
+Builds, in a scratch database it creates and drops, 2,000 tables with 5,000
+indexes (a primary key and an index on every table, a covering index on every
+other one) and 2,000 serial sequences, a few rows each. Then runs every
+check and `health()` (median of --repeat runs) and counts the statements each
+sends, with a SQLAlchemy `before_cursor_execute` listener. `health()` is also
+measured on the empty database first: its statement count must not grow with
+the catalog. Target: `health()` under 2 s.
+
+Usage:
+    .venv/bin/python benchmarks/monitor.py                      # the embedded PostgreSQL
+    .venv/bin/python benchmarks/monitor.py --server-url URL     # any server where the role may CREATE DATABASE
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+import uuid
+
+import psycopg2
+from sqlalchemy import create_engine, event, text
+from sqlalchemy.pool import NullPool
+
+from copythat_ops import embedded, monitor
+from copythat_ops.config import mask_url, normalize_url
+from copythat_ops.engine import dispose_engines, get_engine
+
+TARGET_SECONDS = 2.0
+BATCH = 100  # tables per transaction: keeps the lock table within max_locks_per_transaction
+CHECKS = [name for name in monitor.__all__ if name not in {"health", "verdict", "snapshot", "cancel_query", "terminate_backend", "pool_status"}]
+
+
+def build_catalog(engine, tables: int) -> None:
+    conn = engine.raw_connection()  # plain psycopg2: the DO blocks' format() strings keep their %
+    try:
+        with conn.cursor() as cur:
+            for first in range(1, tables + 1, BATCH):
+                last = min(first + BATCH - 1, tables)
+                cur.execute(
+                    f"""
+                    DO $$
+                    BEGIN
+                        FOR i IN {first}..{last} LOOP
+                            EXECUTE format('CREATE TABLE %I (id serial PRIMARY KEY, a int, b int, note text)', 'bench_' || i);
+                            EXECUTE format('CREATE INDEX ON %I (a)', 'bench_' || i);
+                            IF i % 2 = 0 THEN
+                                EXECUTE format('CREATE INDEX ON %I (a, b)', 'bench_' || i);
+                            END IF;
+                            EXECUTE format('INSERT INTO %I (a, b, note) SELECT g, mod(g, 7), md5(g::text) FROM generate_series(1, 5) AS g', 'bench_' || i);
+                        END LOOP;
+                    END
+                    $$
+                    """
+                )
+                conn.commit()
+            cur.execute("SELECT setval('bench_1_id_seq', 2000000000)")  # one sequence past 90 % of its INTEGER ceiling
+            cur.execute("ANALYZE")
+            conn.commit()
+    finally:
+        conn.close()
+
+
+def enable_statements(engine) -> bool:
+    """Create pg_stat_statements where the role may, so query_stats and slow_queries are measured too."""
+    conn = engine.raw_connection()
+    try:
+        with conn.cursor() as cur:
+            cur.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        conn.commit()
+        return True
+    except psycopg2.Error as exc:
+        print(f"pg_stat_statements not enabled ({str(exc).splitlines()[0]}): query_stats and slow_queries are skipped")
+        return False
+    finally:
+        conn.close()
+
+
+def measure(engine, func, repeat: int) -> tuple[float, int]:
+    """Median seconds of `repeat` calls and the statements one call sends."""
+    counter = {"statements": 0}
+
+    def count(*_):
+        counter["statements"] += 1
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        times = []
+        for _ in range(repeat):
+            counter["statements"] = 0
+            started = time.perf_counter()
+            func(engine=engine)
+            times.append(time.perf_counter() - started)
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    return statistics.median(times), counter["statements"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--server-url", help="admin URL of the server (default: the embedded PostgreSQL)")
+    parser.add_argument("--tables", type=int, default=2000)
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+
+    admin_url = normalize_url(args.server_url) if args.server_url else embedded.start().set(database="postgres")
+    admin = create_engine(admin_url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+    name = f"copythat_bench_monitor_{uuid.uuid4().hex[:8]}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = admin_url.set(database=name)
+    print(f"server: {mask_url(admin_url)}; scratch database {name}")
+    try:
+        engine = get_engine(url)
+        enabled = enable_statements(engine) and monitor.query_stats_status(engine=engine)["enabled"]
+        empty_time, empty_statements = measure(engine, monitor.health, args.repeat)
+
+        started = time.perf_counter()
+        build_catalog(engine, args.tables)
+        counts = engine.connect().execute(
+            text(
+                "SELECT (SELECT count(*) FROM pg_class WHERE relkind = 'r' AND relname LIKE 'bench\\_%') AS tables, "
+                "(SELECT count(*) FROM pg_class WHERE relkind = 'i' AND relname LIKE 'bench\\_%') AS indexes, "
+                "(SELECT count(*) FROM pg_class WHERE relkind = 'S') AS sequences"
+            )
+        ).one()
+        print(f"catalog: {counts.tables:,} tables, {counts.indexes:,} indexes, {counts.sequences:,} sequences, built in {time.perf_counter() - started:.1f} s\n")
+
+        print(f"{'check':<24}{'median s':>10}{'statements':>12}")
+        for check in [c for c in CHECKS if enabled or c not in ("query_stats", "slow_queries")]:
+            seconds, statements = measure(engine, getattr(monitor, check), args.repeat)
+            print(f"{check:<24}{seconds:>10.3f}{statements:>12}")
+        seconds, statements = measure(engine, monitor.health, args.repeat)
+        report = monitor.health(engine=engine)
+        print(f"{'health()':<24}{seconds:>10.3f}{statements:>12}")
+        print(f"\nhealth() on the empty database: {empty_time:.3f} s, {empty_statements} statements")
+        print(f"health() on {counts.tables:,} tables: {seconds:.3f} s, {statements} statements "
+              f"({seconds / empty_time:.1f}x the time, {statements - empty_statements:+d} statements)")
+        print(f"target < {TARGET_SECONDS} s: {'met' if seconds < TARGET_SECONDS else 'MISSED'}; verdict {monitor.verdict(report)}: "
+              + ", ".join(f"{row.check} {row.status}" for row in report.itertuples() if row.status != "OK"))
+    finally:
+        dispose_engines()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+if __name__ == "__main__":
+    main()
