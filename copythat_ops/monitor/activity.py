@@ -20,6 +20,7 @@ from sqlalchemy.exc import DBAPIError
 
 from .. import validate
 from ..errors import CopythatError, InputError
+from .connections import SESSION
 from .snapshot import query, snapshot
 
 SIGNALS = {"cancel": "pg_cancel_backend", "terminate": "pg_terminate_backend"}
@@ -35,12 +36,8 @@ def long_running_queries(min_duration: str | float | timedelta = "1 min", *, eng
     """
     seconds = validate.duration(min_duration, name="min_duration").total_seconds()
     return query(
-        """
-        SELECT pid,
-               usename AS user_name,
-               application_name,
-               host(client_addr) AS client_addr,
-               state,
+        f"""
+        SELECT {SESSION},
                wait_event_type,
                wait_event,
                extract(epoch FROM now() - coalesce(query_start, xact_start))::float8 AS duration_seconds,

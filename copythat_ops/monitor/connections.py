@@ -17,6 +17,13 @@ from .. import validate
 from ..engine import POOL, get_engine
 from .snapshot import query, snapshot
 
+# Who a session is, shared by the lists of sessions (pg_stat_activity columns).
+SESSION = """pid,
+               usename AS user_name,
+               application_name,
+               host(client_addr) AS client_addr,
+               state"""
+
 
 def connections(*, engine: Engine | None = None) -> pd.DataFrame:
     """Return this database's client connections counted by state, application, user and client (the setup guide's query).
@@ -88,12 +95,8 @@ def idle_in_transaction(min_duration: str | float | timedelta = 0, *, engine: En
     """
     seconds = validate.duration(min_duration, name="min_duration").total_seconds()
     return query(
-        """
-        SELECT pid,
-               usename AS user_name,
-               application_name,
-               host(client_addr) AS client_addr,
-               state,
+        f"""
+        SELECT {SESSION},
                extract(epoch FROM now() - state_change)::float8 AS idle_seconds,
                date_trunc('second', now() - state_change) AS idle,
                date_trunc('second', now() - xact_start) AS transaction_age,

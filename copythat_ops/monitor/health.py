@@ -109,6 +109,11 @@ def _row(check: str, status: str, value: float | None, threshold: str, detail: s
     return {"check": check, "status": status, "value": value, "threshold": threshold, "detail": detail, "action": action if status != "OK" else ""}
 
 
+def _any(check: str, found: pd.DataFrame, threshold: str, detail: str, action: str) -> dict:
+    """A check that warns when it finds anything: its value is how many rows it found."""
+    return _row(check, _level(len(found), 1), len(found), threshold, detail or "none", action)
+
+
 def _level(value: float | None, warn: float, crit: float | None = None, *, below: bool = False) -> str:
     """The status of `value` against thresholds reached at or above them (below them with `below=True`)."""
     if value is None or pd.isna(value):
@@ -162,12 +167,11 @@ def _idle_in_transaction(t: dict) -> list[dict]:
 
 def _long_running(t: dict) -> list[dict]:
     running = long_running_queries(t["long_running_seconds"])
-    detail = f"longest {running['duration_seconds'].iloc[0]:.0f} s (pids {_names(running['pid'])})" if len(running) else "none"
+    detail = f"longest {running['duration_seconds'].iloc[0]:.0f} s (pids {_names(running['pid'])})" if len(running) else ""
     return [
-        _row(
+        _any(
             "long_running_queries",
-            _level(len(running), 1),
-            len(running),
+            running,
             f"warn: any running >= {t['long_running_seconds']} s",
             detail,
             "inspect them with long_running_queries(); cancel one with cancel_query(pid)",
@@ -177,12 +181,11 @@ def _long_running(t: dict) -> list[dict]:
 
 def _blocked(t: dict) -> list[dict]:
     blocked = blocked_queries()
-    waiting = blocked["blocked_pid"].nunique()
-    detail = f"pids {_names(blocked['blocked_pid'].unique())} wait for pids {_names(blocked['blocking_pid'].unique())}" if waiting else "none"
+    waiting = blocked.drop_duplicates("blocked_pid")
+    detail = f"pids {_names(waiting['blocked_pid'])} wait for pids {_names(blocked['blocking_pid'].unique())}" if len(waiting) else ""
     return [
-        _row(
+        _any(
             "blocked_queries",
-            _level(waiting, 1),
             waiting,
             "warn: any",
             detail,
@@ -211,24 +214,23 @@ def _index_checks(t: dict) -> list[dict]:
     unused = unused_indexes(max_scans=t["unused_index_scans"])
     missing = missing_indexes(min_rows=t["missing_index_rows"], max_index_use_percent=t["index_use_percent"])
     return [
-        _row(
-            "invalid_indexes", _level(len(invalid), 1), len(invalid), "warn: any", _names(invalid["index"]) or "none",
+        _any(
+            "invalid_indexes", invalid, "warn: any", _names(invalid["index"]),
             "DROP INDEX CONCURRENTLY each, then CREATE INDEX CONCURRENTLY again (see invalid_indexes())",
         ),
-        _row(
-            "duplicate_indexes", _level(len(duplicate), 1), len(duplicate), "warn: any",
-            _names(duplicate["redundant_index"] + " (covered by " + duplicate["covering_index"] + ")") or "none",
+        _any(
+            "duplicate_indexes", duplicate, "warn: any",
+            _names(duplicate["redundant_index"] + " (covered by " + duplicate["covering_index"] + ")"),
             "drop each redundant_index with DROP INDEX CONCURRENTLY in a migration (see duplicate_indexes())",
         ),
-        _row(
-            "unused_indexes", _level(len(unused), 1), len(unused), f"warn: any scanned <= {t['unused_index_scans']} times",
-            _names(unused["index"]) or "none",
+        _any(
+            "unused_indexes", unused, f"warn: any scanned <= {t['unused_index_scans']} times", _names(unused["index"]),
             "confirm on every replica over a full business cycle, then drop them in a migration (see unused_indexes())",
         ),
-        _row(
-            "missing_indexes", _level(len(missing), 1), len(missing),
+        _any(
+            "missing_indexes", missing,
             f"warn: tables of >= {t['missing_index_rows']} rows using indexes < {t['index_use_percent']} % of scans",
-            _names(missing["table"]) or "none",
+            _names(missing["table"]),
             "index what these tables are filtered by, with CREATE INDEX CONCURRENTLY in a migration (see missing_indexes(), query_stats())",
         ),
     ]  # fmt: skip
@@ -271,12 +273,11 @@ def _dead_rows(t: dict) -> list[dict]:
     stats = vacuum_stats()
     bloated = stats[(stats["dead_percent"] >= t["dead_rows_percent"]) & (stats["dead_rows"] >= t["dead_rows_min"])]
     return [
-        _row(
+        _any(
             "dead_rows",
-            _level(len(bloated), 1),
-            len(bloated),
+            bloated,
             f"warn: tables with >= {t['dead_rows_percent']} % and >= {t['dead_rows_min']:,} dead rows",
-            _names(bloated["table"] + " " + bloated["dead_percent"].astype(str) + " %") or "none",
+            _names(bloated["table"] + " " + bloated["dead_percent"].astype(str) + " %"),
             "VACUUM (ANALYZE) these tables; check autovacuum is enabled and not held back by long transactions (see vacuum_stats())",
         )
     ]
@@ -296,12 +297,11 @@ def _replication(t: dict) -> list[dict]:
             ("this replica's lag" if mine["in_recovery"] else "largest standby lag") if not pd.isna(lag) else "no replication",
             "check the replica's load and network (see replication(), replica_lag())",
         ),
-        _row(
+        _any(
             "replication_slots",
-            _level(len(inactive), 1),
-            len(inactive),
+            inactive,
             "warn: any inactive",
-            _names(inactive["slot_name"] + " keeps " + inactive["retained"].astype(str)) or "none",
+            _names(inactive["slot_name"] + " keeps " + inactive["retained"].astype(str)),
             "drop the slots nothing consumes any more (pg_drop_replication_slot) before their WAL fills the disk",
         ),
     ]
@@ -314,12 +314,11 @@ def _slow_queries(t: dict) -> list[dict]:
         return [_row("slow_queries", "OK", None, threshold, f"not checked: {status['message']}; to enable it: {status['fix']}", "")]
     slow = slow_queries(min_calls=t["slow_query_calls"], min_mean_ms=t["slow_query_mean_ms"])
     return [
-        _row(
+        _any(
             "slow_queries",
-            _level(len(slow), 1),
-            len(slow),
+            slow,
             threshold,
-            f"slowest averages {slow['mean_ms'].iloc[0]} ms over {slow['calls'].iloc[0]} calls" if len(slow) else "none",
+            f"slowest averages {slow['mean_ms'].iloc[0]} ms over {slow['calls'].iloc[0]} calls" if len(slow) else "",
             "read the plans of these statements (EXPLAIN ANALYZE) and index what they filter on (see slow_queries())",
         )
     ]

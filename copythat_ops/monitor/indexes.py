@@ -16,7 +16,7 @@ from sqlalchemy.engine import Engine
 
 from .. import validate
 from .snapshot import query, snapshot
-from .space import USER_SCHEMAS
+from .space import INDEXES, USER_SCHEMAS
 
 
 def _index_usage_sql(major: int) -> str:
@@ -180,10 +180,7 @@ def invalid_indexes(*, engine: Engine | None = None) -> pd.DataFrame:
                pg_get_indexdef(i.indexrelid) AS definition,
                pg_relation_size(i.indexrelid) AS size_bytes,
                pg_size_pretty(pg_relation_size(i.indexrelid)) AS size
-        FROM pg_index AS i
-        JOIN pg_class AS c ON c.oid = i.indexrelid
-        JOIN pg_class AS t ON t.oid = i.indrelid
-        JOIN pg_namespace AS n ON n.oid = c.relnamespace
+        FROM {INDEXES}
         WHERE NOT i.indisvalid
           AND {USER_SCHEMAS}
         ORDER BY schema, "table", index

@@ -15,6 +15,11 @@ from .snapshot import query
 
 # Relations of the database's own schemas (not the catalogs), shared by the size queries.
 USER_SCHEMAS = "n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%'"
+# Every index (i, its relation c) with its table (t) and schema (n), shared by the index lists.
+INDEXES = """pg_index AS i
+        JOIN pg_class AS c ON c.oid = i.indexrelid
+        JOIN pg_class AS t ON t.oid = i.indrelid
+        JOIN pg_namespace AS n ON n.oid = c.relnamespace"""
 
 
 def database_size(*, engine: Engine | None = None) -> pd.DataFrame:
@@ -92,10 +97,7 @@ def index_sizes(*, engine: Engine | None = None) -> pd.DataFrame:
                c.relname AS index,
                pg_relation_size(c.oid) AS size_bytes,
                pg_size_pretty(pg_relation_size(c.oid)) AS size
-        FROM pg_index AS i
-        JOIN pg_class AS c ON c.oid = i.indexrelid
-        JOIN pg_class AS t ON t.oid = i.indrelid
-        JOIN pg_namespace AS n ON n.oid = c.relnamespace
+        FROM {INDEXES}
         WHERE {USER_SCHEMAS}
         ORDER BY size_bytes DESC, schema, "table", index
         """,
