@@ -183,3 +183,49 @@ def long_running_chart(frame: pd.DataFrame, *, top: int = 15) -> Figure:
     labels = [f"{pid}: {' '.join(str(query).split())[:40]}" for pid, query in zip(longest["pid"], longest["query"], strict=True)]
     _barh(ax, pd.Series(longest["duration_seconds"].to_numpy(), index=labels), PALETTE["warn"], "seconds running")
     return fig
+
+
+def throughput_chart(frame: pd.DataFrame) -> Figure:
+    """Return lines of jobs created, completed and failed per bucket from `jobs.job_throughput()`.
+
+    Example:
+        >>> from copythat_ops import jobs
+        >>> [line.get_label() for line in throughput_chart(jobs.job_throughput("1h", since="1 day")).axes[0].lines]
+        ['created', 'completed', 'failed']
+    """
+    step = frame["bucket"].diff().min() if len(frame) > 1 else None
+    fig, (ax,) = figure(f"Extraction jobs per {'bucket' if step is None or pd.isna(step) else step}", size=(10, 4))
+    for column, color in (("created", PALETTE["primary"]), ("completed", PALETTE["ok"]), ("failed", PALETTE["crit"])):
+        ax.plot(frame["bucket"], frame[column], label=column, color=color, linewidth=1.4)
+    ax.set_ylabel("jobs")
+    ax.set_ylim(bottom=0)
+    ax.legend(loc="upper left", frameon=False)
+    fig.autofmt_xdate()
+    return fig
+
+
+def duration_chart(frame: pd.DataFrame, *, by: str = "extraction_type", bins: int = 60) -> Figure:
+    """Return log-scale histograms of how long finished jobs took, one per `by` value, from `jobs.jobs_frame()`; dashed lines mark p50 and p95.
+
+    Example:
+        >>> from copythat_ops import jobs
+        >>> duration_chart(jobs.jobs_frame(status="completed", since="1 day")).axes[0].get_xscale()   # doctest: +SKIP
+        'log'
+    """
+    fig, (ax,) = figure(f"Job durations by {by}", size=(10, 4))
+    seconds = frame["duration"].dt.total_seconds()
+    finished = frame.assign(seconds=seconds)[seconds > 0]
+    if finished.empty:
+        note_empty(ax, "no finished jobs")
+        return fig
+    edges = np.logspace(np.log10(finished["seconds"].min()), np.log10(finished["seconds"].max()), bins)
+    colors = [PALETTE["primary"], PALETTE["secondary"], PALETTE["tertiary"], PALETTE["crit"], PALETTE["warn"], PALETTE["muted"]]
+    for (name, group), color in zip(finished.groupby(by, observed=True), colors * 4):
+        ax.hist(group["seconds"], bins=edges, histtype="step", linewidth=1.4, color=color, label=f"{name} (n={len(group):,})")
+        for quantile in (0.5, 0.95):
+            ax.axvline(group["seconds"].quantile(quantile), color=color, linestyle="--", linewidth=0.8)
+    ax.set_xscale("log")
+    ax.set_xlabel("seconds from created to completed (dashed: p50, p95)")
+    ax.set_ylabel("jobs")
+    ax.legend(loc="upper right", frameon=False)
+    return fig
