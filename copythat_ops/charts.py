@@ -193,8 +193,8 @@ def throughput_chart(frame: pd.DataFrame) -> Figure:
         >>> [line.get_label() for line in throughput_chart(jobs.job_throughput("1h", since="1 day")).axes[0].lines]
         ['created', 'completed', 'failed']
     """
-    step = frame["bucket"].diff().min() if len(frame) > 1 else None
-    fig, (ax,) = figure(f"Extraction jobs per {'bucket' if step is None or pd.isna(step) else step}", size=(10, 4))
+    step = frame["bucket"].diff().min() if len(frame) > 1 else pd.NaT
+    fig, (ax,) = figure(f"Extraction jobs per {_step_label(step)}", size=(10, 4))
     for column, color in (("created", PALETTE["primary"]), ("completed", PALETTE["ok"]), ("failed", PALETTE["crit"])):
         ax.plot(frame["bucket"], frame[column], label=column, color=color, linewidth=1.4)
     ax.set_ylabel("jobs")
@@ -229,3 +229,14 @@ def duration_chart(frame: pd.DataFrame, *, by: str = "extraction_type", bins: in
     ax.set_ylabel("jobs")
     ax.legend(loc="upper right", frameon=False)
     return fig
+
+
+def _step_label(step: pd.Timedelta) -> str:
+    """'6 h', '15 min', '1 day' for a bucket size; 'bucket' when unknown."""
+    if pd.isna(step):
+        return "bucket"
+    seconds = int(step.total_seconds())
+    for unit, size in (("day", 86400), ("h", 3600), ("min", 60), ("s", 1)):
+        if seconds % size == 0:
+            return f"{seconds // size} {unit}"
+    return str(step)
