@@ -27,6 +27,7 @@ def run_migrations_offline() -> None:
         target_metadata=target_metadata,
         literal_binds=True,
         compare_server_default=True,
+        transaction_per_migration=True,
     )
     with context.begin_transaction():
         context.execute(f"SET lock_timeout = '{timeout}'")
@@ -39,6 +40,7 @@ def run_migrations_online() -> None:
             connection=connection,
             target_metadata=target_metadata,
             compare_server_default=True,
+            transaction_per_migration=True,
         )
         with context.begin_transaction():
             context.run_migrations()

@@ -162,7 +162,7 @@ def _apply(fn, target: str, url: URL | str | None) -> str | None:
 
 
 def upgrade(target: str = "head", *, url: URL | str | None = None) -> str | None:
-    """Apply migrations up to `target` (default head) in one transaction; return the revision now applied.
+    """Apply migrations up to `target` (default head), each revision in its own transaction; return the revision now applied.
 
     Example:
         >>> upgrade("c1a36d61036a")

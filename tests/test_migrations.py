@@ -205,3 +205,32 @@ def test_concurrent_upgrades_from_threads_apply_once(db_url):
     assert results and all(r == HEAD for r in results)
     assert all("another migration is running" in e for e in errors)
     assert migrations.current(url=db_url) == HEAD
+
+
+def test_a_failed_multi_revision_run_stops_at_the_last_revision_that_succeeded(db_url, tmp_path):
+    migrations.upgrade(url=db_url)
+    ini = tmp_path / "alembic.ini"
+    ini.write_text((ROOT / "alembic.ini").read_text().replace("lock_timeout = 5s", "lock_timeout = 300ms").replace("%(here)s", str(ROOT)))
+    os.environ[migrations.INI_VAR] = str(ini)
+    holder = create_engine(db_url, poolclass=NullPool)
+    try:
+        with holder.connect() as conn:
+            conn.execute(text("SELECT count(*) FROM job_action_audit"))  # blocks only the audit table's revision
+            with pytest.raises(MigrationError, match="lock timeout"):
+                migrations.downgrade("base", url=db_url)
+            conn.rollback()
+    finally:
+        del os.environ[migrations.INI_VAR]
+        holder.dispose()
+    at = migrations.current(url=db_url)
+    assert at == migrations.history(url=db_url)["revision"].iloc[1]  # the audit table's revision, still applied
+    assert migrations.pending(url=db_url)["revision"].tolist() == [migrations.heads()[0]]
+    assert migrations.upgrade(url=db_url) == migrations.heads()[0]
+    assert migrations.check(url=db_url) == []
+
+
+def test_migrations_refuse_a_pooler_host_before_connecting():
+    url = "postgresql://neondb_owner:Sup3rS3cret@ep-cool-darkness-123456-pooler.us-east-2.aws.neon.tech/neondb?sslmode=require"
+    with pytest.raises(MigrationError, match="connection pooler") as caught:
+        migrations.upgrade(url=url)
+    assert "Sup3rS3cret" not in str(caught.value) and "remove '-pooler'" in str(caught.value)
