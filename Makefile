@@ -8,7 +8,7 @@ OPS    := $(BIN)/copythat-ops
 EXECUTED ?= build/notebooks
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: run test lab install db-up db-down clean
+.PHONY: run test lab bench install db-up db-down clean
 
 ## install: a virtual environment with copythat-ops and its test tools (again when pyproject.toml changes)
 install: $(VENV)/.installed
@@ -32,6 +32,11 @@ test: install
 ## lab: JupyterLab on the curated notebooks
 lab: install
 	$(BIN)/jupyter lab --notebook-dir=notebooks $(ROOT_FLAG)
+
+## bench: the jobs and monitoring benchmarks, each in a scratch database it drops (figures and ratios, not tests)
+bench: install
+	$(BIN)/python benchmarks/jobs.py
+	$(BIN)/python benchmarks/monitor.py
 
 db-up: install
 	$(OPS) db up

@@ -10,7 +10,7 @@ the catalog. Target: `health()` under 2 s.
 
 Usage:
     .venv/bin/python benchmarks/monitor.py                      # the embedded PostgreSQL
-    .venv/bin/python benchmarks/monitor.py --server-url URL     # any server where the role may CREATE DATABASE
+    .venv/bin/python benchmarks/monitor.py --url URL     # any server where the role may CREATE DATABASE
 """
 
 from __future__ import annotations
@@ -100,12 +100,12 @@ def measure(engine, func, repeat: int) -> tuple[float, int]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--server-url", help="admin URL of the server (default: the embedded PostgreSQL)")
+    parser.add_argument("--url", help="admin URL of the server (default: the embedded PostgreSQL)")
     parser.add_argument("--tables", type=int, default=2000)
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
 
-    admin_url = normalize_url(args.server_url) if args.server_url else embedded.start().set(database="postgres")
+    admin_url = normalize_url(args.url) if args.url else embedded.start().set(database="postgres")
     admin = create_engine(admin_url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
     name = f"copythat_bench_monitor_{uuid.uuid4().hex[:8]}"
     with admin.connect() as conn:

@@ -394,3 +394,13 @@ def test_a_role_without_privileges_is_told_not_failed(server, db_url, engine, su
         plain.dispose()
         with server.engine.connect() as conn:
             conn.execute(text(f"DROP ROLE IF EXISTS {role}"))
+
+
+def test_cache_hit_is_judged_only_after_enough_reads(engine, db_url):
+    execute(db_url, "CREATE TABLE IF NOT EXISTS cache_probe AS SELECT g AS id FROM generate_series(1, 1000) AS g", "SELECT count(*) FROM cache_probe")
+    ratio = monitor.cache_hit_ratio(engine=engine)
+    blocks = int((ratio["hits"] + ratio["reads"]).max())
+    few = monitor.health(cache_hit_min_blocks=blocks + 1, cache_hit_percent=100, engine=engine).set_index("check").loc["cache_hit"]
+    assert few["status"] == "OK" and few["detail"].startswith("fewer than")
+    enough = monitor.health(cache_hit_min_blocks=0, engine=engine).set_index("check").loc["cache_hit"]
+    assert enough["detail"].startswith("lowest:")

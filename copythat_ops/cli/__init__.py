@@ -18,7 +18,7 @@ import sys
 from ..config import ENV_FILE_VAR, mask_text
 from ..errors import CopythatError
 from . import db, jobs, migrate, monitor, notebooks, seed
-from .output import emit
+from .output import Report, emit
 
 GROUPS = (db, migrate, jobs, seed, monitor, notebooks)
 
@@ -40,12 +40,14 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the command line; return the exit code (0 ok, 1 failure, 2 bad input or configuration)."""
+    """Run the command line; return the exit code (0 ok, 1 failure, 2 bad input or configuration, 3 a health check failed)."""
     args = parser().parse_args(argv)
     if args.env_file:
         os.environ[ENV_FILE_VAR] = args.env_file
     try:
-        emit(args.run(args), args.format)
+        result = args.run(args)
+        report = result if isinstance(result, Report) else Report(result)
+        emit(report.value, args.format)
     except CopythatError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -55,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         detail = (str(exc).strip().splitlines() or [""])[0]
         print(f"error: {type(exc).__name__}: {mask_text(detail)}", file=sys.stderr)
         return 1
-    return 0
+    return report.exit_code
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ import sys
 
 from .. import monitor
 from ..errors import InputError
-from .output import emit
+from .output import Report
 
 FAIL_EXIT = 3
 THRESHOLDS = [name for name in inspect.signature(monitor.health).parameters if name != "engine"]
@@ -114,10 +114,7 @@ def run_health(args) -> object:
     worst = monitor.verdict(report)
     failing = report[report["status"].isin(["CRIT"] if args.fail_on == "crit" else ["WARN", "CRIT"])]
     print(f"health: {worst}" + (f" ({', '.join(failing['check'])})" if len(failing) else ""), file=sys.stderr)
-    if failing.empty:
-        return report
-    emit(report, args.format)
-    raise SystemExit(FAIL_EXIT)
+    return Report(report, exit_code=FAIL_EXIT if len(failing) else 0)
 
 
 def _threshold(item: str) -> tuple[str, float]:

@@ -3,8 +3,22 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 import pandas as pd
+
+
+@dataclass(frozen=True)
+class Report:
+    """A command's result with the exit code it calls for, e.g. a health report with a CRIT check exits 3.
+
+    Example:
+        >>> Report("health: CRIT", exit_code=3).exit_code
+        3
+    """
+
+    value: object
+    exit_code: int = 0
 
 
 def emit(value, fmt: str = "table") -> None:

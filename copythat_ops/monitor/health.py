@@ -37,7 +37,7 @@ STATUSES = ("OK", "WARN", "CRIT")
 COLUMNS = ["check", "status", "value", "threshold", "detail", "action"]
 PERCENTS = {"connections_warn_percent", "connections_crit_percent", "cache_hit_percent", "index_use_percent",
             "sequence_warn_percent", "sequence_crit_percent", "dead_rows_percent"}  # fmt: skip
-COUNTS = {"total_connections", "idle_in_transaction", "unused_index_scans", "missing_index_rows", "xids_left_warn",
+COUNTS = {"total_connections", "idle_in_transaction", "cache_hit_min_blocks", "unused_index_scans", "missing_index_rows", "xids_left_warn",
           "xids_left_crit", "dead_rows_min", "slow_query_calls"}  # fmt: skip
 
 
@@ -49,6 +49,7 @@ def health(
     idle_in_transaction: int = 100,
     long_running_seconds: float = 60,
     cache_hit_percent: float = 99,
+    cache_hit_min_blocks: int = 10_000,
     unused_index_scans: int = 50,
     missing_index_rows: int = 10_000,
     index_use_percent: float = 95,
@@ -72,7 +73,8 @@ def health(
     behind, statements with 100+ calls averaging 20+ ms. Added here: CRIT at
     95 % of usable connections, a sequence 99 % used or under 10 million ids
     left; WARN at 80 % of connections and at tables with 20 % and 1,000+ dead
-    rows. Blocked queries, invalid or duplicate indexes and inactive
+    rows. The cache hit rate is judged once `cache_hit_min_blocks` blocks
+    have been read (a fresh server's first reads all miss). Blocked queries, invalid or duplicate indexes and inactive
     replication slots WARN when there are any.
 
     Connections and replication are server-wide; the rest is this database.
@@ -196,6 +198,7 @@ def _blocked(t: dict) -> list[dict]:
 
 def _cache_hit(t: dict) -> list[dict]:
     ratio = cache_hit_ratio().dropna(subset=["hit_percent"])
+    ratio = ratio[ratio["hits"] + ratio["reads"] >= t["cache_hit_min_blocks"]]
     worst = ratio.loc[ratio["hit_percent"].idxmin()] if len(ratio) else None
     return [
         _row(
@@ -203,7 +206,7 @@ def _cache_hit(t: dict) -> list[dict]:
             _level(None if worst is None else worst["hit_percent"], t["cache_hit_percent"], below=True),
             None if worst is None else worst["hit_percent"],
             f"warn < {t['cache_hit_percent']} %",
-            "nothing read yet" if worst is None else f"lowest: {worst['kind']} {worst['hit_percent']} %",
+            f"fewer than {t['cache_hit_min_blocks']:,} blocks read yet" if worst is None else f"lowest: {worst['kind']} {worst['hit_percent']} %",
             "the working set outgrows shared_buffers: give the server more memory, or avoid large full scans",
         )
     ]
