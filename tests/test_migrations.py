@@ -158,22 +158,27 @@ def test_a_second_migrator_is_turned_away_while_one_runs(db_url):
     assert migrations.upgrade(url=db_url) == HEAD
 
 
-def test_ddl_gives_up_behind_a_long_transaction_instead_of_queueing(db_url, tmp_path):
-    migrations.downgrade("base", url=db_url)
-    migrations.upgrade(INITIAL, url=db_url)
+def downgrade_to_base_while_reading(db_url, table: str, tmp_path) -> None:
+    """Downgrade to base with lock_timeout 300ms while another session reads `table` (holding ACCESS SHARE); expect the timeout."""
     ini = tmp_path / "alembic.ini"
     ini.write_text((ROOT / "alembic.ini").read_text().replace("lock_timeout = 5s", "lock_timeout = 300ms").replace("%(here)s", str(ROOT)))
     os.environ[migrations.INI_VAR] = str(ini)
     holder = create_engine(db_url, poolclass=NullPool)
     try:
         with holder.connect() as conn:
-            conn.execute(text("SELECT count(*) FROM projects"))  # holds ACCESS SHARE until rollback
+            conn.execute(text(f"SELECT count(*) FROM {table}"))  # holds ACCESS SHARE until rollback
             with pytest.raises(MigrationError, match="lock timeout"):
                 migrations.downgrade("base", url=db_url)
             conn.rollback()
     finally:
         del os.environ[migrations.INI_VAR]
         holder.dispose()
+
+
+def test_ddl_gives_up_behind_a_long_transaction_instead_of_queueing(db_url, tmp_path):
+    migrations.downgrade("base", url=db_url)
+    migrations.upgrade(INITIAL, url=db_url)
+    downgrade_to_base_while_reading(db_url, "projects", tmp_path)
     assert migrations.current(url=db_url) == INITIAL
 
 
@@ -209,19 +214,7 @@ def test_concurrent_upgrades_from_threads_apply_once(db_url):
 
 def test_a_failed_multi_revision_run_stops_at_the_last_revision_that_succeeded(db_url, tmp_path):
     migrations.upgrade(url=db_url)
-    ini = tmp_path / "alembic.ini"
-    ini.write_text((ROOT / "alembic.ini").read_text().replace("lock_timeout = 5s", "lock_timeout = 300ms").replace("%(here)s", str(ROOT)))
-    os.environ[migrations.INI_VAR] = str(ini)
-    holder = create_engine(db_url, poolclass=NullPool)
-    try:
-        with holder.connect() as conn:
-            conn.execute(text("SELECT count(*) FROM job_action_audit"))  # blocks only the audit table's revision
-            with pytest.raises(MigrationError, match="lock timeout"):
-                migrations.downgrade("base", url=db_url)
-            conn.rollback()
-    finally:
-        del os.environ[migrations.INI_VAR]
-        holder.dispose()
+    downgrade_to_base_while_reading(db_url, "job_action_audit", tmp_path)  # blocks only the audit table's revision
     at = migrations.current(url=db_url)
     assert at == migrations.history(url=db_url)["revision"].iloc[1]  # the audit table's revision, still applied
     assert migrations.pending(url=db_url)["revision"].tolist() == [migrations.heads()[0]]
