@@ -187,7 +187,7 @@ def run_query(
 
     Values go in `params` as bound parameters (`:name`), never into the SQL text.
     Reads run in a read-only transaction unless `read_only=False`.
-    With `conn`, the query runs on that open connection (not in a transaction) instead of a pooled one.
+    With `conn`, the query runs in a transaction of its own on that open connection instead of a pooled one.
 
     Example:
         >>> run_query("SELECT :n + 1 AS two", {"n": 1}, name="example")["two"][0]
