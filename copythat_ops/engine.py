@@ -182,12 +182,14 @@ def run_query(
     timeout: str = "30s",
     read_only: bool = True,
     conn: Connection | None = None,
+    settings: dict[str, str] | None = None,
 ) -> pd.DataFrame:
     """Return the rows of `sql` as a DataFrame, run under a statement timeout and tagged `/* copythat-ops:NAME */`.
 
     Values go in `params` as bound parameters (`:name`), never into the SQL text.
     Reads run in a read-only transaction unless `read_only=False`.
     With `conn`, the query runs in a transaction of its own on that open connection instead of a pooled one.
+    `settings` (e.g. `{"work_mem": "128MB"}`) hold for this query's transaction only.
 
     Example:
         >>> run_query("SELECT :n + 1 AS two", {"n": 1}, name="example")["two"][0]
@@ -198,7 +200,8 @@ def run_query(
     with nullcontext(conn) if conn is not None else connection(engine) as conn, conn.begin():
         if read_only:
             conn.execute(text("SET TRANSACTION READ ONLY"))
-        conn.execute(text("SELECT set_config('statement_timeout', :t, true)"), {"t": timeout})
+        for setting, value in {"statement_timeout": timeout, **(settings or {})}.items():
+            conn.execute(text("SELECT set_config(:name, :value, true)"), {"name": setting, "value": value})
         result = conn.execute(text(f"/* {APP_NAME}:{name} */ {sql}"), params or {})
         return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
 

@@ -20,19 +20,17 @@ from __future__ import annotations
 import getpass
 import operator
 import os
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import pandas as pd
-from psycopg2 import errors as pg_errors
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import ProgrammingError
 
 from . import validate
 from .engine import APP_NAME, connection, run_query
-from .errors import InputError, MigrationError
+from .errors import InputError
+from .migrations import schema_required
 
 COLUMNS = ["id", "project_id", "extraction_type", "status", "error_message", "created_at", "completed_at"]
 CHANGED = ["status", "error_message", "completed_at"]
@@ -266,7 +264,7 @@ def audit_log(limit: int = 50, *, engine: Engine | None = None) -> pd.DataFrame:
              action  job_count
         0   requeue          3
     """
-    with _schema_required():
+    with schema_required("the job actions"):
         return run_query(
             """
             SELECT id,
@@ -301,7 +299,7 @@ def _act(
 ) -> ActionResult:
     t = TRANSITIONS[action]
     params = {"target": t.target, "reason": reason, "completes": t.completes, "source": t.source}
-    with _schema_required():
+    with schema_required("the job actions"):
         if ids is not None:
             candidates = run_query(_BY_ID, {**params, "ids": ids}, name=f"job_actions.{action}", engine=engine)
             _refuse_unfit(t, ids, candidates)
@@ -391,16 +389,3 @@ def _os_user() -> str:
         return getpass.getuser()
     except (KeyError, OSError):  # a container user with no passwd entry
         return f"uid {os.getuid()}"
-
-
-@contextmanager
-def _schema_required() -> Iterator[None]:
-    try:
-        yield
-    except ProgrammingError as exc:
-        if not isinstance(exc.orig, pg_errors.UndefinedTable):
-            raise
-        raise MigrationError(
-            f"the database lacks a table the job actions need ({str(exc.orig).splitlines()[0]})",
-            fix="migrate it to head: copythat-ops migrate upgrade",
-        ) from None

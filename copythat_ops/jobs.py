@@ -34,13 +34,12 @@ from datetime import datetime, timedelta
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-from sqlalchemy import text
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import ProgrammingError
 from tqdm.auto import tqdm
 
-from .engine import APP_NAME, CONNECT_TIMEOUT, connect_error, connection, get_engine, run_query
-from .errors import InputError, MigrationError
+from .engine import APP_NAME, CONNECT_TIMEOUT, connect_error, get_engine, run_query
+from .errors import InputError
+from .migrations import schema_required
 from .models import EXTRACTION_TYPES, JOB_STATUSES
 from .validate import choices, duration, number
 
@@ -361,28 +360,12 @@ def stuck_jobs(
 
 def _query(sql: str, params: dict, name: str, engine: Engine | None, *, work_mem: str | None = None) -> pd.DataFrame:
     """run_query on the analytics engine (the replica when configured), `work_mem` for this query only; times to UTC."""
-    with connection(engine or get_engine(replica=True)) as conn:
-        if work_mem:
-            conn.execute(text("SELECT set_config('work_mem', :m, false)"), {"m": work_mem})
-            conn.commit()
-        try:
-            frame = run_query(sql, params, name=name, conn=conn)
-        except ProgrammingError as exc:
-            raise _no_schema(exc) from None
-        finally:
-            if work_mem:
-                conn.execute(text("RESET work_mem"))
-                conn.commit()
+    with schema_required("the job analyses"):
+        frame = run_query(sql, params, name=name, engine=engine or get_engine(replica=True), settings={"work_mem": work_mem} if work_mem else None)
     for column in frame.columns:
         if column in {"bucket", "created_at", "first_seen", "last_seen"}:
             frame[column] = pd.to_datetime(frame[column], utc=True)
     return frame
-
-
-def _no_schema(exc: Exception) -> Exception:
-    if "does not exist" in str(exc) and ("extraction_jobs" in str(exc) or "projects" in str(exc)):
-        return MigrationError("the database has no extraction_jobs / projects tables", fix="migrate it first: copythat-ops migrate upgrade")
-    return exc
 
 
 def _categorised(frame: pd.DataFrame) -> pd.DataFrame:
@@ -492,9 +475,8 @@ def adbc_connection(engine: Engine | None = None) -> Iterator:
     except AdbcError as exc:
         raise connect_error(exc, url) from None
     try:
-        yield conn
-    except AdbcError as exc:
-        raise _no_schema(exc) from None
+        with schema_required("the job analyses"):
+            yield conn
     finally:
         conn.rollback()
         conn.close()

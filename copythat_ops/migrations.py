@@ -41,7 +41,28 @@ CHECKOUT = Path(__file__).resolve().parents[1]
 # Session advisory lock taken by every online migration run ("copythat" in hex).
 MIGRATION_LOCK_KEY = 0x636F707974686174
 _DURATION = re.compile(r"^\d+\s*(ms|s|min|h)?$")
+_MISSING_TABLE = re.compile(r'relation "[^"]+" does not exist')
 _command_lock = threading.Lock()  # alembic.command keeps module-level state
+
+
+@contextmanager
+def schema_required(purpose: str) -> Iterator[None]:
+    """Turn "relation ... does not exist" from the block into a MigrationError saying to migrate first.
+
+    Example:
+        >>> with schema_required("the job analyses"):      # doctest: +SKIP
+        ...     run_query("SELECT count(*) FROM extraction_jobs")
+    """
+    try:
+        yield
+    except Exception as exc:
+        missing = _MISSING_TABLE.search(str(getattr(exc, "orig", None) or exc))
+        if not missing:
+            raise
+        raise MigrationError(
+            f"the database lacks a table {purpose} need ({missing.group(0)})",
+            fix="migrate it to head: copythat-ops migrate upgrade",
+        ) from None
 
 
 def alembic_config(url: URL | str | None = None, *, output: io.StringIO | None = None) -> Config:
