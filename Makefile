@@ -5,7 +5,8 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 OPS    := $(BIN)/copythat-ops
-EXECUTED ?= build/notebooks
+REPORTS ?= build/reports
+KEEP    ?= 20
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
 .PHONY: run test lab bench install db-up db-down clean
@@ -20,18 +21,19 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 ## run: connect (embedded PostgreSQL unless .env says otherwise), migrate to head, execute the notebooks
+##      into a dated folder of reports under $(REPORTS) (the newest $(KEEP) runs are kept), end with the verdict
 run: install
 	$(OPS) db check
 	$(OPS) migrate upgrade head
-	$(OPS) notebooks run --output-dir $(EXECUTED)
+	$(OPS) notebooks run --output-dir $(REPORTS) --keep $(KEEP)
 
 ## test: the whole suite (library, CLI, notebooks under nbval) against a real PostgreSQL
 test: install
 	$(BIN)/python -m pytest
 
-## lab: JupyterLab on the curated notebooks
+## lab: JupyterLab rooted at the checkout, opened on notebooks/ (the reports are in build/reports/)
 lab: install
-	$(BIN)/jupyter lab --notebook-dir=notebooks $(ROOT_FLAG)
+	$(BIN)/jupyter lab --ServerApp.root_dir=. notebooks/ $(ROOT_FLAG)
 
 ## bench: the jobs and monitoring benchmarks, each in a scratch database it drops (figures and ratios, not tests)
 bench: install

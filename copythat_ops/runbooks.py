@@ -1,23 +1,66 @@
-"""The curated notebooks, executed headless with papermill.
+"""The curated notebooks, executed headless with papermill, each leaving an executed copy and an HTML report.
+
+A run writes into a dated folder of its own (`build/reports/2026-11-25T0312Z/`):
+per notebook the executed `.ipynb` and a self-contained `.html` (code hidden,
+charts inline), and an `index.html` with the verdict at the top and a link to
+each report. Nothing in an earlier run's folder is ever changed.
 
 Example:
-    >>> from copythat_ops.runbooks import notebooks, run_notebooks
+    >>> from copythat_ops.runbooks import notebooks, select_notebooks
     >>> [p.name for p in notebooks()][:1]
     ['01_connect_and_migrate.ipynb']
-    >>> run_notebooks("build/notebooks")["status"].tolist()   # doctest: +SKIP
-    ['ok']
+    >>> [p.stem for p in select_notebooks(["03"])]
+    ['03_monitoring']
+    >>> run_notebooks(notebooks=["03"]).summary["verdict"]   # doctest: +SKIP
+    'WARN'
 """
 
 from __future__ import annotations
 
+import ast
+import html
+import re
+import shutil
 import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
+from sqlalchemy.exc import SQLAlchemyError
 
-from .errors import ConfigError
+from .config import mask_text, mask_url
+from .errors import ConfigError, CopythatError, InputError
 
 NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
+REPORTS_DIR = Path("build/reports")
+RUN_FOLDER = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{4}Z(-\d+)?$")
+COLUMNS = ["notebook", "status", "seconds", "report", "executed", "error"]
+SEVERITY = ("OK", "WARN", "CRIT")
+# JupyterLab's look, without the scripts it would fetch from a CDN (MathJax, require.js, mermaid, widgets):
+# a report is one file that opens offline.
+REPORT_TEMPLATE = """{%- extends 'lab/index.html.j2' -%}
+{%- block html_head_js -%}{%- endblock html_head_js -%}
+{%- block jupyter_widgets -%}{%- endblock jupyter_widgets -%}
+{%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
+{%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
+"""
+
+
+@dataclass(frozen=True)
+class Run:
+    """What one run of the notebooks left: its folder, the index page, one row per notebook, and the summary."""
+
+    folder: Path
+    index: Path
+    results: pd.DataFrame
+    summary: dict
+
+    @property
+    def failed(self) -> pd.DataFrame:
+        """The notebooks that failed (empty when all ran)."""
+        return self.results[self.results["status"] != "ok"]
 
 
 def notebooks(folder: str | Path = NOTEBOOK_DIR) -> list[Path]:
@@ -28,51 +71,346 @@ def notebooks(folder: str | Path = NOTEBOOK_DIR) -> list[Path]:
         True
     """
     folder = Path(folder)
-    if not folder.is_dir():
-        raise ConfigError(f"notebook folder {folder} does not exist", fix="run from a checkout of copythat-ops")
-    return sorted(folder.glob("[0-9]*.ipynb"))
+    found = sorted(folder.glob("[0-9]*.ipynb")) if folder.is_dir() else []
+    if not found:
+        raise ConfigError(
+            f"notebook folder {folder} {'holds no numbered notebooks' if folder.is_dir() else 'does not exist'}",
+            fix="run from a checkout of copythat-ops, or give a folder of notebooks named like 01_name.ipynb",
+        )
+    return found
 
 
-def run_notebooks(
-    output_dir: str | Path = "build/notebooks", *, parameters: dict | None = None, folder: str | Path = NOTEBOOK_DIR
-) -> pd.DataFrame:
-    """Execute every curated notebook top to bottom; return notebook, status, seconds, output, error.
-
-    The sources are never modified: executed copies go to `output_dir`.
-    One failing notebook does not stop the others.
+def select_notebooks(names: Iterable[str] | None = None, folder: str | Path = NOTEBOOK_DIR) -> list[Path]:
+    """Return the notebooks named by number prefix ("03"), stem ("03_monitoring") or file name; all of them for None.
 
     Example:
-        >>> run_notebooks("/tmp/executed").columns.tolist()   # doctest: +SKIP
-        ['notebook', 'status', 'seconds', 'output', 'error']
+        >>> [p.name for p in select_notebooks(["02_jobs", "01"])]
+        ['01_connect_and_migrate.ipynb', '02_jobs.ipynb']
+    """
+    available = notebooks(folder)
+    if names is None:
+        return available
+    chosen = set()
+    for name in names:
+        match = _match(name, available)
+        if match is None:
+            raise InputError(
+                f"no notebook {name!r}",
+                fix=f"name one by number or name: {', '.join(p.stem for p in available)}",
+            )
+        chosen.add(match)
+    return [p for p in available if p in chosen]
+
+
+def notebook_parameters(path: str | Path) -> dict[str, str]:
+    """Return the names a run may set in a notebook (its `parameters` cell) with their defaults as written.
+
+    Example:
+        >>> notebook_parameters(NOTEBOOK_DIR / "01_connect_and_migrate.ipynb")
+        {'TARGET': '"head"'}
     """
     import papermill
 
-    out = Path(output_dir).resolve()
-    out.mkdir(parents=True, exist_ok=True)
+    return {name: spec["default"] for name, spec in papermill.inspect_notebook(str(path)).items()}
+
+
+def parameter_value(text: str) -> object:
+    """Return a parameter given as text as the Python value it spells (a number, True, None, a list), else the text.
+
+    Example:
+        >>> [parameter_value(v) for v in ("30", "2.5", "False", "None", "24h")]
+        [30, 2.5, False, None, '24h']
+    """
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        return text
+
+
+def run_summary() -> dict:
+    """Return what a run found: database (masked), revision, head, verdict, problems, job failure rate and stuck jobs.
+
+    `verdict` is the worst status of `monitor.health()` with its default
+    thresholds; `problems` lists its checks that are not OK. `failure_rate`
+    (failed / finished jobs, 0-1) and `stuck_jobs` (as `stuck_jobs()` counts
+    them) are None when the database has no jobs table yet.
+
+    Example:
+        >>> sorted(run_summary())
+        ['database', 'failure_rate', 'head', 'problems', 'revision', 'stuck_jobs', 'verdict']
+    """
+    from . import migrations, monitor
+    from .engine import database_url
+    from .jobs import job_summary, stuck_jobs
+
+    summary = {"database": mask_url(database_url()), "revision": None, "head": ", ".join(migrations.heads()),
+               "verdict": "UNKNOWN", "problems": [], "failure_rate": None, "stuck_jobs": None}  # fmt: skip
+    try:
+        summary["revision"] = migrations.current()
+        report = monitor.health()
+        summary["verdict"] = monitor.verdict(report)
+        bad = report[report["status"] != "OK"]
+        summary["problems"] = [f"{row.check} {row.status}: {row.detail}" for row in bad.itertuples()]
+    except (CopythatError, SQLAlchemyError) as exc:
+        summary["problems"] = [f"could not check the database: {_one_line(exc)}"]
+        return summary
+    try:
+        counts = job_summary(by="status")
+        finished = counts["completed"].sum() + counts["failed"].sum()
+        summary["failure_rate"] = round(float(counts["failed"].sum() / finished), 4) if finished else 0.0
+        summary["stuck_jobs"] = len(stuck_jobs())
+    except (CopythatError, SQLAlchemyError):
+        pass  # no jobs table yet: the revision line says the database needs migrating
+    return summary
+
+
+def summary_text(summary: Mapping) -> str:
+    """Return a run's summary as the lines printed at the end of `make run` and shown at the top of index.html.
+
+    Example:
+        >>> print(summary_text({"database": "postgresql://u:***@h/db", "revision": "abc", "head": "abc", "verdict": "OK",
+        ...                     "problems": [], "failure_rate": 0.085, "stuck_jobs": 3}))
+        database   postgresql://u:***@h/db
+        revision   abc (head)
+        health     OK
+        jobs       8.5 % of finished jobs failed, 3 stuck
+    """
+    revision = summary.get("revision") or "none (run copythat-ops migrate upgrade)"
+    if summary.get("revision") and summary.get("head"):
+        revision += " (head)" if summary["revision"] == summary["head"] else f" (head is {summary['head']}: run copythat-ops migrate upgrade)"
+    if summary.get("failure_rate") is None:
+        jobs = "no jobs table"
+    else:
+        jobs = f"{summary['failure_rate'] * 100:.1f} % of finished jobs failed, {summary['stuck_jobs']} stuck"
+    lines = [("database", summary["database"]), ("revision", revision), ("health", summary["verdict"])]
+    lines += [("", f"- {problem}") for problem in summary.get("problems", [])]
+    lines.append(("jobs", jobs))
+    if "notebooks" in summary:
+        lines.append(("notebooks", f"{summary['notebooks']} in {summary['seconds']:.1f} s"))
+    if "reports" in summary:
+        lines.append(("reports", summary["reports"]))
+    return "\n".join(f"{label:<10} {value}".rstrip() if label else f"{'':<10} {value}" for label, value in lines)
+
+
+def run_notebooks(
+    output_dir: str | Path = REPORTS_DIR,
+    *,
+    notebooks: Iterable[str] | None = None,
+    parameters: Mapping[str, object] | None = None,
+    keep: int | None = None,
+    show_code: bool = False,
+    folder: str | Path = NOTEBOOK_DIR,
+    progress: Callable[[str, str, float], None] | None = None,
+) -> Run:
+    """Execute the notebooks top to bottom into a new dated folder under `output_dir`; return the Run.
+
+    `notebooks` selects by number or name (all by default). `parameters` maps
+    a name to its value for every selected notebook that has it, or
+    "03:NAME" to a value for one notebook; a name no selected notebook has is an
+    error naming the ones they have. `keep` deletes the oldest run folders
+    beyond that many. The reports hide code unless `show_code`, except the cell
+    that failed. One failing notebook does not stop the others, and still gets
+    its report. `progress(notebook, status, seconds)` is called after each one.
+    The sources are never modified.
+
+    Example:
+        >>> run = run_notebooks("build/reports", notebooks=["03"], parameters={"TOP": 5})   # doctest: +SKIP
+        >>> run.index                                                                     # doctest: +SKIP
+        PosixPath('build/reports/2026-11-25T0312Z/index.html')
+    """
+    if keep is not None and (isinstance(keep, bool) or not isinstance(keep, int) or keep < 1):
+        raise InputError(f"keep must be a whole number of runs, at least 1 (got {keep!r})", fix="keep e.g. 10 runs")
+    selected = select_notebooks(notebooks, folder)
+    plan = _parameters_per_notebook(selected, parameters or {}, folder)
+    run_folder = _new_run_folder(Path(output_dir))
+    started = time.perf_counter()
     rows = []
-    for source in notebooks(folder):
-        target = out / source.name
-        started = time.perf_counter()
-        error = None
-        try:
-            papermill.execute_notebook(
-                str(source),
-                str(target),
-                parameters=parameters or {},
-                cwd=str(source.parent),
-                progress_bar=False,
-                kernel_name="python3",
-                extra_arguments=["--IPKernelApp.log_level=ERROR"],  # no start-up chatter on stderr
-            )
-        except papermill.PapermillExecutionError as exc:
-            error = f"cell {exc.exec_count}: {exc.ename}: {exc.evalue}"
-        rows.append(
-            {
-                "notebook": source.name,
-                "status": "failed" if error else "ok",
-                "seconds": round(time.perf_counter() - started, 1),
-                "output": str(target),
-                "error": error,
-            }
+    for source in selected:
+        rows.append(_execute(source, run_folder, plan[source], show_code))
+        if progress:
+            progress(rows[-1]["notebook"], rows[-1]["status"], rows[-1]["seconds"])
+    results = pd.DataFrame(rows, columns=COLUMNS, dtype=object).astype({"seconds": float})  # None stays None, not NaN
+    summary = run_summary()
+    ok = int((results["status"] == "ok").sum())
+    summary["notebooks"] = f"{ok} ok" + (f", {len(results) - ok} failed" if len(results) > ok else "")
+    summary["seconds"] = round(time.perf_counter() - started, 1)
+    index = run_folder / "index.html"
+    summary["reports"] = str(index)
+    index.write_text(_index_html(run_folder.name, results, summary), encoding="utf-8")
+    if keep is not None:
+        prune_runs(output_dir, keep)
+    return Run(run_folder, index, results, summary)
+
+
+def prune_runs(output_dir: str | Path, keep: int) -> list[Path]:
+    """Delete the oldest dated run folders under `output_dir` beyond the newest `keep`; return what was deleted.
+
+    Only folders named like a run (2026-11-25T0312Z) are touched.
+
+    Example:
+        >>> prune_runs("/tmp/copythat-no-reports-here", keep=5)
+        []
+    """
+    root = Path(output_dir)
+    runs = sorted((p for p in root.iterdir() if p.is_dir() and RUN_FOLDER.match(p.name)), key=_run_order) if root.is_dir() else []
+    doomed = runs[: max(len(runs) - keep, 0)]
+    for path in doomed:
+        shutil.rmtree(path)
+    return doomed
+
+
+def _match(name: str, available: list[Path]) -> Path | None:
+    name = name.strip()
+    for path in available:
+        if name in (path.name, path.stem) or (name.isdigit() and path.stem.split("_", 1)[0] == name.zfill(2)):
+            return path
+    return None
+
+
+def _parameters_per_notebook(selected: list[Path], parameters: Mapping[str, object], folder: str | Path) -> dict[Path, dict]:
+    """Which parameters reach which notebook; an unknown notebook or name is an error before anything runs."""
+    declared = {path: notebook_parameters(path) for path in selected}
+    plan: dict[Path, dict] = {path: {} for path in selected}
+    for key, value in parameters.items():
+        target, _, name = key.rpartition(":")
+        if target:
+            path = select_notebooks([target], folder)[0]
+            if path not in declared:
+                raise InputError(f"parameter {key!r} is for {path.stem}, which this run does not include", fix=f"also select notebook {target}")
+            if name not in declared[path]:
+                raise InputError(f"{path.stem} has no parameter {name!r}", fix=f"use one of its parameters: {_names(declared[path])}")
+            plan[path][name] = value
+            continue
+        having = [path for path in selected if name in declared[path]]
+        if not having:
+            known = "; ".join(f"{path.stem}: {_names(declared[path])}" for path in selected)
+            raise InputError(f"no selected notebook has a parameter {name!r}", fix=f"use one they have ({known})")
+        for path in having:
+            plan[path][name] = value
+    return plan
+
+
+def _names(declared: Mapping) -> str:
+    return ", ".join(declared) or "(none)"
+
+
+def _new_run_folder(root: Path) -> Path:
+    """The dated folder of this run, created; a second run in the same minute gets -2, -3, ..."""
+    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H%MZ")
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        for attempt in range(1, 1000):
+            folder = root / (stamp if attempt == 1 else f"{stamp}-{attempt}")
+            try:
+                folder.mkdir()
+                return folder
+            except FileExistsError:
+                continue
+    except OSError as exc:
+        raise InputError(f"cannot write reports to {root} ({exc.strerror or exc})", fix="choose a folder you can write") from None
+    raise InputError(f"{root} already holds 999 runs from this minute", fix="prune it, or choose another folder")
+
+
+def _run_order(path: Path) -> tuple[str, int]:
+    """Oldest first: by the minute, then by the -2, -3 of runs within it."""
+    return path.name[:16], int(path.name[17:] or 1)
+
+
+def _execute(source: Path, run_folder: Path, parameters: dict, show_code: bool) -> dict:
+    """Run one notebook into the run folder and write its HTML report; a failure is a row, not an exception."""
+    import papermill
+
+    executed = run_folder / source.name
+    report = executed.with_suffix(".html")
+    started = time.perf_counter()
+    error = None
+    try:
+        papermill.execute_notebook(
+            str(source),
+            str(executed),
+            parameters=parameters,
+            cwd=str(source.parent),
+            progress_bar=False,
+            kernel_name="python3",
+            extra_arguments=["--IPKernelApp.log_level=ERROR"],  # no start-up chatter on stderr
         )
-    return pd.DataFrame(rows, columns=["notebook", "status", "seconds", "output", "error"])
+    except papermill.PapermillExecutionError as exc:
+        error = f"cell {exc.exec_count}: {exc.ename}: {mask_text(_first_line(exc.evalue))}"
+    except Exception as exc:  # the kernel died or could not start: still a row
+        error = f"{type(exc).__name__}: {mask_text(_first_line(str(exc)))}"
+    if executed.exists():
+        _write_report(executed, report, show_code)
+    return {
+        "notebook": source.stem,
+        "status": "failed" if error else "ok",
+        "seconds": round(time.perf_counter() - started, 1),
+        "report": str(report) if report.exists() else None,
+        "executed": str(executed) if executed.exists() else None,
+        "error": error,
+    }
+
+
+def _write_report(executed: Path, report: Path, show_code: bool) -> None:
+    """One self-contained HTML page from an executed notebook: code hidden (except a failing cell), charts inline."""
+    import nbformat
+    from jinja2 import DictLoader
+    from nbconvert import HTMLExporter
+
+    notebook = nbformat.read(executed, as_version=4)
+    for cell in notebook.cells:
+        failed = any(output.get("output_type") == "error" for output in cell.get("outputs", []))
+        if cell.cell_type == "code" and not show_code and not failed:
+            cell.metadata["transient"] = {"remove_source": True}
+    exporter = HTMLExporter(
+        extra_loaders=[DictLoader({"copythat-report.html.j2": REPORT_TEMPLATE})],
+        template_file="copythat-report.html.j2",
+        exclude_input_prompt=True,
+        exclude_output_prompt=True,
+        embed_images=True,
+    )
+    body, _ = exporter.from_notebook_node(notebook, resources={"metadata": {"name": executed.stem}})
+    report.write_text(body, encoding="utf-8")
+
+
+def _index_html(name: str, results: pd.DataFrame, summary: Mapping) -> str:
+    """The run's front page: the verdict and summary first, then a link to each notebook's report."""
+    colour = {"OK": "#d7f0d7", "WARN": "#fbecc5", "CRIT": "#f8d0d0"}.get(summary["verdict"], "#e4e4e4")
+    rows = []
+    for row in results.itertuples():
+        links = " ".join(
+            f'<a href="{html.escape(Path(path).name)}">{label}</a>'
+            for label, path in (("report", row.report), ("notebook", row.executed))
+            if path
+        )
+        rows.append(
+            f"<tr><td>{html.escape(row.notebook)}</td><td>{row.status}</td><td class=num>{row.seconds:.1f} s</td>"
+            f"<td>{links}</td><td>{html.escape(row.error or '')}</td></tr>"
+        )
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>copythat-ops run {name}: {summary["verdict"]}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2em; max-width: 72em; }}
+.verdict {{ background: {colour}; padding: 0.6em 1em; font-size: 1.4em; font-weight: bold; }}
+pre {{ white-space: pre-wrap; overflow-wrap: anywhere; }}
+table {{ border-collapse: collapse; }}
+td, th {{ text-align: left; padding: 4px 10px; border-bottom: 1px solid #ddd; vertical-align: top; }}
+td.num {{ text-align: right; white-space: nowrap; }}
+</style></head>
+<body>
+<h1>copythat-ops run {name}</h1>
+<p class="verdict">Health: {summary["verdict"]}</p>
+<pre>{html.escape(summary_text(summary))}</pre>
+<h2>Reports</h2>
+<table><tr><th>notebook</th><th>status</th><th>time</th><th>open</th><th>error</th></tr>
+{chr(10).join(rows)}
+</table>
+</body></html>
+"""
+
+
+def _first_line(text: str) -> str:
+    return (str(text).strip().splitlines() or [""])[0]
+
+
+def _one_line(exc: Exception) -> str:
+    return mask_text(_first_line(str(getattr(exc, "orig", None) or exc)))

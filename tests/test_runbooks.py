@@ -1,76 +1,148 @@
-"""The curated notebooks executed headless, as `make run` does, and JupyterLab serving them."""
+"""`copythat-ops notebooks run`, as `make run` and cron use it: real papermill runs against the test database."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import os
-import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-from pathlib import Path
+import re
 
 import nbformat
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
 
-from copythat_ops import migrations
-from copythat_ops.runbooks import NOTEBOOK_DIR, notebooks, run_notebooks
+from copythat_ops.cli import main
+from copythat_ops.engine import dispose_engines
+from copythat_ops.runbooks import notebooks
+
+RUN_NAME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{4}Z(-\d+)?$")
 
 
-def digest(path: Path) -> str:
+def digest(path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def test_every_curated_notebook_runs_and_the_sources_stay_untouched(tmp_path):
+def runs(folder) -> list:
+    return sorted(p for p in folder.iterdir() if RUN_NAME.match(p.name))
+
+
+def code_notebook(path, *sources: str) -> None:
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(f"# {path.stem}")] + [nbformat.v4.new_code_cell(s) for s in sources])
+    notebook.metadata["kernelspec"] = {"name": "python3", "language": "python", "display_name": "Python 3"}
+    nbformat.write(notebook, path)
+
+
+def test_a_run_writes_a_dated_folder_of_reports_and_ends_with_the_verdict(tmp_path, capsys):
     before = {p.name: digest(p) for p in notebooks()}
-    result = run_notebooks(tmp_path)
-    assert result["status"].tolist() == ["ok"] * len(before), result["error"].tolist()
-    assert {p.name: digest(p) for p in notebooks()} == before
-    executed = nbformat.read(tmp_path / "01_connect_and_migrate.ipynb", as_version=4)
-    outputs = [o for c in executed.cells if c.cell_type == "code" for o in c.get("outputs", [])]
-    assert not [o for o in outputs if o.get("output_type") == "error"]
-    assert any(f"revision: {migrations.heads()[0]}" in o.get("text", "") for o in outputs)
+    code = main(["--format", "json", "notebooks", "run", "--output-dir", str(tmp_path), "-p", "03:TOP", "3", "-p", "SINCE", "3 days"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    document = json.loads(out)  # one JSON document, nothing else on stdout
+    summary = document["summary"]
+    assert [row["status"] for row in document["notebooks"]] == ["ok"] * len(before)
+    (folder,) = runs(tmp_path)
+    assert summary["reports"] == str(folder / "index.html")
+    for name in before:
+        stem = name.removesuffix(".ipynb")
+        assert (folder / name).exists() and (folder / f"{stem}.html").exists()
+        assert re.search(rf"^  {stem} +ok +\d+\.\d s$", err, re.M), err  # a progress line per notebook
+    # the summary: masked database, revision, verdict with the checks that are not OK, jobs
+    password = make_url(os.environ["DATABASE_URL"]).password
+    assert summary["verdict"] in ("OK", "WARN", "CRIT")
+    assert summary["revision"] == summary["head"]
+    assert 0 < summary["failure_rate"] < 1 and summary["stuck_jobs"] > 0  # the demo data has failed and stuck jobs
+    assert all(re.match(r"^\w+ (WARN|CRIT): ", p) for p in summary["problems"])
+    index = (folder / "index.html").read_text()
+    assert f"Health: {summary['verdict']}" in index and 'href="03_monitoring.html"' in index
+    assert not password or password not in out + err + index
+    # the reports: code hidden, charts inline as PNG, readable tables, no external scripts
+    report = (folder / "03_monitoring.html").read_text()
+    assert "monitor.health(" not in report and "data:image/png;base64," in report
+    assert "<script src=" not in report and ">nan<" not in report and ">NaT<" not in report
+    # -p reached the notebooks that have the parameter, and only them
+    injected = {p.stem: [c.source for c in nbformat.read(p, as_version=4).cells if "injected-parameters" in c.metadata.get("tags", [])]
+                for p in folder.glob("*.ipynb")}  # fmt: skip
+    assert "TOP = 3" in injected["03_monitoring"][0] and "SINCE" not in injected["03_monitoring"][0]
+    assert 'SINCE = "3 days"' in injected["02_jobs"][0]
+    assert injected["01_connect_and_migrate"] == []
+    assert {p.name: digest(p) for p in notebooks()} == before  # the sources are never modified
 
 
-def test_a_failing_notebook_is_reported_and_does_not_stop_the_rest(tmp_path):
+def test_keep_deletes_the_oldest_runs_only(tmp_path, capsys):
+    for name in ("2020-01-01T0000Z", "2020-01-02T0000Z", "2020-01-02T0000Z-2"):
+        (tmp_path / name).mkdir()
+    (tmp_path / "notes").mkdir()
+    code = main(["notebooks", "run", "--output-dir", str(tmp_path), "--notebook", "01", "--keep", "2"])
+    assert code == 0, capsys.readouterr().err
+    kept = [p.name for p in runs(tmp_path)]
+    assert kept[0] == "2020-01-02T0000Z-2" and len(kept) == 2 and (tmp_path / kept[1] / "01_connect_and_migrate.html").exists()
+    assert (tmp_path / "notes").is_dir()
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--notebook", "07"], "error: no notebook '07'. Fix: name one by number or name: 01_connect_and_migrate, 02_jobs, 03_monitoring"),
+        (["-p", "NOPE", "1"], "error: no selected notebook has a parameter 'NOPE'. Fix: use one they have (01_connect_and_migrate: TARGET; 02_jobs: SINCE,"),
+        (["--notebook", "03", "-p", "03:NOPE", "1"], "error: 03_monitoring has no parameter 'NOPE'. Fix: use one of its parameters: LONG_RUNNING_SECONDS, TOP"),
+        (["--notebook", "03", "-p", "02:SINCE", "1d"], "error: parameter '02:SINCE' is for 02_jobs, which this run does not include"),
+        (["--keep", "0"], "error: keep must be a whole number of runs, at least 1 (got 0)"),
+        (["--output-dir", "/proc/x"], "error: cannot write reports to /proc/x ("),
+    ],
+)
+def test_bad_input_is_one_line_with_a_fix_and_runs_nothing(tmp_path, capsys, args, message):
+    args = args if "--output-dir" in args else [*args, "--output-dir", str(tmp_path)]
+    assert main(["notebooks", "run", *args]) == 2
+    out, err = capsys.readouterr()
+    assert err.startswith(message) and len(err.strip().splitlines()) == 1, err
+    assert "Fix: " in err and not re.search(r"\w(Error|Exception)\b", err)  # no exception name
+    assert out == "" and list(tmp_path.iterdir()) == []
+
+
+def test_an_output_folder_under_a_file_is_refused(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    assert main(["notebooks", "run", "--output-dir", str(blocker / "reports")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: cannot write reports to {blocker / 'reports'} (Not a directory). Fix: choose a folder you can write"), err
+
+
+def test_a_failing_notebook_gets_its_report_with_the_failing_cell_and_the_run_exits_1(tmp_path, capsys):
     folder = tmp_path / "notebooks"
     folder.mkdir()
-    broken = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1 / 0")])
-    broken.metadata["kernelspec"] = {"name": "python3", "language": "python", "display_name": "Python 3"}
-    nbformat.write(broken, folder / "01_broken.ipynb")
-    shutil.copy(NOTEBOOK_DIR / "01_connect_and_migrate.ipynb", folder / "02_connect.ipynb")
-    result = run_notebooks(tmp_path / "out", folder=folder)
-    assert result["status"].tolist() == ["failed", "ok"]
-    assert "ZeroDivisionError" in result["error"][0]
+    code_notebook(folder / "01_broken.ipynb", "hidden = 'setup code'", "1 / 0", "print('never')")
+    code_notebook(folder / "02_fine.ipynb", "print('fine')")
+    code = main(["notebooks", "run", "--folder", str(folder), "--output-dir", str(tmp_path / "out")])
+    out, err = capsys.readouterr()
+    assert code == 1
+    (run,) = runs(tmp_path / "out")
+    assert f"error: notebook 01_broken failed at cell 2: ZeroDivisionError: division by zero. Fix: open {run / '01_broken.html'}" in err
+    broken = re.sub(r"<[^>]+>", "", (run / "01_broken.html").read_text())  # the page's text
+    assert "1 / 0" in broken and "ZeroDivisionError" in broken  # the failing cell, with its code
+    assert "setup code" not in broken  # the other cells' code stays hidden
+    assert "fine" in (run / "02_fine.html").read_text()
+    assert "failed" in (run / "index.html").read_text()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def test_jupyterlab_serves_the_notebooks(tmp_path):
-    port, token = free_port(), "copythat-test"
-    jupyter = Path(sys.executable).parent / "jupyter"
-    args = [str(jupyter), "lab", "--no-browser", f"--port={port}", "--ip=127.0.0.1", f"--IdentityProvider.token={token}",
-            f"--notebook-dir={NOTEBOOK_DIR}", "--allow-root"]
-    server = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "JUPYTER_RUNTIME_DIR": str(tmp_path)})
+def test_fail_on_crit_exits_3_when_the_database_is_critical(db_url, monkeypatch, capsys, tmp_path):
+    """A sequence 99.5 % used is CRIT: the run that cron makes pages."""
+    engine = create_engine(db_url, poolclass=NullPool)
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE tickets (id serial PRIMARY KEY)"))
+        conn.execute(text("SELECT setval('tickets_id_seq', 2137000000)"))
+    engine.dispose()
+    monkeypatch.setenv("DATABASE_URL", db_url.render_as_string(hide_password=False))
+    dispose_engines()
     try:
-        listing = None
-        for _ in range(120):  # up to 30 s for the server to come up
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/contents?token={token}", timeout=2) as reply:
-                    listing = json.load(reply)
-                break
-            except OSError:
-                time.sleep(0.25)
-        assert listing is not None, "JupyterLab did not answer within 30 s"
-        assert {p.name for p in notebooks()} <= {item["name"] for item in listing["content"]}
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/lab?token={token}", timeout=5) as page:
-            assert page.status == 200 and b"JupyterLab" in page.read()
+        code = main(["--format", "json", "notebooks", "run", "--notebook", "03", "--fail-on", "crit", "--output-dir", str(tmp_path)])
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        dispose_engines()
+    out, err = capsys.readouterr()
+    summary = json.loads(out)["summary"]
+    assert code == 3, err
+    assert summary["verdict"] == "CRIT"
+    assert any(p.startswith("sequences CRIT: ") and "tickets_id_seq" in p for p in summary["problems"])
+    assert summary["failure_rate"] is None and summary["revision"] is None  # no schema here: said, not a crash
+
