@@ -79,7 +79,7 @@ _MATCHING = _SELECT + """
       AND (CAST(:error_like AS text) IS NULL OR error_message ILIKE :error_like)
       AND (CAST(:project_id AS integer) IS NULL OR project_id = :project_id)
       AND (CAST(:since AS interval) IS NULL OR created_at >= LOCALTIMESTAMP - CAST(:since AS interval))
-      AND (CAST(:older_than AS interval) IS NULL OR created_at < LOCALTIMESTAMP - CAST(:older_than AS interval))
+      AND (CAST(:older_than AS interval) IS NULL OR coalesce(updated_at, CAST(created_at AS timestamptz)) < now() - CAST(:older_than AS interval))
     ORDER BY created_at, id
     LIMIT :limit
 """
@@ -95,7 +95,8 @@ _UPDATE = """
     UPDATE extraction_jobs
     SET status = :target,
         error_message = :reason,
-        completed_at = CASE WHEN :completes THEN LOCALTIMESTAMP END
+        completed_at = CASE WHEN :completes THEN LOCALTIMESTAMP END,
+        updated_at = now()
     WHERE id = ANY(:ids)
       AND status = :source
     RETURNING id, project_id, extraction_type, status, error_message, created_at, completed_at
@@ -226,7 +227,7 @@ def fail_stuck_jobs(
     apply: bool = False,
     engine: Engine | None = None,
 ) -> ActionResult:
-    """Mark jobs still processing after `older_than` (default 30 min, by created_at) failed with `reason`.
+    """Mark jobs processing for more than `older_than` (default 30 min, since their last change of state) failed with `reason`.
 
     Oldest first; `limit` caps how many. A dry run unless `apply=True`.
 

@@ -318,21 +318,23 @@ def stuck_jobs(
     *,
     engine: Engine | None = None,
 ) -> pd.DataFrame:
-    """Return `processing` jobs created more than `older_than` ago and `pending` ones waiting more than `pending_older_than`, oldest first.
+    """Return `processing` jobs in that state for more than `older_than` and `pending` ones waiting more than `pending_older_than`, longest first.
 
-    Age counts from created_at (the schema records no start time).
-    `pending_older_than=None` leaves pending jobs out. Columns: id, project_id,
-    project_name, extraction_type, status, created_at (UTC), age_seconds, age
-    (timedelta), source_url.
+    Waiting counts from when the job last changed state (updated_at, kept by a
+    trigger; created_at for a row that has none yet), so a job requeued a minute
+    ago waits one minute. `pending_older_than=None` leaves pending jobs out.
+    Columns: id, project_id, project_name, extraction_type, status, created_at
+    and updated_at (UTC), age_seconds, age (timedelta, since updated_at), source_url.
 
     Example:
         >>> stuck_jobs("30 min")[["id", "status", "age"]]              # doctest: +SKIP
     """
+    changed = "coalesce(j.updated_at, CAST(j.created_at AS timestamptz))"
     params = {"processing": duration(older_than, name="older_than").total_seconds()}
     pending = "FALSE"
     if pending_older_than is not None:
         params["pending"] = duration(pending_older_than, name="pending_older_than").total_seconds()
-        pending = "j.status = 'pending' AND j.created_at < localtimestamp - make_interval(secs => :pending)"
+        pending = f"j.status = 'pending' AND {changed} < now() - make_interval(secs => :pending)"
     frame = _query(
         f"""
         SELECT j.id,
@@ -341,20 +343,22 @@ def stuck_jobs(
                j.extraction_type,
                j.status,
                {_AT_UTC.format("j.created_at")} AS created_at,
-               date_part('epoch', localtimestamp - j.created_at) AS age_seconds,
+               {changed} AS updated_at,
+               date_part('epoch', now() - {changed}) AS age_seconds,
                j.source_url
         FROM extraction_jobs j
         LEFT JOIN projects p ON p.id = j.project_id
-        WHERE (j.status = 'processing' AND j.created_at < localtimestamp - make_interval(secs => :processing))
+        WHERE (j.status = 'processing' AND {changed} < now() - make_interval(secs => :processing))
            OR ({pending})
-        ORDER BY j.created_at, j.id
+        ORDER BY {changed}, j.id
         """,
         params,
         "stuck_jobs",
         engine,
     )
+    frame["updated_at"] = pd.to_datetime(frame["updated_at"], utc=True)
     frame = frame.astype({"id": "Int64", "project_id": "Int64", "age_seconds": "float64"})
-    frame.insert(7, "age", pd.to_timedelta(frame["age_seconds"], unit="s").dt.floor("s"))
+    frame.insert(frame.columns.get_loc("age_seconds") + 1, "age", pd.to_timedelta(frame["age_seconds"], unit="s").dt.floor("s"))
     return _categorised(frame)
 
 

@@ -41,13 +41,13 @@ CHECKOUT = Path(__file__).resolve().parents[1]
 # Session advisory lock taken by every online migration run ("copythat" in hex).
 MIGRATION_LOCK_KEY = 0x636F707974686174
 _DURATION = re.compile(r"^\d+\s*(ms|s|min|h)?$")
-_MISSING_TABLE = re.compile(r'relation "[^"]+" does not exist')
+_MISSING_TABLE = re.compile(r'(relation|column) ("[^"]+"|\S+) does not exist')
 _command_lock = threading.Lock()  # alembic.command keeps module-level state
 
 
 @contextmanager
 def schema_required(purpose: str) -> Iterator[None]:
-    """Turn "relation ... does not exist" from the block into a MigrationError saying to migrate first.
+    """Turn "relation / column ... does not exist" from the block into a MigrationError saying to migrate first.
 
     Example:
         >>> with schema_required("the job analyses"):      # doctest: +SKIP
@@ -60,7 +60,7 @@ def schema_required(purpose: str) -> Iterator[None]:
         if not missing:
             raise
         raise MigrationError(
-            f"the database lacks a table {purpose} need ({missing.group(0)})",
+            f"the database lacks a {'table' if missing.group(1) == 'relation' else 'column'} {purpose} need ({missing.group(0)})",
             fix="migrate it to head: copythat-ops migrate upgrade",
         ) from None
 

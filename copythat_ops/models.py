@@ -89,6 +89,8 @@ class ExtractionJob(Base):
     error_message: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(nullable=False, server_default=func.now())
     completed_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    # When the job last changed state: DEFAULT now() on insert, a trigger on every change of state (NULL only mid-backfill).
+    updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True, server_default=func.now())
 
     def __repr__(self) -> str:
         return f"ExtractionJob(id={self.id!r}, type={self.extraction_type!r}, status={self.status!r})"

@@ -64,6 +64,7 @@ JOB_SCHEMA = pa.schema(
         ("error_message", pa.string()),
         ("created_at", pa.timestamp("us")),
         ("completed_at", pa.timestamp("us")),
+        ("updated_at", pa.timestamp("us", tz="UTC")),  # when the job last changed state (timestamptz)
     ]
 )
 
@@ -134,6 +135,8 @@ def seed_database(
             cur.execute("SELECT EXISTS (SELECT 1 FROM extraction_jobs)")
             if cur.fetchone()[0]:
                 return {"projects": 0, "jobs": 0, "skipped": "extraction_jobs already has rows"}
+        cur.execute("SELECT EXISTS (SELECT FROM pg_attribute WHERE attrelid = 'public.extraction_jobs'::regclass AND attname = 'updated_at' AND NOT attisdropped)")
+        schema = JOB_SCHEMA if cur.fetchone()[0] else JOB_SCHEMA.remove(JOB_SCHEMA.get_field_index("updated_at"))  # before that revision
         cur.execute("SET LOCAL synchronous_commit = off")
         cur.execute("SELECT current_setting('TimeZone')")
         tz = cur.fetchone()[0]
@@ -143,11 +146,11 @@ def seed_database(
         busy = 1 / rng.permutation(np.arange(1, projects + 1)) ** 0.8  # a few busy projects, a long tail of quiet ones
         pool = _result_pool(rng)
         blocks = (
-            _jobs(np.random.default_rng([seed, block]), min(BLOCK_ROWS, jobs - start), ids, busy / busy.sum(), pool, now, span, tz)
+            _jobs(np.random.default_rng([seed, block]), min(BLOCK_ROWS, jobs - start), ids, busy / busy.sum(), pool, now, span, tz).select(schema.names)
             for block, start in enumerate(range(0, jobs, BLOCK_ROWS))
         )
         with _without_secondary_indexes(cur, "extraction_jobs"), tqdm(total=jobs, unit="jobs", desc="extraction_jobs", disable=jobs <= 2 * BLOCK_ROWS) as bar:
-            cur.adbc_ingest("extraction_jobs", pa.RecordBatchReader.from_batches(JOB_SCHEMA, _counted(blocks, bar)), mode="append")
+            cur.adbc_ingest("extraction_jobs", pa.RecordBatchReader.from_batches(schema, _counted(blocks, bar)), mode="append")
         conn.commit()
     seconds = time.perf_counter() - started
     return {"projects": projects, "jobs": jobs, "seconds": round(seconds, 3), "jobs_per_second": round(jobs / seconds)}
@@ -263,6 +266,7 @@ def _jobs(
     finished = (status == "completed") | (status == "failed")
     source = _sources(rng, project)
     created = _micros(now) - age
+    changed = np.where(finished, created + taken, np.where(status == "processing", created + np.minimum(wait, age), created))
     return pa.table(
         {
             "project_id": project,
@@ -273,6 +277,7 @@ def _jobs(
             "error_message": _errors(rng, status == "failed", source),
             "created_at": _local(created, tz),
             "completed_at": pa.array(_local(created + taken, tz), mask=~finished),
+            "updated_at": pa.array(changed, pa.timestamp("us", tz="UTC")),
         },
         schema=JOB_SCHEMA,
     )

@@ -78,18 +78,19 @@ def catalog(engine) -> tuple[dict, list]:
 
 
 def test_upgrade_adds_the_indexes_and_a_validated_foreign_key(engine, db_url):
-    assert migrations.upgrade(url=db_url) == REVISION
+    assert migrations.upgrade(REVISION, url=db_url) == REVISION
     assert catalog(engine) == (INDEXES, [FOREIGN_KEY])
+    migrations.upgrade(url=db_url)  # the later revisions add columns the models have
     assert migrations.check(url=db_url) == []
     with pytest.raises(IntegrityError, match="extraction_jobs_project_id_fkey"), engine.connect() as conn:
         conn.execute(text(_jobs([99])))
 
 
 def test_downgrade_removes_them_and_upgrade_adds_them_again(engine, db_url):
-    migrations.upgrade(url=db_url)
+    migrations.upgrade(REVISION, url=db_url)
     assert migrations.downgrade(PREVIOUS, url=db_url) == PREVIOUS
     assert catalog(engine) == ({}, [])
-    assert migrations.upgrade(url=db_url) == REVISION
+    assert migrations.upgrade(REVISION, url=db_url) == REVISION
     assert catalog(engine) == (INDEXES, [FOREIGN_KEY])
 
 
@@ -97,7 +98,7 @@ def test_orphaned_project_ids_stop_it_before_anything_changes_and_a_rerun_after_
     with engine.connect() as conn:
         conn.execute(text(_jobs([7, 7, 9])))
     with pytest.raises(MigrationError) as failure:
-        migrations.upgrade(url=db_url)
+        migrations.upgrade(REVISION, url=db_url)
     message = str(failure.value)
     assert "3 job(s) name 2 project id(s) that do not exist: 7 (2 jobs), 9 (1 jobs); nothing was changed" in message
     assert "Fix: delete those jobs or reassign them" in message and "create the missing projects" in message
@@ -106,7 +107,7 @@ def test_orphaned_project_ids_stop_it_before_anything_changes_and_a_rerun_after_
     with engine.connect() as conn:  # still usable, and the fix is plain SQL
         conn.execute(text("DELETE FROM extraction_jobs WHERE project_id = 9"))
         conn.execute(text("INSERT INTO projects (id, name) VALUES (7, 'Restored project')"))
-    assert migrations.upgrade(url=db_url) == REVISION
+    assert migrations.upgrade(REVISION, url=db_url) == REVISION
     assert catalog(engine) == (INDEXES, [FOREIGN_KEY])
 
 
@@ -114,7 +115,7 @@ def test_many_orphans_are_counted_and_the_first_ones_named(engine, db_url):
     with engine.connect() as conn:
         conn.execute(text(_jobs(list(range(100, 130)))))
     with pytest.raises(MigrationError, match=r"30 job\(s\) name 30 project id\(s\).*: 100 \(1 jobs\), .*119 \(1 jobs\) and 10 more"):
-        migrations.upgrade(url=db_url)
+        migrations.upgrade(REVISION, url=db_url)
     assert migrations.current(url=db_url) == PREVIOUS
 
 
@@ -122,7 +123,7 @@ def test_an_invalid_index_left_by_a_failed_build_is_dropped_and_built_again(engi
     with pytest.raises(IntegrityError), engine.connect() as conn:  # project 1 has two jobs: the unique build fails
         conn.execute(text("CREATE UNIQUE INDEX CONCURRENTLY ix_extraction_jobs_project_id ON extraction_jobs (project_id)"))
     assert catalog(engine)[0] == {"ix_extraction_jobs_project_id": None}
-    assert migrations.upgrade(url=db_url) == REVISION
+    assert migrations.upgrade(REVISION, url=db_url) == REVISION
     assert catalog(engine) == (INDEXES, [FOREIGN_KEY])
 
 
@@ -130,7 +131,7 @@ def test_a_run_that_stopped_half_way_completes_when_run_again(engine, db_url):
     with engine.connect() as conn:  # what a run cut short after its first steps leaves behind
         conn.execute(text("ALTER TABLE extraction_jobs ADD CONSTRAINT extraction_jobs_project_id_fkey FOREIGN KEY (project_id) REFERENCES projects (id) NOT VALID"))
         conn.execute(text("CREATE INDEX ix_extraction_jobs_status_created_at ON extraction_jobs (status, created_at)"))
-    assert migrations.upgrade(url=db_url) == REVISION
+    assert migrations.upgrade(REVISION, url=db_url) == REVISION
     assert catalog(engine) == (INDEXES, [FOREIGN_KEY])
 
 
@@ -140,11 +141,11 @@ def test_lock_timeout_holds_in_the_autocommit_steps(engine, db_url, lock_timeout
         holder.execute(text("BEGIN"))
         holder.execute(text("LOCK TABLE extraction_jobs IN SHARE UPDATE EXCLUSIVE MODE"))  # as a long VACUUM or index build would
         with pytest.raises(MigrationError, match="lock timeout"):
-            migrations.upgrade(url=db_url)
+            migrations.upgrade(REVISION, url=db_url)
         holder.execute(text("ROLLBACK"))
     assert migrations.current(url=db_url) == PREVIOUS
     assert catalog(engine) == ({}, [])
-    assert migrations.upgrade(url=db_url) == REVISION
+    assert migrations.upgrade(REVISION, url=db_url) == REVISION
 
 
 def test_an_orphan_written_after_the_check_is_caught_and_nothing_is_left_behind(engine, db_url, lock_timeout):
@@ -153,7 +154,7 @@ def test_an_orphan_written_after_the_check_is_caught_and_nothing_is_left_behind(
 
     def upgrade():
         try:
-            migrations.upgrade(url=db_url)
+            migrations.upgrade(REVISION, url=db_url)
         except MigrationError as exc:
             errors.append(str(exc))
 
@@ -184,11 +185,11 @@ def _run_script(engine, script: str) -> None:
 
 def test_offline_sql_is_the_safe_form_and_runs_as_written(engine, db_url, monkeypatch):
     monkeypatch.setenv("DATABASE_URL", "postgresql://nobody:pw@127.0.0.1:1/none")
-    up = migrations.sql(PREVIOUS, "head")
+    up = migrations.sql(PREVIOUS, REVISION)
     assert "SET lock_timeout = '5s'" in up
     assert up.index("COMMIT;") < up.index("ADD CONSTRAINT") < up.index("NOT VALID;") < up.index("VALIDATE CONSTRAINT")
     assert up.count("CREATE INDEX CONCURRENTLY IF NOT EXISTS") == 2
-    down = migrations.sql("head", PREVIOUS)
+    down = migrations.sql(REVISION, PREVIOUS)
     assert "DROP CONSTRAINT IF EXISTS" in down and down.count("DROP INDEX CONCURRENTLY IF EXISTS") == 2
     monkeypatch.undo()
 

@@ -49,9 +49,10 @@ def jobs(engine):
         for job in JOBS:
             conn.execute(
                 text(
-                    "INSERT INTO extraction_jobs (id, project_id, source_url, extraction_type, status, error_message, created_at, completed_at)"
+                    "INSERT INTO extraction_jobs (id, project_id, source_url, extraction_type, status, error_message, created_at, completed_at, updated_at)"
                     " VALUES (:id, :project, 'https://cdn.example.com/' || :id || '.png', :type, :status, :error,"
-                    " LOCALTIMESTAMP - make_interval(mins => :created), LOCALTIMESTAMP - make_interval(mins => :completed))"
+                    " LOCALTIMESTAMP - make_interval(mins => :created), LOCALTIMESTAMP - make_interval(mins => :completed),"
+                    " now() - make_interval(mins => coalesce(:completed, :created)))"
                 ),
                 dict(zip(["id", "project", "type", "status", "error", "created", "completed"], job, strict=True)),
             )

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
-from copythat_ops import jobs, migrations
+from copythat_ops import jobs, migrations, requeue_jobs
 from copythat_ops.engine import get_engine
 from copythat_ops.errors import ConnectError, InputError, MigrationError
 from copythat_ops.models import EXTRACTION_TYPES, JOB_STATUSES
@@ -47,9 +47,9 @@ def engine(db_url):
         for status, minutes, error, result in DELIBERATE:
             conn.execute(
                 text(
-                    "INSERT INTO extraction_jobs (project_id, source_url, extraction_type, status, error_message, result_data, created_at, completed_at)"
+                    "INSERT INTO extraction_jobs (project_id, source_url, extraction_type, status, error_message, result_data, created_at, completed_at, updated_at)"
                     " VALUES (:p, 'https://uploads.copythat.app/x.png', 'color', :s, :e, :r, localtimestamp - make_interval(mins => :m),"
-                    " CASE WHEN :s IN ('failed', 'completed') THEN localtimestamp END)"
+                    " CASE WHEN :s IN ('failed', 'completed') THEN localtimestamp END, now() - make_interval(mins => :m))"
                 ),
                 {"p": project, "s": status, "e": error, "r": result, "m": minutes},
             )
@@ -108,9 +108,38 @@ def test_stuck_jobs_respect_the_thresholds_oldest_first(engine):
     stuck = jobs.stuck_jobs("30 min", pending_older_than="1 hour", engine=engine)
     minutes = (stuck["age_seconds"] / 60).round().astype(int).tolist()
     assert list(zip(stuck["status"], minutes)) == [("processing", 90), ("pending", 61), ("processing", 31)]
-    assert stuck["created_at"].is_monotonic_increasing
+    assert stuck["updated_at"].is_monotonic_increasing
     only_processing = jobs.stuck_jobs("60 min", pending_older_than=None, engine=engine)
     assert list(only_processing["status"]) == ["processing"]
+
+
+def test_waiting_counts_from_the_last_change_of_state_not_from_creation(engine):
+    """A job created hours ago that was just requeued, or just picked up by a worker, is not stuck."""
+    with engine.begin() as conn:
+        project = conn.scalar(text("SELECT min(id) FROM projects"))
+        failed, picked = (
+            conn.scalar(
+                text(
+                    "INSERT INTO extraction_jobs (project_id, source_url, extraction_type, status, error_message, created_at, completed_at, updated_at)"
+                    " VALUES (:p, 'https://uploads.copythat.app/old.png', 'color', :s, :e, localtimestamp - interval '3 hours',"
+                    " CASE WHEN :s = 'failed' THEN localtimestamp - interval '3 hours' END, now() - interval '3 hours') RETURNING id"
+                ),
+                {"p": project, "s": status, "e": error},
+            )
+            for status, error in (("failed", "Timeout after 30s"), ("pending", None))
+        )
+    try:
+        assert requeue_jobs([failed], apply=True, engine=engine).summary().startswith("requeued 1 job(s)")
+        with engine.begin() as conn:  # a worker takes the old pending job, as the application writes it
+            conn.execute(text("UPDATE extraction_jobs SET status = 'processing' WHERE id = :id"), {"id": picked})
+        stuck = jobs.stuck_jobs("30 min", pending_older_than="1 hour", engine=engine)
+        assert failed not in stuck["id"].tolist() and picked not in stuck["id"].tolist()
+        with engine.connect() as conn:  # both changed just now: the action and the trigger set updated_at
+            fresh = "SELECT count(*) FROM extraction_jobs WHERE id IN (:a, :b) AND updated_at > now() - interval '1 hour'"
+            assert conn.scalar(text(fresh), {"a": failed, "b": picked}) == 2
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text("DELETE FROM extraction_jobs WHERE id IN (:a, :b)"), {"a": failed, "b": picked})
 
 
 def test_jobs_frame_dtypes_and_duration(engine):

@@ -216,8 +216,9 @@ def test_a_failed_multi_revision_run_stops_at_the_last_revision_that_succeeded(d
     migrations.upgrade(url=db_url)
     downgrade_to_base_while_reading(db_url, "job_action_audit", tmp_path)  # blocks only the audit table's revision
     at = migrations.current(url=db_url)
-    assert at == migrations.history(url=db_url)["revision"].iloc[1]  # the audit table's revision, still applied
-    assert migrations.pending(url=db_url)["revision"].tolist() == [migrations.heads()[0]]
+    revisions = migrations.history(url=db_url)["revision"].tolist()
+    assert at == revisions[1]  # the audit table's revision, still applied
+    assert migrations.pending(url=db_url)["revision"].tolist() == revisions[2:]
     assert migrations.upgrade(url=db_url) == migrations.heads()[0]
     assert migrations.check(url=db_url) == []
 
@@ -227,3 +228,55 @@ def test_migrations_refuse_a_pooler_host_before_connecting():
     with pytest.raises(MigrationError, match="connection pooler") as caught:
         migrations.upgrade(url=url)
     assert "Sup3rS3cret" not in str(caught.value) and "remove '-pooler'" in str(caught.value)
+
+
+UPDATED_AT = "c0db8df4a585"  # extraction_jobs.updated_at
+
+
+def _scalar(url, sql: str, **params):
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        with engine.begin() as conn:
+            result = conn.execute(text(sql), params)
+            return result.scalar() if result.returns_rows else None
+    finally:
+        engine.dispose()
+
+
+def test_updated_at_is_added_without_a_rewrite_backfilled_from_the_job_state_and_kept_by_a_trigger(db_url):
+    migrations.downgrade("base", url=db_url)
+    migrations.upgrade("3ca76145171f", url=db_url)
+    _scalar(db_url, "INSERT INTO projects (name) VALUES ('Brand refresh') RETURNING id")
+    _scalar(  # more rows than one backfill batch; every other job finished 30 s after it was created
+        db_url,
+        "INSERT INTO extraction_jobs (project_id, source_url, extraction_type, status, created_at, completed_at)"
+        " SELECT 1, 'https://cdn.example.com/' || i || '.png', 'color', CASE WHEN i % 2 = 0 THEN 'completed' ELSE 'pending' END,"
+        " TIMESTAMP '2026-01-01' + make_interval(secs => i), CASE WHEN i % 2 = 0 THEN TIMESTAMP '2026-01-01' + make_interval(secs => i + 30) END"
+        " FROM generate_series(1, 25000) AS i",
+    )
+    table_file = "SELECT pg_relation_filenode('extraction_jobs')"
+    before = _scalar(db_url, table_file)
+    assert migrations.upgrade(UPDATED_AT, url=db_url) == UPDATED_AT
+    assert _scalar(db_url, table_file) == before  # no table rewrite
+    assert _scalar(db_url, "SELECT count(*) FROM extraction_jobs WHERE updated_at IS NULL") == 0
+    assert _scalar(db_url, "SELECT count(*) FROM extraction_jobs WHERE updated_at <> CAST(coalesce(completed_at, created_at) AS timestamptz)") == 0
+    assert ("extraction_jobs", "updated_at", "timestamp with time zone", True, "now()") in schema(db_url)
+    assert migrations.check(url=db_url) == []
+    # New rows get now(); a change of state sets now(); other writes leave it alone.
+    assert _scalar(db_url, "INSERT INTO extraction_jobs (project_id, source_url, extraction_type) VALUES (1, 'x', 'color') RETURNING updated_at = now()")
+    assert _scalar(db_url, "UPDATE extraction_jobs SET status = 'processing' WHERE id = 1 RETURNING updated_at = now()")
+    assert _scalar(db_url, "UPDATE extraction_jobs SET error_message = 'boom', status = 'failed' WHERE id = 2 RETURNING updated_at = now()")
+    assert _scalar(db_url, "UPDATE extraction_jobs SET source_url = 'y' WHERE id = 3 RETURNING updated_at = TIMESTAMP '2026-01-01 00:00:03'")
+    assert migrations.downgrade("3ca76145171f", url=db_url) == "3ca76145171f"
+    assert "updated_at" not in migrations.schema_columns(url=db_url).query("table_name == 'extraction_jobs'")["column_name"].tolist()
+    assert _scalar(db_url, "SELECT count(*) FROM pg_trigger WHERE tgname = 'extraction_jobs_set_updated_at'") == 0
+    assert _scalar(db_url, "SELECT to_regproc('extraction_jobs_set_updated_at')") is None
+    assert migrations.upgrade(url=db_url) == HEAD
+
+
+def test_the_updated_at_revision_offline_commits_each_backfill_batch_outside_a_transaction():
+    script = migrations.sql("3ca76145171f", UPDATED_AT)
+    add = script.index("ADD COLUMN IF NOT EXISTS")
+    assert "DEFAULT now()" not in script[add : script.index(";", add)]  # default set apart: no rewrite, old rows backfilled
+    assert script.index("SET DEFAULT now()") < script.index("CREATE TRIGGER") < script.index("COMMIT;") < script.index("DO $$\nDECLARE")
+    assert "SET lock_timeout = '5s'" in script
