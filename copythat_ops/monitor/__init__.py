@@ -8,7 +8,7 @@ without sees `<insufficient privilege>` where it may not look.
 Example:
     >>> from copythat_ops import monitor
     >>> report = monitor.health()
-    >>> monitor.verdict(report) in ("OK", "WARN", "CRIT")
+    >>> monitor.verdict(report) in ("OK", "UNKNOWN", "WARN", "CRIT")
     True
     >>> monitor.table_sizes().head()         # doctest: +SKIP
 """
@@ -17,6 +17,7 @@ from .activity import blocked_queries, cancel_query, long_running_queries, termi
 from .connections import connection_headroom, connections, idle_in_transaction, pool_status
 from .health import health, verdict
 from .indexes import duplicate_indexes, index_usage, invalid_indexes, missing_indexes, unused_indexes
+from .locks import relation_locks
 from .maintenance import cache_hit_ratio, vacuum_progress, vacuum_stats, wraparound_risk
 from .queries import query_stats, query_stats_status, slow_queries
 from .sequences import sequences
@@ -43,6 +44,7 @@ __all__ = [
     "pool_status",
     "query_stats",
     "query_stats_status",
+    "relation_locks",
     "replica_lag",
     "replication",
     "replication_slots",

@@ -2,15 +2,17 @@
 
 Every check runs on one connection, one query each (a bounded number of
 statements whatever the size of the catalog), with pghero's thresholds as
-keyword defaults. A check that cannot run (a timeout, a missing privilege)
-reports WARN with the reason instead of failing the whole report.
+keyword defaults. A check that cannot run (a timeout, a missing privilege, an
+extension not installed) reports UNKNOWN with the reason instead of failing the
+whole report, and never OK. Checks read around relations another session
+locks (sizes from the catalog, definitions left out) and say so in their detail.
 
 Example:
     >>> from copythat_ops import monitor
     >>> report = monitor.health()
     >>> report.columns.tolist()
     ['check', 'status', 'value', 'threshold', 'detail', 'action']
-    >>> monitor.verdict(report) in ("OK", "WARN", "CRIT")
+    >>> monitor.verdict(report) in ("OK", "UNKNOWN", "WARN", "CRIT")
     True
 """
 
@@ -26,19 +28,20 @@ from .. import validate
 from ..errors import CopythatError
 from .activity import blocked_queries, long_running_queries
 from .connections import connection_headroom, idle_in_transaction
-from .indexes import duplicate_indexes, invalid_indexes, missing_indexes, unused_indexes
+from .indexes import duplicate_indexes, index_usage, invalid_indexes, missing_indexes, unused_indexes
 from .maintenance import cache_hit_ratio, vacuum_stats, wraparound_risk
 from .queries import query_stats_status, slow_queries
 from .sequences import sequences
 from .server import replica_lag, replication, replication_slots
-from .snapshot import snapshot
+from .snapshot import query, snapshot
+from .space import database_size, table_sizes
 
-STATUSES = ("OK", "WARN", "CRIT")
+STATUSES = ("OK", "UNKNOWN", "WARN", "CRIT")  # best to worst: a check that could not run is not OK
 COLUMNS = ["check", "status", "value", "threshold", "detail", "action"]
 PERCENTS = {"connections_warn_percent", "connections_crit_percent", "cache_hit_percent", "index_use_percent",
             "sequence_warn_percent", "sequence_crit_percent", "dead_rows_percent"}  # fmt: skip
 COUNTS = {"total_connections", "idle_in_transaction", "cache_hit_min_blocks", "unused_index_scans", "missing_index_rows", "xids_left_warn",
-          "xids_left_crit", "dead_rows_min", "slow_query_calls"}  # fmt: skip
+          "xids_left_crit", "dead_rows_min", "slow_query_calls", "index_stats_min_scans"}  # fmt: skip
 
 
 def health(
@@ -53,6 +56,7 @@ def health(
     unused_index_scans: int = 50,
     missing_index_rows: int = 10_000,
     index_use_percent: float = 95,
+    index_stats_min_scans: int = 100,
     sequence_warn_percent: float = 90,
     sequence_crit_percent: float = 99,
     xids_left_warn: int = 1_500_000_000,
@@ -77,6 +81,12 @@ def health(
     have been read (a fresh server's first reads all miss). Blocked queries, invalid or duplicate indexes and inactive
     replication slots WARN when there are any.
 
+    Index use is judged only on tables scanned at least `index_stats_min_scans`
+    times since the statistics were reset (younger ones are named as too young
+    to judge), and a table whose reads avoid its indexes is reported once, under
+    missing_indexes, not also as having unused indexes. A check that could not
+    run is UNKNOWN; `slow_queries` is UNKNOWN without pg_stat_statements.
+
     Connections and replication are server-wide; the rest is this database.
 
     Example:
@@ -93,12 +103,14 @@ def health(
                 rows += check(limits)
             except (DBAPIError, CopythatError) as exc:
                 reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-                rows += [_row(name, "WARN", None, "", f"could not run: {reason}", "run the check alone to see the error; grant the role pg_monitor") for name in names]
-    return pd.DataFrame(rows, columns=COLUMNS)
+                rows += [_row(name, "UNKNOWN", None, "", f"could not run: {reason}", "run the check alone to see the error; grant the role pg_monitor") for name in names]
+    report = pd.DataFrame(rows, columns=COLUMNS)
+    report["value"] = pd.Series([_readable(v) for v in report["value"]], index=report.index, dtype=object)
+    return report
 
 
 def verdict(report: pd.DataFrame) -> str:
-    """Return the worst status of a `health()` report: "OK", "WARN" or "CRIT".
+    """Return the worst status of a `health()` report: "OK", "UNKNOWN" (a check could not run), "WARN" or "CRIT".
 
     Example:
         >>> verdict(pd.DataFrame({"status": ["OK", "WARN"]}))
@@ -109,6 +121,21 @@ def verdict(report: pd.DataFrame) -> str:
 
 def _row(check: str, status: str, value: float | None, threshold: str, detail: str, action: str) -> dict:
     return {"check": check, "status": status, "value": value, "threshold": threshold, "detail": detail, "action": action if status != "OK" else ""}
+
+
+def _readable(value):
+    """A report value as a plain number: whole numbers as int (2146483619, not 2.146484e+09), others rounded, missing as None."""
+    if value is None or pd.isna(value):
+        return None
+    value = float(value)
+    return int(value) if value.is_integer() else round(value, 2)
+
+
+def _notes(*frames: pd.DataFrame) -> str:
+    """What the checks could not read because of another session's lock, for a row's detail ("" when nothing)."""
+    notes = pd.concat([frame["note"] for frame in frames if "note" in frame]).dropna().unique() if frames else []
+    reasons = sorted({note.split(": ", 1)[1] for note in notes})
+    return f"; read around locks: {_names(reasons, 2)}" if reasons else ""
 
 
 def _any(check: str, found: pd.DataFrame, threshold: str, detail: str, action: str) -> dict:
@@ -122,6 +149,11 @@ def _level(value: float | None, warn: float, crit: float | None = None, *, below
         return "OK"
     reached = (lambda limit: value < limit) if below else (lambda limit: value >= limit)
     return "CRIT" if crit is not None and reached(crit) else "WARN" if reached(warn) else "OK"
+
+
+def _short(text, limit: int = 60) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _names(values, limit: int = 3) -> str:
@@ -184,7 +216,9 @@ def _long_running(t: dict) -> list[dict]:
 def _blocked(t: dict) -> list[dict]:
     blocked = blocked_queries()
     waiting = blocked.drop_duplicates("blocked_pid")
-    detail = f"pids {_names(waiting['blocked_pid'])} wait for pids {_names(blocked['blocking_pid'].unique())}" if len(waiting) else ""
+    holders = blocked.drop_duplicates("blocking_pid")
+    holding = [f"{row.blocking_pid} ({row.blocking_state}: {_short(row.blocking_query)})" for row in holders.itertuples()]
+    detail = f"pids {_names(waiting['blocked_pid'])} wait for pid {_names(holding, 2)}" if len(waiting) else ""
     return [
         _any(
             "blocked_queries",
@@ -216,27 +250,73 @@ def _index_checks(t: dict) -> list[dict]:
     invalid, duplicate = invalid_indexes(), duplicate_indexes()
     unused = unused_indexes(max_scans=t["unused_index_scans"])
     missing = missing_indexes(min_rows=t["missing_index_rows"], max_index_use_percent=t["index_use_percent"])
+    usage, since = index_usage(), _stats_since()
+    young = _keys(usage[usage["seq_scan"].fillna(0) + usage["idx_scan"].fillna(0) < t["index_stats_min_scans"]])
+    judged_unused, judged_missing = unused[~_keys(unused).isin(young)], missing[~_keys(missing).isin(young)]
+    both = _keys(judged_unused).isin(_keys(judged_missing))  # read, but never through these indexes: one advice, under missing_indexes
+    unused_by_table = judged_unused[both].groupby("table")["index"].agg(list)
+    judged_unused = judged_unused[~both]
+
+    def too_young(found: pd.DataFrame) -> str:
+        tables = sorted(set(found.loc[_keys(found).isin(young), "table"]))
+        return f"; too young to judge (under {t['index_stats_min_scans']} scans, {since}): {_names(tables)}" if tables else ""
+
+    left_to_missing = f"; {_names(unused_by_table.index)}: see missing_indexes" if len(unused_by_table) else ""
+    missing_names = [
+        f"{table} (its indexes {_names(unused_by_table[table], 2)} go unused too)" if table in unused_by_table else table for table in judged_missing["table"]
+    ]
     return [
         _any(
-            "invalid_indexes", invalid, "warn: any", _names(invalid["index"]),
+            "invalid_indexes", invalid, "warn: any", _names(invalid["index"]) + _notes(invalid),
             "DROP INDEX CONCURRENTLY each, then CREATE INDEX CONCURRENTLY again (see invalid_indexes())",
         ),
         _any(
             "duplicate_indexes", duplicate, "warn: any",
-            _names(duplicate["redundant_index"] + " (covered by " + duplicate["covering_index"] + ")"),
+            _names(duplicate["redundant_index"] + " (covered by " + duplicate["covering_index"] + ")") + _notes(duplicate),
             "drop each redundant_index with DROP INDEX CONCURRENTLY in a migration (see duplicate_indexes())",
         ),
         _any(
-            "unused_indexes", unused, f"warn: any scanned <= {t['unused_index_scans']} times", _names(unused["index"]),
+            "unused_indexes", judged_unused, f"warn: any scanned <= {t['unused_index_scans']} times",
+            (_names(judged_unused["index"]) or "none") + left_to_missing + too_young(unused) + _notes(unused),
             "confirm on every replica over a full business cycle, then drop them in a migration (see unused_indexes())",
         ),
         _any(
-            "missing_indexes", missing,
+            "missing_indexes", judged_missing,
             f"warn: tables of >= {t['missing_index_rows']} rows using indexes < {t['index_use_percent']} % of scans",
-            _names(missing["table"]),
-            "index what these tables are filtered by, with CREATE INDEX CONCURRENTLY in a migration (see missing_indexes(), query_stats())",
+            (_names(missing_names) or "none") + too_young(missing),
+            "index what these tables are filtered by, with CREATE INDEX CONCURRENTLY in a migration, and drop the indexes "
+            "their queries never use (see missing_indexes(), query_stats())",
         ),
     ]  # fmt: skip
+
+
+def _keys(frame: pd.DataFrame) -> pd.Series:
+    """Each row's table as "schema.table", to match rows of different checks."""
+    return frame["schema"].astype(str) + "." + frame["table"].astype(str) if len(frame) else pd.Series([], dtype=object)
+
+
+def _stats_since() -> str:
+    """Since when this database's scan counts run: "statistics reset <time>", or "statistics never reset" (kept since its creation)."""
+    reset = query(
+        """
+        SELECT stats_reset
+        FROM pg_stat_database
+        WHERE datname = current_database()
+        ORDER BY stats_reset
+        """,
+        name="stats_reset",
+    )["stats_reset"]
+    if reset.empty or pd.isna(reset.iloc[0]):
+        return "statistics never reset"
+    return f"statistics reset {pd.Timestamp(reset.iloc[0]).strftime('%Y-%m-%d %H:%M UTC')}"
+
+
+def _sizes(t: dict) -> list[dict]:
+    total = database_size().iloc[0]
+    tables = table_sizes()
+    largest = tables.iloc[0] if len(tables) else None
+    detail = "no tables" if largest is None else f"largest table: {largest['table']} {largest['total_size']}"
+    return [_row("database_size", "OK", total["size_bytes"], "", f"{total['size']}; {detail}{_notes(tables)}", "")]
 
 
 def _sequences(t: dict) -> list[dict]:
@@ -244,7 +324,7 @@ def _sequences(t: dict) -> list[dict]:
     used = found.dropna(subset=["percent_used"])
     top = used.iloc[0] if len(used) else None
     hidden = int((~found["readable"].astype(bool)).sum())
-    detail = "none used yet" if top is None else f"fullest: {top['sequence']} ({top['column_type']}) {top['percent_used']} %"
+    detail = ("none used yet" if top is None else f"fullest: {top['sequence']} ({top['column_type']}) {top['percent_used']} %") + _notes(found)
     return [
         _row(
             "sequences",
@@ -314,7 +394,7 @@ def _slow_queries(t: dict) -> list[dict]:
     status = query_stats_status()
     threshold = f"warn: any with >= {t['slow_query_calls']} calls averaging >= {t['slow_query_mean_ms']} ms"
     if not status["enabled"]:
-        return [_row("slow_queries", "OK", None, threshold, f"not checked: {status['message']}; to enable it: {status['fix']}", "")]
+        return [_row("slow_queries", "UNKNOWN", None, threshold, f"not checked: {status['message']}", f"to check it: {status['fix']}")]
     slow = slow_queries(min_calls=t["slow_query_calls"], min_mean_ms=t["slow_query_mean_ms"])
     return [
         _any(
@@ -335,6 +415,7 @@ CHECKS: list[tuple[tuple[str, ...], Callable[[dict], list[dict]]]] = [
     (("cache_hit",), _cache_hit),
     (("invalid_indexes", "duplicate_indexes", "unused_indexes", "missing_indexes"), _index_checks),
     (("sequences",), _sequences),
+    (("database_size",), _sizes),
     (("wraparound",), _wraparound),
     (("dead_rows",), _dead_rows),
     (("replication_lag", "replication_slots"), _replication),

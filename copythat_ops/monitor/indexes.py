@@ -6,7 +6,7 @@ they describe the replica's own reads.
 Example:
     >>> from copythat_ops import monitor
     >>> monitor.invalid_indexes().columns.tolist()
-    ['schema', 'table', 'index', 'definition', 'size_bytes', 'size']
+    ['schema', 'table', 'index', 'definition', 'size_bytes', 'size', 'note']
 """
 
 from __future__ import annotations
@@ -15,8 +15,16 @@ import pandas as pd
 from sqlalchemy.engine import Engine
 
 from .. import validate
+from .locks import LOCKED
 from .snapshot import query, snapshot
-from .space import INDEXES, USER_SCHEMAS
+from .space import INDEX_NOTE, INDEX_SIZE, INDEXES, USER_SCHEMAS
+
+# An index's definition, read only when its table is not locked (pg_get_indexdef opens the table).
+DEFINITION = "CASE WHEN lk.reason IS NULL THEN pg_get_indexdef(c.oid) END"
+# An expression or predicate of pg_index as comparable text without opening the table (pg_get_expr would):
+# the stored node tree, less the positions in the statement that created the index.
+_NODES = "regexp_replace({}::text, ' [:]location -?[0-9]+', '', 'g')"
+_REDUNDANT_SIZE = INDEX_SIZE.replace("c.", "rc.")  # in duplicate_indexes, c is the covering index and rc the redundant one's relation
 
 
 def _index_usage_sql(major: int) -> str:
@@ -83,7 +91,8 @@ def unused_indexes(*, max_scans: int = 50, engine: Engine | None = None) -> pd.D
     """Return valid, non-unique indexes scanned at most `max_scans` times (pghero's default 50), largest first.
 
     Unique indexes and those behind constraints are left out: they enforce rules even when never read.
-    `last_idx_scan` is filled on PostgreSQL 16+ (NULL before).
+    `last_idx_scan` is filled on PostgreSQL 16+ (NULL before). An index whose table another
+    session locks keeps its row, without a definition, with the catalog's size estimate and a `note` naming the lock.
 
     Example:
         >>> unused_indexes().columns.tolist()[:4]
@@ -94,16 +103,20 @@ def unused_indexes(*, max_scans: int = 50, engine: Engine | None = None) -> pd.D
         last_idx_scan = "s.last_idx_scan" if snap.major >= 16 else "NULL::timestamptz AS last_idx_scan"
         return query(
             f"""
+            WITH {LOCKED}
             SELECT s.schemaname AS schema,
                    s.relname AS "table",
                    s.indexrelname AS index,
                    s.idx_scan AS index_scans,
                    {last_idx_scan},
-                   pg_relation_size(s.indexrelid) AS size_bytes,
-                   pg_size_pretty(pg_relation_size(s.indexrelid)) AS size,
-                   pg_get_indexdef(s.indexrelid) AS definition
+                   {INDEX_SIZE} AS size_bytes,
+                   pg_size_pretty({INDEX_SIZE}) AS size,
+                   {DEFINITION} AS definition,
+                   {INDEX_NOTE} AS note
             FROM pg_stat_user_indexes AS s
             JOIN pg_index AS i ON i.indexrelid = s.indexrelid
+            JOIN pg_class AS c ON c.oid = s.indexrelid
+            LEFT JOIN locked AS lk ON lk.table_oid = s.relid
             WHERE NOT i.indisunique
               AND i.indisvalid
               AND s.idx_scan <= :max_scans
@@ -120,7 +133,10 @@ def duplicate_indexes(*, engine: Engine | None = None) -> pd.DataFrame:
 
     A unique index is redundant only beside an identical unique one; of two
     identical indexes the primary key (else the older) is kept. Drop the
-    `redundant_index`; `covering_index` serves its queries.
+    `redundant_index`; `covering_index` serves its queries. Expressions and
+    predicates are compared in the catalog, so a table another session locks
+    is still checked; its rows come without definitions, with the catalog's
+    size estimate and a `note` naming the lock.
 
     Example:
         >>> duplicate_indexes().columns.tolist()[:4]
@@ -128,28 +144,31 @@ def duplicate_indexes(*, engine: Engine | None = None) -> pd.DataFrame:
     """
     return query(
         f"""
+        WITH {LOCKED}
         SELECT n.nspname AS schema,
                t.relname AS "table",
                rc.relname AS redundant_index,
                cc.relname AS covering_index,
-               pg_get_indexdef(r.indexrelid) AS redundant_definition,
-               pg_get_indexdef(c.indexrelid) AS covering_definition,
-               pg_relation_size(r.indexrelid) AS size_bytes,
-               pg_size_pretty(pg_relation_size(r.indexrelid)) AS size
+               CASE WHEN lk.reason IS NULL THEN pg_get_indexdef(r.indexrelid) END AS redundant_definition,
+               CASE WHEN lk.reason IS NULL THEN pg_get_indexdef(c.indexrelid) END AS covering_definition,
+               {_REDUNDANT_SIZE} AS size_bytes,
+               pg_size_pretty({_REDUNDANT_SIZE}) AS size,
+               {INDEX_NOTE} AS note
         FROM pg_index AS r
         JOIN pg_index AS c ON c.indrelid = r.indrelid AND c.indexrelid <> r.indexrelid
         JOIN pg_class AS rc ON rc.oid = r.indexrelid
         JOIN pg_class AS cc ON cc.oid = c.indexrelid
         JOIN pg_class AS t ON t.oid = r.indrelid
         JOIN pg_namespace AS n ON n.oid = t.relnamespace
+        LEFT JOIN locked AS lk ON lk.table_oid = t.oid
         WHERE r.indisvalid
           AND c.indisvalid
           AND {USER_SCHEMAS}
           AND rc.relam = cc.relam
           AND (c.indkey::text || ' ') LIKE (r.indkey::text || ' %')
           AND (c.indclass::text || ' ') LIKE (r.indclass::text || ' %')
-          AND pg_get_expr(r.indexprs, r.indrelid) IS NOT DISTINCT FROM pg_get_expr(c.indexprs, c.indrelid)
-          AND pg_get_expr(r.indpred, r.indrelid) IS NOT DISTINCT FROM pg_get_expr(c.indpred, c.indrelid)
+          AND {_NODES.format("r.indexprs")} IS NOT DISTINCT FROM {_NODES.format("c.indexprs")}
+          AND {_NODES.format("r.indpred")} IS NOT DISTINCT FROM {_NODES.format("c.indpred")}
           AND (NOT r.indisunique OR (c.indisunique AND c.indkey::text = r.indkey::text))
           AND NOT (
               c.indkey::text = r.indkey::text
@@ -167,6 +186,8 @@ def invalid_indexes(*, engine: Engine | None = None) -> pd.DataFrame:
     """Return indexes marked invalid (a failed or running CREATE INDEX CONCURRENTLY): written to, never used.
 
     Drop and recreate each with `DROP INDEX CONCURRENTLY` then `CREATE INDEX CONCURRENTLY`.
+    An index whose table another session locks (a CREATE INDEX CONCURRENTLY still
+    running holds no such lock) comes without a definition, with a `note` naming the lock.
 
     Example:
         >>> invalid_indexes().empty
@@ -174,13 +195,16 @@ def invalid_indexes(*, engine: Engine | None = None) -> pd.DataFrame:
     """
     return query(
         f"""
+        WITH {LOCKED}
         SELECT n.nspname AS schema,
                t.relname AS "table",
                c.relname AS index,
-               pg_get_indexdef(i.indexrelid) AS definition,
-               pg_relation_size(i.indexrelid) AS size_bytes,
-               pg_size_pretty(pg_relation_size(i.indexrelid)) AS size
+               {DEFINITION} AS definition,
+               {INDEX_SIZE} AS size_bytes,
+               pg_size_pretty({INDEX_SIZE}) AS size,
+               {INDEX_NOTE} AS note
         FROM {INDEXES}
+        LEFT JOIN locked AS lk ON lk.table_oid = t.oid
         WHERE NOT i.indisvalid
           AND {USER_SCHEMAS}
         ORDER BY schema, "table", index

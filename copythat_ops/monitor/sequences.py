@@ -14,6 +14,7 @@ from __future__ import annotations
 import pandas as pd
 from sqlalchemy.engine import Engine
 
+from .locks import LOCKED
 from .snapshot import query
 
 
@@ -23,14 +24,17 @@ def sequences(*, engine: Engine | None = None) -> pd.DataFrame:
     Columns are found through column defaults (`serial`, `nextval(...)`) and
     identity columns. `readable` is False (and `last_value` empty) when this
     role may not read the sequence; a sequence never used has no last value.
+    A sequence another session locks (an ALTER of its identity column) is not
+    read either: its last value is empty and `note` names the lock.
 
     Example:
-        >>> sequences().columns.tolist()[-3:]
-        ['percent_used', 'increment', 'readable']
+        >>> sequences().columns.tolist()[-4:]
+        ['percent_used', 'increment', 'readable', 'note']
     """
-    return query(
-        """
-        WITH fed AS (
+    found = query(
+        f"""
+        WITH {LOCKED},
+        fed AS (
             SELECT d.refobjid AS seq_oid,
                    ad.adrelid AS table_oid,
                    ad.adnum AS attnum
@@ -54,19 +58,21 @@ def sequences(*, engine: Engine | None = None) -> pd.DataFrame:
                    a.attname AS "column",
                    format_type(coalesce(a.atttypid, s.seqtypid), NULL) AS column_type,
                    has_sequence_privilege(c.oid, 'SELECT,USAGE') AS readable,
-                   CASE WHEN has_sequence_privilege(c.oid, 'SELECT,USAGE') THEN pg_sequence_last_value(c.oid) END AS last_value,
+                   CASE WHEN has_sequence_privilege(c.oid, 'SELECT,USAGE') AND lk.reason IS NULL THEN pg_sequence_last_value(c.oid) END AS last_value,
                    CASE coalesce(a.atttypid, s.seqtypid)
                        WHEN 'int2'::regtype THEN least(s.seqmax, 32767)
                        WHEN 'int4'::regtype THEN least(s.seqmax, 2147483647)
                        ELSE s.seqmax
                    END AS max_value,
-                   s.seqincrement AS increment
+                   s.seqincrement AS increment,
+                   'last value not read: ' || lk.reason AS note
             FROM pg_sequence AS s
             JOIN pg_class AS c ON c.oid = s.seqrelid
             JOIN pg_namespace AS n ON n.oid = c.relnamespace
             LEFT JOIN fed AS f ON f.seq_oid = s.seqrelid
             LEFT JOIN pg_class AS t ON t.oid = f.table_oid
             LEFT JOIN pg_attribute AS a ON a.attrelid = f.table_oid AND a.attnum = f.attnum
+            LEFT JOIN locked_sequences AS lk ON lk.relid = s.seqrelid
             WHERE NOT pg_is_other_temp_schema(n.oid)
         )
         SELECT schema,
@@ -74,15 +80,22 @@ def sequences(*, engine: Engine | None = None) -> pd.DataFrame:
                "table",
                "column",
                column_type,
-               last_value,
+               coalesce(last_value, 0) AS last_value,
                max_value,
-               max_value - last_value AS values_left,
+               max_value - coalesce(last_value, 0) AS values_left,
                round(100.0 * last_value / max_value, 2)::float8 AS percent_used,
                increment,
-               readable
+               readable,
+               note,
+               last_value IS NULL AS unknown
         FROM seqs
         ORDER BY percent_used DESC NULLS LAST, schema, sequence, "table", "column"
         """,
         name="sequences",
         engine=engine,
     )
+    # Whole numbers even where one is unknown (a float column would print 2.147484e+09): nullable integers.
+    unknown = found.pop("unknown").astype(bool)
+    for column in ("last_value", "values_left"):
+        found[column] = found[column].astype("Int64").mask(unknown)
+    return found
