@@ -3,7 +3,7 @@
 Its data lives in `.copythat/pgdata` in the checkout (or $COPYTHAT_EMBEDDED_DIR).
 It listens only on a Unix socket in that folder, keeps running between
 processes (notebooks, the CLI and tests share it) until `stop()`, and has
-pg_stat_statements preloaded.
+pg_stat_statements preloaded and created in its `copythat` database.
 
 Example:
     >>> from copythat_ops import embedded
@@ -134,6 +134,10 @@ def _ensure_database(admin: URL) -> None:
         cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,))
         if cur.fetchone() is None:
             cur.execute(f'CREATE DATABASE "{DATABASE}"')
+    with _admin(admin.set(database=DATABASE)) as cur:  # the server preloads it; create it so query statistics work out of the box
+        cur.execute("SELECT 1 FROM pg_extension WHERE extname = %s", (PRELOAD,))
+        if cur.fetchone() is None:
+            cur.execute(f"CREATE EXTENSION IF NOT EXISTS {PRELOAD}")
 
 
 @contextmanager
