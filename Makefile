@@ -33,7 +33,7 @@ test: install
 
 ## lab: JupyterLab rooted at the checkout, opened on notebooks/ (the reports are in build/reports/)
 lab: install
-	$(BIN)/jupyter lab --ServerApp.root_dir=. notebooks/ $(ROOT_FLAG)
+	$(BIN)/jupyter lab --ServerApp.root_dir=. --LabApp.default_url=/lab/tree/notebooks $(ROOT_FLAG)
 
 ## bench: the jobs and monitoring benchmarks, each in a scratch database it drops (figures and ratios, not tests)
 bench: install
