@@ -13,13 +13,18 @@ Example:
 
 from __future__ import annotations
 
+import difflib
+import io
 import ipaddress
+import logging
 import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import unquote_plus
 
 from dotenv import dotenv_values, find_dotenv
+from dotenv.parser import parse_stream
 from psycopg2.extensions import parse_dsn
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
@@ -58,30 +63,65 @@ ASYNCPG_ONLY = {
 }
 
 _CREDENTIALS = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://[^:/@\s]*):(?P<secret>\S*)@")
-_KEYWORD_PASSWORD = re.compile(r"(?P<head>password\s*=\s*)('[^']*'|\S+)", re.IGNORECASE)
+# URL query parameters: ?password=, &sslpassword=, and options=... that carry a password.
+_QUERY_PASSWORD = re.compile(r"(?P<head>[?&](?:ssl)?password=)[^&#\s]*", re.IGNORECASE)
+_QUERY_OPTIONS = re.compile(r"(?P<head>[?&]options=)(?P<value>[^&#\s]*)", re.IGNORECASE)
+# conninfo keywords (password=..., sslpassword=...), also inside options ("-c password=...").
+_KEYWORD_PASSWORD = re.compile(r"(?<![\w?&])(?P<head>(?:ssl)?password\s*(?:=|%3D)\s*)('[^']*'|\S+)", re.IGNORECASE)
+_SECRET_PARAMS = {"password", "sslpassword"}
 
 
 def mask_text(text: str) -> str:
     """Return `text` with every URL or conninfo password replaced by `***`.
 
+    Covers the user-info password, the `password` and `sslpassword` query parameters,
+    an `options` parameter that mentions a password, and conninfo `password=` keywords.
+
     Example:
         >>> mask_text("could not use postgresql://u:pw@h/db")
         'could not use postgresql://u:***@h/db'
+        >>> mask_text("postgresql://u@h/db?password=pw&sslmode=require")
+        'postgresql://u@h/db?password=***&sslmode=require'
     """
     text = _CREDENTIALS.sub(lambda m: f"{m['head']}:***@", text)
+    text = _QUERY_PASSWORD.sub(lambda m: f"{m['head']}***", text)
+    text = _QUERY_OPTIONS.sub(lambda m: f"{m['head']}***" if _mentions_password(m["value"]) else m[0], text)
     return _KEYWORD_PASSWORD.sub(lambda m: f"{m['head']}***", text)
 
 
+def _mentions_password(value: str) -> bool:
+    return "password" in unquote_plus(value).lower()
+
+
 def mask_url(url: URL | str) -> str:
-    """Return the URL for display, password replaced by `***`.
+    """Return the URL for display, every password in it replaced by `***`: the one way URLs are shown.
 
     Example:
         >>> mask_url("postgresql://neondb_owner:pw@host/neondb")
         'postgresql://neondb_owner:***@host/neondb'
+        >>> mask_url(make_url("postgresql://u@host/db?password=pw"))
+        'postgresql://u@host/db?password=***'
     """
     if isinstance(url, URL):
-        return url.render_as_string(hide_password=True)
+        return mask_text(url.render_as_string(hide_password=True))
     return mask_text(url)
+
+
+def libpq_url(url: URL | str, *, show_password: bool = False) -> str:
+    """Return `url` in the form psql and other libpq tools accept: `postgresql://`, libpq options only.
+
+    The password (user-info, `password=` / `sslpassword=` parameters, an `options` that carries
+    one) is left out unless `show_password`: psql then reads it from $PGPASSWORD or ~/.pgpass.
+
+    Example:
+        >>> libpq_url("postgresql+asyncpg://app:s3cret@ep-x.neon.tech/neondb?ssl=require")
+        'postgresql://app@ep-x.neon.tech/neondb?sslmode=require'
+    """
+    url = normalize_url(url)
+    if not show_password:
+        query = {k: v for k, v in url.query.items() if k not in _SECRET_PARAMS and not (k == "options" and _mentions_password(v))}
+        url = URL.create(url.drivername, url.username, None, url.host, url.port, url.database, query)
+    return url.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 def normalize_url(raw: str | URL) -> URL:
@@ -241,25 +281,106 @@ class Settings:
         return f"Settings(url={shown!r}, source={self.source!r})"
 
 
+NOTHING_CONFIGURED = "embedded (nothing configured: no DATABASE_URL, no .env)"
+
+
 def settings(env_path: str | os.PathLike | None = None) -> Settings:
     """Return the configured database URLs: the environment wins over `.env`.
 
-    `url` is None when nothing is configured (the embedded database is then used).
+    `url` is None only when nothing is configured: no DATABASE_URL in the environment and no
+    env file (the embedded database is then used). An env file that exists but gives no usable
+    DATABASE_URL (key misspelt, a line that cannot be read, an empty value), or DATABASE_URL
+    set empty in the environment, raises ConfigError naming the file and what is missing.
 
     Example:
         >>> settings().source in {"environment", "not configured"} or settings().source.endswith(".env")
         True
     """
     path = env_file(env_path)
-    from_file = {k: v for k, v in dotenv_values(path).items() if v} if path else {}
+    entries = _read_env_file(path, named=bool(env_path or os.environ.get(ENV_FILE_VAR))) if path else None
+    from_file = {k: v for k, v in entries.values.items() if v and v.strip()} if entries else {}
 
     def pick(name: str) -> tuple[URL | None, str | None]:
-        if os.environ.get(name):
+        if name in os.environ:
+            if not os.environ[name].strip():
+                raise ConfigError(
+                    f"{name} is set but empty in the environment",
+                    fix=f"set it to postgresql://USER:PASSWORD@HOST/DB, or unset it (unset {name}) to use the .env file or the embedded database",
+                )
             return normalize_url(os.environ[name]), "environment"
         if from_file.get(name):
-            return normalize_url(from_file[name]), str(path)
+            try:
+                return normalize_url(from_file[name]), str(path)
+            except ConfigError as exc:
+                raise ConfigError(f"{exc.problem} (in {path})", fix=exc.fix) from None
         return None, None
 
     url, source = pick(URL_VAR)
     replica, _ = pick(REPLICA_URL_VAR)
+    if url is None and entries is not None:
+        raise entries.missing(URL_VAR)
     return Settings(url=url, replica_url=replica, source=source or "not configured")
+
+
+def source_text(configured: Settings) -> str:
+    """Return where the database in use comes from, for people: the env file, the environment, or the embedded fallback.
+
+    Example:
+        >>> source_text(Settings(url=None, replica_url=None, source="not configured"))
+        'embedded (nothing configured: no DATABASE_URL, no .env)'
+    """
+    if configured.url is None:
+        return NOTHING_CONFIGURED
+    return "DATABASE_URL in the environment" if configured.source == "environment" else f"DATABASE_URL in {configured.source}"
+
+
+@dataclass(frozen=True)
+class _EnvFile:
+    """What an env file holds: its values, the line of each key, and the lines that could not be read."""
+
+    path: Path
+    values: dict[str, str | None]
+    lines: dict[str, int]
+    unreadable: list[tuple[int, str]]
+    named: bool
+
+    def missing(self, key: str) -> ConfigError:
+        """The error for an env file that gives no usable `key`: what is there instead, and the fix."""
+        fix = f"add {key}=postgresql://USER:PASSWORD@HOST/DB to {self.path}"
+        if not self.named:
+            fix += " (or remove it, or run from a folder without a .env, to use the embedded database)"
+        if key in self.values:
+            return ConfigError(f"{self.path} sets {key} to an empty value (line {self.lines[key]})", fix=fix.replace("add ", "write ", 1).replace(" to ", " in ", 1))
+        if self.unreadable:
+            shown = ", ".join(f"line {n}" + (f" ('{start} ...')" if start else "") for n, start in self.unreadable[:5])
+            return ConfigError(
+                f"{self.path} has no usable {key}: {shown} could not be read",
+                fix=f"write each setting as NAME=VALUE on one line (quote values with spaces); {fix}",
+            )
+        keys = list(self.values)
+        close = difflib.get_close_matches(key, keys, n=3, cutoff=0.6)
+        found = close or keys[:8]
+        return ConfigError(f"{self.path} has no {key} (found: {', '.join(found) if found else 'no settings'})", fix=fix)
+
+
+def _read_env_file(path: Path, *, named: bool) -> _EnvFile:
+    """Read `path` as python-dotenv does (variables expanded), noting the lines it cannot parse instead of logging them."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read env file {path} ({exc.strerror or 'not UTF-8 text'})", fix="check its permissions and that it is UTF-8 text") from None
+    lines: dict[str, int] = {}
+    unreadable: list[tuple[int, str]] = []
+    for binding in parse_stream(io.StringIO(text)):
+        if binding.error:
+            name = re.match(r"\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_.]*)", binding.original.string)  # the key only, never a value
+            unreadable.append((binding.original.line, name[1] if name else ""))
+        elif binding.key is not None:
+            lines[binding.key] = binding.original.line
+    quiet = logging.getLogger("dotenv.main")
+    was_disabled, quiet.disabled = quiet.disabled, True  # the unreadable lines are reported above, in our words
+    try:
+        values = dotenv_values(stream=io.StringIO(text))
+    finally:
+        quiet.disabled = was_disabled
+    return _EnvFile(path=path, values=dict(values), lines=lines, unreadable=unreadable, named=named)

@@ -66,8 +66,8 @@ def database_url(*, replica: bool = False) -> URL:
     if not _announced:
         _announced = True
         print(
-            f"copythat-ops: using the embedded PostgreSQL in {embedded.data_dir()} "
-            "(set DATABASE_URL in .env to use your own database)",
+            f"copythat-ops: using the embedded PostgreSQL in {embedded.data_dir()}, as nothing is configured "
+            "(no DATABASE_URL, no .env); set DATABASE_URL in .env to use your own database",
             file=sys.stderr,
         )
     return url

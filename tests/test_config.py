@@ -293,7 +293,7 @@ def test_replica_url_read_and_normalised(project, monkeypatch, where):
     if where == "environment":
         monkeypatch.setenv("DATABASE_REPLICA_URL", replica)
     else:
-        write_env(project / ".env", DATABASE_REPLICA_URL=replica)
+        write_env(project / ".env", DATABASE_URL="postgresql://u:pw@primary.example.com/db", DATABASE_REPLICA_URL=replica)
     url = settings().replica_url
     assert url.render_as_string(hide_password=False) == (
         "postgresql+psycopg2://u:pw@replica.example.com/db?sslmode=require"
@@ -339,3 +339,112 @@ def test_bad_url_in_dotenv_raises_without_password(project):
         settings()
     assert "not a PostgreSQL URL" in str(info.value)
     assert SECRET not in str(info.value)
+
+
+# --- an env file that gives no usable DATABASE_URL, an empty DATABASE_URL ------------
+
+
+@pytest.mark.parametrize(
+    "content, problem",
+    [
+        pytest.param(f"DATABSE_URL=postgresql://u:{SECRET}@h/db\n", "has no DATABASE_URL (found: DATABSE_URL)", id="misspelt"),
+        pytest.param(f"DATABASE_URL postgresql://u:{SECRET}@h/db\n", "line 1 ('DATABASE_URL ...') could not be read", id="no-equals"),
+        pytest.param(f"APP=1\nDATABASE_URL='postgresql://u:{SECRET}@h/db\n", "line 2 ('DATABASE_URL ...') could not be read", id="open-quote"),
+        pytest.param("DATABASE_URL=\n", "sets DATABASE_URL to an empty value (line 1)", id="empty"),
+        pytest.param("DATABASE_URL\n", "sets DATABASE_URL to an empty value (line 1)", id="no-value"),
+        pytest.param("SECRET_KEY=x\n", "has no DATABASE_URL (found: SECRET_KEY)", id="other-keys"),
+    ],
+)
+@pytest.mark.parametrize("how", ["argument", "COPYTHAT_ENV_FILE", ".env"])
+def test_env_file_without_a_usable_url_is_an_error_naming_the_file(project, monkeypatch, content, problem, how):
+    path = project / (".env" if how == ".env" else "branch.env")
+    path.write_text(content)
+    with pytest.raises(ConfigError) as info:
+        if how == "argument":
+            settings(path)
+        else:
+            if how == "COPYTHAT_ENV_FILE":
+                monkeypatch.setenv("COPYTHAT_ENV_FILE", str(path))
+            settings()
+    error = info.value
+    assert str(path.name) in error.problem and problem in error.problem, error.problem
+    assert f"DATABASE_URL=postgresql://USER:PASSWORD@HOST/DB" in error.fix and str(path.name) in error.fix
+    assert SECRET_PART not in str(error)
+
+
+def test_unreadable_line_is_named_without_logging(project, caplog):
+    (project / "branch.env").write_text(f"DATABASE_URL postgresql://u:{SECRET}@h/db\n")
+    with pytest.raises(ConfigError, match=r"branch.env has no usable DATABASE_URL: line 1"):
+        settings(project / "branch.env")
+    assert not [r for r in caplog.records if r.name.startswith("dotenv")]
+
+
+def test_environment_wins_over_an_env_file_without_the_url(project, monkeypatch):
+    write_env(project / ".env", OTHER="1")
+    monkeypatch.setenv("DATABASE_URL", "postgresql://u:pw@from-env/db")
+    assert settings().url.host == "from-env"
+
+
+@pytest.mark.parametrize("value", ["", "  "])
+def test_empty_database_url_in_the_environment_is_an_error(project, monkeypatch, value):
+    write_env(project / ".env", DATABASE_URL="postgresql://u:pw@from-file/db")
+    monkeypatch.setenv("DATABASE_URL", value)
+    with pytest.raises(ConfigError, match="DATABASE_URL is set but empty in the environment.*unset DATABASE_URL"):
+        settings()
+
+
+def test_bad_url_in_an_env_file_names_the_file(project):
+    write_env(project / "branch.env", DATABASE_URL=f"mysql://u:{SECRET}@h/db")
+    with pytest.raises(ConfigError, match=r"not a PostgreSQL URL .*\(in .*branch.env\)"):
+        settings(project / "branch.env")
+
+
+def test_nothing_configured_says_so(project):
+    from copythat_ops.config import source_text
+
+    assert source_text(settings()) == "embedded (nothing configured: no DATABASE_URL, no .env)"
+
+
+# --- every rendering of a URL is masked ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "raw, shown",
+    [
+        (f"postgresql://u@h/db?password={SECRET}", "postgresql+psycopg2://u@h/db?password=***"),
+        (f"postgresql://u@h/db?password={SECRET}&sslmode=require", "postgresql+psycopg2://u@h/db?password=***&sslmode=require"),
+        (f"postgresql://u:{SECRET}@h/db?sslpassword={SECRET}", "postgresql+psycopg2://u:***@h/db?sslpassword=***"),
+        (f"postgresql://u@h/db?options=-c%20password%3D{SECRET}", "postgresql+psycopg2://u@h/db?options=***"),
+        ("postgresql://u@h/db?options=-c%20statement_timeout%3D5s", "postgresql+psycopg2://u@h/db?options=-c+statement_timeout%3D5s"),
+    ],
+)
+def test_mask_url_hides_passwords_in_query_parameters(raw, shown):
+    assert mask_url(normalize_url(raw)) == shown
+    assert SECRET_PART not in mask_text(raw)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"host=h user=u sslpassword={SECRET} dbname=d",
+        f"could not use postgresql://u@h/db?password={SECRET}: timeout",
+        f"options='-c password={SECRET}'",
+    ],
+)
+def test_mask_text_hides_every_password_spelling(text):
+    assert SECRET_PART not in mask_text(text)
+
+
+@pytest.mark.parametrize(
+    "raw, libpq",
+    [
+        (APP_URL, f"postgresql://neondb_owner@{NEON_HOST}/neondb?sslmode=require"),
+        (f"postgresql://u@h:5433/db?password={SECRET}&sslmode=require", "postgresql://u@h:5433/db?sslmode=require"),
+        ("postgresql://postgres@/copythat?host=/tmp/pg", "postgresql://postgres@/copythat?host=%2Ftmp%2Fpg"),
+    ],
+)
+def test_libpq_url_has_no_driver_no_asyncpg_options_no_password(raw, libpq):
+    from copythat_ops.config import libpq_url
+
+    assert libpq_url(raw) == libpq
+    assert (SECRET in libpq_url(raw, show_password=True)) is (SECRET in raw)

@@ -1,8 +1,8 @@
 """`copythat-ops jobs requeue | fail-stuck | cancel | audit`: dry runs unless given --apply.
 
---apply against a database that is not local (not the embedded server, not
-localhost or a Unix socket) also needs --yes, or typing the database name at
-the prompt in a terminal; otherwise nothing is changed and the exit code is 2.
+--apply against a database that is not local asks first (see `confirm`):
+--yes, or typing the database name at the prompt in a terminal; otherwise
+nothing is changed and the exit code is 2.
 
 Example:
     $ copythat-ops jobs requeue --error-like timeout --since 2h
@@ -15,10 +15,8 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
-from ..config import is_local, mask_url
-from ..engine import database_url
-from ..errors import InputError
 from ..job_actions import STUCK_AFTER, STUCK_REASON, ActionResult, audit_log, cancel_jobs, fail_stuck_jobs, requeue_jobs
+from .confirm import add_yes, confirm_change
 from .output import emit
 
 
@@ -50,7 +48,7 @@ def register(actions) -> None:
 
 def _apply_options(parser, run: Callable) -> None:
     parser.add_argument("--apply", action="store_true", help="change the jobs (default: a dry run)")
-    parser.add_argument("--yes", action="store_true", help="apply to a database that is not local without asking")
+    add_yes(parser)
     parser.set_defaults(run=run)
 
 
@@ -74,37 +72,15 @@ def run_audit(args) -> object:
 
 def _act(args, action: Callable[[bool], ActionResult]) -> object:
     if args.apply:
-        confirm_apply(args.yes, preview=lambda: action(False), fmt=args.format)
+        confirm_change(f"jobs {args.action} --apply", yes=args.yes, preview=lambda: _preview(action(False), args.format))
     result = action(args.apply)
     _say(result)
     return result.changes()
 
 
-def confirm_apply(yes: bool, *, preview: Callable[[], ActionResult] | None = None, fmt: str = "table") -> None:
-    """Return when changing the configured database is confirmed; raise InputError when it is not.
-
-    A local database (`config.is_local`) or `yes` needs no confirmation. Otherwise, on a
-    terminal, show `preview()` and ask for the database name; without a terminal, refuse.
-
-    Example:
-        >>> confirm_apply(yes=True)
-    """
-    url = database_url()
-    if yes or is_local(url):
-        return
-    where = f"database '{url.database}' at {mask_url(url)}"
-    if not sys.stdin.isatty():
-        raise InputError(
-            f"--apply would change {where}, which is not local; nothing was changed",
-            fix="add --yes to confirm, or run the command in a terminal and type the database name when asked",
-        )
-    if preview is not None:
-        shown = preview()
-        emit(shown.changes(), fmt)
-        _say(shown)
-    print(f"{where} is not local. Type its name ({url.database}) to apply: ", end="", file=sys.stderr, flush=True)
-    if sys.stdin.readline().strip() != url.database:
-        raise InputError("the name typed does not match the database; nothing was changed", fix=f"type {url.database} exactly, or add --yes")
+def _preview(shown: ActionResult, fmt: str) -> None:
+    emit(shown.changes(), fmt)
+    _say(shown)
 
 
 def _say(result: ActionResult) -> None:

@@ -6,6 +6,7 @@ import sys
 
 from .. import migrations
 from ..errors import CopythatError
+from .confirm import add_yes, confirm_change
 from .output import emit
 
 
@@ -16,11 +17,14 @@ def register(groups) -> None:
     up = actions.add_parser("upgrade", help="apply migrations up to TARGET (default head)")
     up.add_argument("target", nargs="?", default="head")
     up.add_argument("--sql", action="store_true", help="print the SQL instead of running it")
+    add_yes(up)
     down = actions.add_parser("downgrade", help="revert migrations down to TARGET (a revision, -1 or base)")
     down.add_argument("target")
-    down.add_argument("--yes", action="store_true", help="really revert (drops data)")
+    down.add_argument("--yes", action="store_true", help="really revert (drops data), on any database: without it, a dry run")
     down.add_argument("--sql", action="store_true", help="print the SQL instead of running it")
-    actions.add_parser("stamp", help="record REVISION as applied without running it").add_argument("revision")
+    stamp = actions.add_parser("stamp", help="record REVISION as applied without running it")
+    stamp.add_argument("revision")
+    add_yes(stamp)
     sql = actions.add_parser("sql", help="the SQL from START (default empty) to END (default head), offline")
     sql.add_argument("start", nargs="?")
     sql.add_argument("end", nargs="?", default="head")
@@ -48,6 +52,8 @@ def run(args) -> object:
         print(f"Applying {len(todo)} revision(s) up to {args.target}:" if len(todo) else "Nothing to apply.", file=sys.stderr)
         if len(todo):
             print(todo[["revision", "description"]].to_markdown(index=False, tablefmt="simple"), file=sys.stderr)
+        if len(todo):
+            confirm_change("migrate upgrade", yes=args.yes)
         return _now(migrations.upgrade(args.target))
     if action == "downgrade":
         at = migrations.current()
@@ -60,6 +66,7 @@ def run(args) -> object:
             )
         return _now(migrations.downgrade(args.target))
     if action == "stamp":
+        confirm_change("migrate stamp", yes=args.yes)
         return _now(migrations.stamp(args.revision))
     if action == "sql":
         return migrations.sql(args.start, args.end)

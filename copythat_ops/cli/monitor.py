@@ -17,6 +17,7 @@ import sys
 
 from .. import monitor
 from ..errors import InputError
+from .confirm import add_yes, confirm_change
 from .output import Report
 
 FAIL_EXIT = 3
@@ -93,6 +94,7 @@ def register(groups) -> None:
         act = checks.add_parser(action, help=f"{text} (a dry run unless --apply)")
         act.add_argument("pid", type=int)
         act.add_argument("--apply", action="store_true", help="really send the signal")
+        add_yes(act)
         act.set_defaults(run=run_signal, action=action)
 
 
@@ -103,6 +105,8 @@ def run_view(args) -> object:
 
 def run_signal(args) -> object:
     signal = monitor.cancel_query if args.action == "cancel" else monitor.terminate_backend
+    if args.apply:
+        confirm_change(f"monitor {args.action} {args.pid} --apply", yes=args.yes)
     result = signal(args.pid, apply=args.apply)
     if not args.apply:
         print(f"Would {args.action} this session; run again with --apply to do it.", file=sys.stderr)

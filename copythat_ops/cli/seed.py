@@ -8,6 +8,7 @@ Example:
 from __future__ import annotations
 
 from ..seed import seed_database
+from .confirm import add_yes, confirm_change
 
 
 def register(groups) -> None:
@@ -18,9 +19,10 @@ def register(groups) -> None:
     command.add_argument("--seed", type=int, default=0, help="random seed: the same seed gives the same data (default 0)")
     command.add_argument("--window", default="30 days", help="jobs are created over this long up to now (default 30 days)")
     command.add_argument("--if-empty", action="store_true", help="do nothing when extraction_jobs already has rows")
-    command.add_argument("--yes", action="store_true", help="seed a database that is not on this machine")
+    add_yes(command)
     command.set_defaults(run=run)
 
 
 def run(args) -> object:
-    return seed_database(args.jobs, args.projects, seed=args.seed, window=args.window, if_empty=args.if_empty, allow_remote=args.yes)
+    confirm_change("seed", yes=args.yes)
+    return seed_database(args.jobs, args.projects, seed=args.seed, window=args.window, if_empty=args.if_empty, allow_remote=True)
