@@ -8,6 +8,11 @@ sends, with a SQLAlchemy `before_cursor_execute` listener. `health()` is also
 measured on the empty database first: its statement count must not grow with
 the catalog. Target: `health()` under 2 s.
 
+Then the same `health()` during an incident: another session holds ACCESS
+EXCLUSIVE on one table (LOCK TABLE in an open transaction) and an application
+query waits behind it. The figure to compare is its time against the one
+without the lock; every check must still report (none "could not run").
+
 Usage:
     .venv/bin/python benchmarks/monitor.py                      # the embedded PostgreSQL
     .venv/bin/python benchmarks/monitor.py --url URL     # any server where the role may CREATE DATABASE
@@ -19,8 +24,10 @@ import argparse
 import statistics
 import time
 import uuid
+from contextlib import contextmanager
 
 import psycopg2
+import psycopg2.extras
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.pool import NullPool
 
@@ -98,6 +105,29 @@ def measure(engine, func, repeat: int) -> tuple[float, int]:
     return statistics.median(times), counter["statements"]
 
 
+@contextmanager
+def exclusive_lock(url, table: str):
+    """Another session holds ACCESS EXCLUSIVE on `table` in an open transaction, and an application query waits behind it."""
+    args = {**url.translate_connect_args(username="user", database="dbname"), **url.query}
+    holder = psycopg2.connect(**args, application_name="bench-lock-holder")
+    waiter = psycopg2.connect(**args, application_name="bench-waiter", async_=True)
+    try:
+        psycopg2.extras.wait_select(waiter)
+        with holder.cursor() as cur:
+            cur.execute(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")  # psycopg2 opened the transaction
+        waiter.cursor().execute(f"SELECT count(*) FROM {table}")
+        while monitor.blocked_queries(engine=get_engine(url)).empty:
+            time.sleep(0.05)
+        yield holder.info.backend_pid
+    finally:
+        holder.close()  # ends the transaction: the waiter's query then finishes
+        try:
+            psycopg2.extras.wait_select(waiter)
+        except psycopg2.Error:
+            pass
+        waiter.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", help="admin URL of the server (default: the embedded PostgreSQL)")
@@ -140,6 +170,17 @@ def main() -> None:
               f"({seconds / empty_time:.1f}x the time, {statements - empty_statements:+d} statements)")
         print(f"target < {TARGET_SECONDS} s: {'met' if seconds < TARGET_SECONDS else 'MISSED'}; verdict {monitor.verdict(report)}: "
               + ", ".join(f"{row.check} {row.status}" for row in report.itertuples() if row.status != "OK"))
+
+        with exclusive_lock(url, "bench_1") as holder:
+            locked_seconds, locked_statements = measure(engine, monitor.health, args.repeat)
+            during = monitor.health(engine=engine).set_index("check")
+        failed = during[during["detail"].str.startswith("could not run")]
+        print(f"\nhealth() during a lock (pid {holder} holds ACCESS EXCLUSIVE on bench_1, a query waits): "
+              f"{locked_seconds:.3f} s, {locked_statements} statements (without the lock: {seconds:.3f} s, {statements})")
+        print(f"target < {TARGET_SECONDS} s: {'met' if locked_seconds < TARGET_SECONDS else 'MISSED'}; "
+              f"checks that could not run: {', '.join(failed.index) or 'none'}")
+        for check in ("blocked_queries", "duplicate_indexes", "sequences", "database_size"):
+            print(f"  {check:<18} {during.loc[check, 'status']:<8} {during.loc[check, 'detail'][:150]}")
     finally:
         dispose_engines()
         with admin.connect() as conn:

@@ -124,7 +124,7 @@ def _duration(value) -> str:
 def _text(value) -> str:
     if isinstance(value, (list, tuple)):
         return ", ".join(_text(v) for v in value)
-    if isinstance(value, float):
+    if isinstance(value, (int, float)) and not isinstance(value, bool):  # numbers in a column of mixed values (health's value)
         return _number(value)
     if isinstance(value, (pd.Timestamp,)):
         return _timestamp(value)

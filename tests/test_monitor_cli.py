@@ -25,8 +25,9 @@ def test_health_exits_3_on_crit_and_on_warn_when_asked(db_url):
     with get_engine(db_url).begin() as conn:
         conn.execute(text("CREATE TABLE counters (id serial PRIMARY KEY)"))
         conn.execute(text("SELECT setval('counters_id_seq', 2000000000)"))  # 93 % of INTEGER: WARN
-    warn = run("monitor", "health", "--fail-on", "warn", url=db_url)
-    assert warn.returncode == 3 and "health: WARN (sequences)" in warn.stderr and "counters_id_seq" in warn.stdout
+    warn = run("--format", "json", "monitor", "health", "--fail-on", "warn", url=db_url)
+    assert warn.returncode == 3 and "health: WARN (sequences)" in warn.stderr
+    assert "counters_id_seq" in pd.DataFrame(json.loads(warn.stdout)).set_index("check").loc["sequences", "detail"]
     assert run("monitor", "health", url=db_url).returncode == 0
     crit = run("monitor", "health", "--threshold", "sequence_crit_percent=90", url=db_url)
     assert crit.returncode == 3 and "health: CRIT (sequences)" in crit.stderr
