@@ -59,6 +59,21 @@ def table(data: pd.DataFrame | pd.Series | Mapping, *, rows: int | None = None) 
     return styled
 
 
+def cells(data: pd.DataFrame | pd.Series | Mapping) -> pd.DataFrame:
+    """Return `data` with every cell written as `table` writes it (units, no scientific notation, missing as ""), as text.
+
+    Example:
+        >>> cells(pd.DataFrame({"size_bytes": [2048.0, None], "value": [2146484000.0, 0.5]})).to_dict("list")
+        {'size_bytes': ['2 kB', ''], 'value': ['2,146,484,000', '0.50']}
+    """
+    frame = _frame(data).reset_index(drop=True)
+    return pd.DataFrame(
+        {column: [_formatter(str(column), frame[column])(value) for value in frame[column]] for column in frame.columns},
+        index=frame.index,
+        dtype=object,
+    )
+
+
 def _frame(data) -> pd.DataFrame:
     if isinstance(data, pd.DataFrame):
         return data

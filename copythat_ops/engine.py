@@ -18,6 +18,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
+from datetime import timedelta
 
 import pandas as pd
 import psycopg2
@@ -26,7 +27,7 @@ from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from . import embedded
+from . import embedded, validate
 from .config import mask_text, normalize_url, settings
 from .errors import ConnectError
 
@@ -197,10 +198,11 @@ def run_query(
     """
     if not _NAME.match(name):
         raise ValueError(f"query name {name!r} must be letters, digits, '.', ':', '-' or '_'")
+    statement_timeout = f"{validate.duration(timeout, name='timeout') // timedelta(milliseconds=1)}ms"
     with nullcontext(conn) if conn is not None else connection(engine) as conn, conn.begin():
         if read_only:
             conn.execute(text("SET TRANSACTION READ ONLY"))
-        for setting, value in {"statement_timeout": timeout, **(settings or {})}.items():
+        for setting, value in {"statement_timeout": statement_timeout, **(settings or {})}.items():
             conn.execute(text("SELECT set_config(:name, :value, true)"), {"name": setting, "value": value})
         result = conn.execute(text(f"/* {APP_NAME}:{name} */ {sql}"), params or {})
         return pd.DataFrame(result.fetchall(), columns=list(result.keys()))

@@ -12,11 +12,16 @@ from __future__ import annotations
 
 
 class CopythatError(Exception):
-    """Base class; the CLI prints these as one line, without a traceback."""
+    """Base class; the CLI prints these as one line, without a traceback.
 
-    def __init__(self, problem: str, *, fix: str | None = None):
+    `params` names the Python parameters the message speaks of (e.g. "older_than"),
+    so a front end can say them in its own words (the CLI says `--older-than`).
+    """
+
+    def __init__(self, problem: str, *, fix: str | None = None, params: str | tuple[str, ...] = ()):
         self.problem = problem
         self.fix = fix
+        self.params = (params,) if isinstance(params, str) else tuple(params)
         super().__init__(f"{problem}. Fix: {fix}" if fix else problem)
 
 

@@ -307,7 +307,7 @@ def _new_run_folder(root: Path) -> Path:
             except FileExistsError:
                 continue
     except OSError as exc:
-        raise InputError(f"cannot write reports to {root} ({exc.strerror or exc})", fix="choose a folder you can write") from None
+        raise InputError(f"cannot write reports to {root} ({exc.strerror or exc})", fix="give output_dir a folder you can write to", params="output_dir") from None
     raise InputError(f"{root} already holds 999 runs from this minute", fix="prune it, or choose another folder")
 
 

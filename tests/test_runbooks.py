@@ -106,7 +106,7 @@ def test_an_output_folder_under_a_file_is_refused(tmp_path, capsys):
     blocker.write_text("not a folder")
     assert main(["notebooks", "run", "--output-dir", str(blocker / "reports")]) == 2
     err = capsys.readouterr().err
-    assert err.startswith(f"error: cannot write reports to {blocker / 'reports'} (Not a directory). Fix: choose a folder you can write"), err
+    assert err.startswith(f"error: cannot write reports to {blocker / 'reports'} (Not a directory). Fix: give --output-dir a folder you can write to"), err
 
 
 def test_a_failing_notebook_gets_its_report_with_the_failing_cell_and_the_run_exits_1(tmp_path, capsys):

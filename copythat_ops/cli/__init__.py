@@ -18,7 +18,9 @@ import sys
 from ..config import ENV_FILE_VAR, mask_text
 from ..errors import CopythatError
 from . import db, jobs, migrate, monitor, notebooks, seed
-from .output import Report, emit
+from .args import Parser, cli_words, in_cli_words
+from .failures import debug, plain_failure, print_traceback
+from .output import FORMATS, Report, emit
 
 GROUPS = (db, migrate, jobs, seed, monitor, notebooks)
 
@@ -26,22 +28,45 @@ GROUPS = (db, migrate, jobs, seed, monitor, notebooks)
 def parser() -> argparse.ArgumentParser:
     """Return the argument parser (one sub-command per public function).
 
+    `--format` and `--env-file` are taken before the group or after any sub-command.
+
     Example:
         >>> parser().parse_args(["migrate", "current"]).action
         'current'
+        >>> parser().parse_args(["db", "check", "--format", "json"]).format
+        'json'
     """
-    top = argparse.ArgumentParser(prog="copythat-ops", description="Operate the Copy That PostgreSQL database.")
+    top = Parser(prog="copythat-ops", description="Operate the Copy That PostgreSQL database.")
     top.add_argument("--env-file", help="read DATABASE_URL from this file instead of the nearest .env")
-    top.add_argument("--format", choices=["table", "csv", "json"], default="table", help="output format")
-    groups = top.add_subparsers(dest="group", required=True)
+    top.add_argument("--format", choices=FORMATS, default="table", help="output format")
+    groups = top.add_subparsers(dest="group", required=True, parser_class=Parser)
     for group in GROUPS:
         group.register(groups)
+    for sub in _subparsers(top):  # SUPPRESS: given after a sub-command, it overrides; not given, the top-level value stays
+        sub.add_argument("--env-file", default=argparse.SUPPRESS, help="read DATABASE_URL from this file instead of the nearest .env")
+        sub.add_argument("--format", choices=FORMATS, default=argparse.SUPPRESS, help="output format (default table)")
     return top
 
 
+def _subparsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    """Every group and sub-command parser under `parser`, once each."""
+    found: list[argparse.ArgumentParser] = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in dict.fromkeys(action.choices.values()):
+                found += [sub, *_subparsers(sub)]
+    return found
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run the command line; return the exit code (0 ok, 1 failure, 2 bad input or configuration, 3 a health check failed)."""
-    args = parser().parse_args(argv)
+    """Run the command line; return the exit code (0 ok, 1 failure, 2 bad input or configuration, 3 a health check failed).
+
+    Every failure is one line on stderr, `error: <what>. Fix: <how>`, in the
+    CLI's words (flags, not Python parameters) and without an exception name;
+    `COPYTHAT_DEBUG=1` adds the traceback.
+    """
+    top = parser()
+    args = top.parse_args(argv)
     if args.env_file:
         os.environ[ENV_FILE_VAR] = args.env_file
     try:
@@ -49,15 +74,24 @@ def main(argv: list[str] | None = None) -> int:
         report = result if isinstance(result, Report) else Report(result)
         emit(report.value, args.format)
     except CopythatError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        _fail(exc, in_cli_words(exc, cli_words(top, args)))
         return 2
     except KeyboardInterrupt:
         return 130
-    except Exception as exc:  # a library failure: one masked line, no traceback
-        detail = (str(exc).strip().splitlines() or [""])[0]
-        print(f"error: {type(exc).__name__}: {mask_text(detail)}", file=sys.stderr)
+    except BrokenPipeError:  # the reader went away (`| head`): nothing more to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
+    except Exception as exc:  # a library failure: one plain, masked line
+        message, code = plain_failure(exc, vars(args), cli_words(top, args))
+        _fail(exc, message)
+        return code
     return report.exit_code
+
+
+def _fail(exc: BaseException, message: str) -> None:
+    if debug():
+        print_traceback(exc)
+    print(f"error: {mask_text(message)}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -17,32 +17,33 @@ from collections.abc import Callable
 
 from ..job_actions import STUCK_AFTER, STUCK_REASON, ActionResult, audit_log, cancel_jobs, fail_stuck_jobs, requeue_jobs
 from .confirm import add_yes, confirm_change
+from .args import duration, positive_duration, whole
 from .output import emit
 
 
 def register(actions) -> None:
     """Add the job actions to the `jobs` sub-commands."""
     requeue = actions.add_parser("requeue", help="failed -> pending, clearing error and completion (a dry run unless --apply)")
-    requeue.add_argument("--id", dest="ids", type=int, nargs="+", action="extend", metavar="N", help="these jobs (all must be failed)")
+    requeue.add_argument("--id", dest="job_ids", type=whole(1), nargs="+", action="extend", metavar="N", help="these jobs (all must be failed)")
     requeue.add_argument("--error-like", help="jobs whose error matches this ILIKE pattern; text without %% matches anywhere")
-    requeue.add_argument("--since", help="jobs created within this long, e.g. 2h")
-    requeue.add_argument("--project-id", type=int, help="jobs of this project")
-    requeue.add_argument("--limit", type=int, help="at most this many, oldest first")
+    requeue.add_argument("--since", type=duration, help="jobs created within this long, e.g. 2h")
+    requeue.add_argument("--project-id", type=whole(1), help="jobs of this project")
+    requeue.add_argument("--limit", type=whole(1), help="at most this many, oldest first")
     _apply_options(requeue, run_requeue)
 
     fail = actions.add_parser("fail-stuck", help="processing -> failed for jobs older than --older-than (a dry run unless --apply)")
-    fail.add_argument("--older-than", default=STUCK_AFTER, help=f"by created_at (default {STUCK_AFTER})")
+    fail.add_argument("--older-than", default=STUCK_AFTER, type=positive_duration, help=f"by created_at (default {STUCK_AFTER})")
     fail.add_argument("--reason", default=STUCK_REASON, help="the error_message to set")
-    fail.add_argument("--limit", type=int, help="at most this many, oldest first")
+    fail.add_argument("--limit", type=whole(1), help="at most this many, oldest first")
     _apply_options(fail, run_fail_stuck)
 
     cancel = actions.add_parser("cancel", help="pending -> failed with a reason (a dry run unless --apply)")
-    cancel.add_argument("--id", dest="ids", type=int, nargs="+", action="extend", metavar="N", required=True, help="these jobs (all must be pending)")
+    cancel.add_argument("--id", dest="job_ids", type=whole(1), nargs="+", action="extend", metavar="N", required=True, help="these jobs (all must be pending)")
     cancel.add_argument("--reason", required=True, help="why, kept as the error_message")
     _apply_options(cancel, run_cancel)
 
     audit = actions.add_parser("audit", help="applied job actions, newest first")
-    audit.add_argument("--limit", type=int, default=50, help="how many (default 50)")
+    audit.add_argument("--limit", type=whole(1), default=50, help="how many (default 50)")
     audit.set_defaults(run=run_audit)
 
 
@@ -54,7 +55,7 @@ def _apply_options(parser, run: Callable) -> None:
 
 def run_requeue(args) -> object:
     filters = {"error_like": args.error_like, "since": args.since, "project_id": args.project_id, "limit": args.limit}
-    return _act(args, lambda apply: requeue_jobs(args.ids, **filters, apply=apply))
+    return _act(args, lambda apply: requeue_jobs(args.job_ids, **filters, apply=apply))
 
 
 def run_fail_stuck(args) -> object:
@@ -62,7 +63,7 @@ def run_fail_stuck(args) -> object:
 
 
 def run_cancel(args) -> object:
-    return _act(args, lambda apply: cancel_jobs(args.ids, reason=args.reason, apply=apply))
+    return _act(args, lambda apply: cancel_jobs(args.job_ids, reason=args.reason, apply=apply))
 
 
 def run_audit(args) -> object:

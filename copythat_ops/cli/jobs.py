@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from .. import jobs as analyses
 from . import job_actions
+from .args import duration, duration_or_none, positive_duration, since, whole
 
 
 def register(groups) -> None:
@@ -19,23 +20,23 @@ def register(groups) -> None:
     actions = jobs.add_subparsers(dest="action", required=True)
 
     summary = actions.add_parser("summary", help="counts, failure rate and duration p50 / p95 / max per group")
-    summary.add_argument("--by", nargs="+", default=["status"], help="status, extraction_type and/or project (default status)")
-    summary.add_argument("--since", help="only jobs created within this long, e.g. 24h")
+    summary.add_argument("--by", nargs="+", default=["status"], choices=list(analyses.SUMMARY_GROUPS), help="status, extraction_type and/or project (default status)")
+    summary.add_argument("--since", type=since, help="only jobs created within this long, e.g. 24h")
     summary.set_defaults(run=lambda args: analyses.job_summary(by=args.by, since=args.since))
 
     throughput = actions.add_parser("throughput", help="jobs created / completed / failed per time bucket, gaps as 0")
-    throughput.add_argument("--freq", default="1h", help="bucket size (default 1h)")
-    throughput.add_argument("--since", default="7 days", help="how far back (default 7 days)")
+    throughput.add_argument("--freq", default="1h", type=positive_duration, help="bucket size (default 1h)")
+    throughput.add_argument("--since", default="7 days", type=since, help="how far back (default 7 days)")
     throughput.set_defaults(run=lambda args: analyses.job_throughput(args.freq, since=args.since))
 
     failures = actions.add_parser("failures", help="failed jobs grouped by error message with ids, numbers and URLs folded")
-    failures.add_argument("--top", type=int, default=20, help="how many reasons (default 20)")
-    failures.add_argument("--since", help="only jobs created within this long, e.g. 24h")
+    failures.add_argument("--top", type=whole(1), default=20, help="how many reasons (default 20)")
+    failures.add_argument("--since", type=since, help="only jobs created within this long, e.g. 24h")
     failures.set_defaults(run=lambda args: analyses.failure_reasons(args.top, since=args.since))
 
     stuck = actions.add_parser("stuck", help="processing (and long-pending) jobs older than a threshold, oldest first")
-    stuck.add_argument("--older-than", default="30 min", help="processing jobs older than this (default 30 min)")
-    stuck.add_argument("--pending-older-than", default="1 hour", help="pending jobs older than this (default 1 hour); 'none' leaves them out")
+    stuck.add_argument("--older-than", default="30 min", type=duration, help="processing jobs older than this (default 30 min)")
+    stuck.add_argument("--pending-older-than", default="1 hour", type=duration_or_none, help="pending jobs older than this (default 1 hour); 'none' leaves them out")
     stuck.set_defaults(run=run_stuck)
 
     job_actions.register(actions)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import sys
 
 from ..runbooks import NOTEBOOK_DIR, REPORTS_DIR, SEVERITY, parameter_value, run_notebooks, summary_text
+from .args import whole
 from .output import Report
 
 FAIL_EXIT = 3
@@ -30,7 +31,7 @@ def register(groups) -> None:
     run_.add_argument("--notebook", action="append", metavar="NAME", help="run only this notebook, by number (03) or name; repeatable")
     run_.add_argument("-p", "--parameter", nargs=2, action="append", metavar=("NAME", "VALUE"), default=[],
                       help="set a parameter in every notebook that has it, or in one with NN:NAME (e.g. -p 03:TOP 5); repeatable")  # fmt: skip
-    run_.add_argument("--keep", type=int, metavar="N", help="keep only the newest N run folders (older ones are deleted)")
+    run_.add_argument("--keep", type=whole(1), metavar="N", help="keep only the newest N run folders (older ones are deleted)")
     run_.add_argument("--fail-on", choices=["crit", "warn"], help=f"exit {FAIL_EXIT} when the health verdict is this or worse")
     run_.add_argument("--show-code", action="store_true", help="show the code cells in the HTML reports")
     run_.add_argument("--folder", default=str(NOTEBOOK_DIR), help="run the numbered notebooks of this folder instead of the curated ones")

@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import json
+import shutil
+import textwrap
 from dataclasses import dataclass
 
 import pandas as pd
+from tabulate import tabulate
+
+from .. import display
+
+FORMATS = ("table", "csv", "json")
 
 
 @dataclass(frozen=True)
@@ -22,27 +29,90 @@ class Report:
 
 
 def emit(value, fmt: str = "table") -> None:
-    """Print a DataFrame, dict, list or text as a table, CSV or JSON.
+    """Print a DataFrame, dict, list or text as a table, CSV or JSON: one document on stdout.
+
+    CSV and JSON are exactly one document (text and lists become a one-column
+    CSV, `value`); a table writes numbers readably, leaves missing values blank
+    and wraps long text to the terminal's width.
 
     Example:
         >>> emit(pd.DataFrame({"status": ["failed"], "jobs": [3]}), "csv")
         status,jobs
         failed,3
+        >>> emit("now at 0123456789ab", "csv")
+        value
+        now at 0123456789ab
     """
-    if isinstance(value, dict):
-        value = pd.DataFrame({"field": list(value), "value": list(value.values())}) if fmt != "json" else value
-    if isinstance(value, pd.DataFrame):
-        if fmt == "json":
-            print(value.to_json(orient="records", date_format="iso", force_ascii=False))
-        elif fmt == "csv":
-            print(value.to_csv(index=False), end="")
-        elif value.empty:
-            print("(none)")
+    if fmt == "json":
+        if isinstance(value, pd.DataFrame):
+            print(value.to_json(orient="records", date_format="iso", force_ascii=False, default_handler=str))
         else:
-            print(value.to_markdown(index=False, tablefmt="simple"))
-    elif fmt == "json":
-        print(json.dumps(value, default=str, ensure_ascii=False))
+            print(json.dumps(value, default=str, ensure_ascii=False))
+        return
+    if isinstance(value, dict):
+        value = pd.DataFrame({"field": list(value), "value": pd.Series(list(value.values()), dtype=object)})
+    if fmt == "csv":
+        if not isinstance(value, pd.DataFrame):
+            rows = [] if value is None else value if isinstance(value, list) else [value]
+            value = pd.DataFrame({"value": pd.Series(rows, dtype=object)})
+        print(value.to_csv(index=False), end="")
+    elif isinstance(value, pd.DataFrame):
+        print("(none)" if value.empty else text_table(value))
     elif isinstance(value, list):
         print("\n".join(map(str, value)) if value else "(none)")
     else:
         print("(none)" if value is None else value)
+
+
+def text_table(frame: pd.DataFrame, width: int | None = None) -> str:
+    """Return `frame` as a plain-text table no wider than `width` (default: the terminal's), long text wrapped.
+
+    Example:
+        >>> print(text_table(pd.DataFrame({"check": ["sequences"], "detail": ["counters_id_seq at 93 % of its type"]}), width=28))
+        check      detail
+        ---------  ---------------
+        sequences  counters_id_seq
+                   at 93 % of its
+                   type
+    """
+    width = width or shutil.get_terminal_size().columns
+    text = display.cells(frame)
+    numeric = [pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c]) for c in frame.columns]
+    headers = [len(str(c)) + 2 for c in text.columns]  # tabulate keeps a header 2 wider than its text
+    natural = [max([h, *(len(line) for cell in text[c] for line in cell.splitlines() or [""])]) for h, c in zip(headers, text.columns)]
+    budget = width - 2 * (len(natural) - 1)
+    words = [max([0, *(len(word) for cell in text[c] for word in cell.split())]) for c in text.columns]
+    for longest in (None, 32, 24, 20, 16, 12):  # whole words first; then cut the longest words (paths, qualified names) shorter
+        floors = [max(h, w if longest is None else min(w, longest)) for h, w in zip(headers, words)]
+        widths = _fit(natural, [not n for n in numeric], floors, budget)
+        if sum(widths) <= budget:
+            break
+    split_words = longest is not None
+    for column, limit, wide in zip(text.columns, widths, natural):
+        if limit < wide:
+            text[column] = [_wrap(cell, limit, split_words) for cell in text[column]]
+    return tabulate(
+        text.values.tolist(),
+        headers=[str(c) for c in text.columns],
+        tablefmt="simple",
+        disable_numparse=True,
+        colalign=["right" if n else "left" for n in numeric],
+    )
+
+
+def _fit(natural: list[int], wrappable: list[bool], floors: list[int], budget: int) -> list[int]:
+    """Column widths within `budget`: the widest wrappable column gives way first, none below its floor or 12."""
+    widths = list(natural)
+    floors = [min(w, max(f, 12)) if ok else w for w, ok, f in zip(natural, wrappable, floors)]
+    while sum(widths) > budget:
+        shrinkable = [i for i, w in enumerate(widths) if w > floors[i]]
+        if not shrinkable:
+            break
+        widest = max(shrinkable, key=lambda i: widths[i])
+        widths[widest] -= 1
+    return widths
+
+
+def _wrap(cell: str, limit: int, split_words: bool) -> str:
+    lines = [textwrap.fill(line, limit, break_long_words=split_words, break_on_hyphens=False) for line in cell.splitlines()]
+    return "\n".join(lines)

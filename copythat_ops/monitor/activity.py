@@ -27,7 +27,7 @@ SIGNALS = {"cancel": "pg_cancel_backend", "terminate": "pg_terminate_backend"}
 SIGNALLABLE = ("client backend", "autovacuum worker")
 
 
-def long_running_queries(min_duration: str | float | timedelta = "1 min", *, engine: Engine | None = None) -> pd.DataFrame:
+def long_running_queries(min_duration: str | timedelta = "1 min", *, engine: Engine | None = None) -> pd.DataFrame:
     """Return this database's queries (and open transactions) running for at least `min_duration` (pghero: 60 s), longest first.
 
     Example:

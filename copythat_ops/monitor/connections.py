@@ -84,7 +84,7 @@ def connection_headroom(*, engine: Engine | None = None) -> pd.DataFrame:
         )
 
 
-def idle_in_transaction(min_duration: str | float | timedelta = 0, *, engine: Engine | None = None) -> pd.DataFrame:
+def idle_in_transaction(min_duration: str | timedelta = "0s", *, engine: Engine | None = None) -> pd.DataFrame:
     """Return this database's sessions idle inside an open transaction for at least `min_duration`, longest first.
 
     They hold locks and stop vacuum from removing dead rows; end them with `terminate_backend(pid)`.

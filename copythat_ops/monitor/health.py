@@ -200,7 +200,7 @@ def _idle_in_transaction(t: dict) -> list[dict]:
 
 
 def _long_running(t: dict) -> list[dict]:
-    running = long_running_queries(t["long_running_seconds"])
+    running = long_running_queries(f"{t['long_running_seconds']}s")
     detail = f"longest {running['duration_seconds'].iloc[0]:.0f} s (pids {_names(running['pid'])})" if len(running) else ""
     return [
         _any(

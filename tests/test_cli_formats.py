@@ -1,0 +1,141 @@
+"""Every command of `copythat-ops`, found by walking its parser, prints exactly one JSON or CSV document with --format json / csv."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+from pathlib import Path
+
+import nbformat
+import pandas as pd
+import pytest
+from sqlalchemy import text
+
+from copythat_ops import migrations
+from copythat_ops.cli import main, parser
+from copythat_ops.engine import get_engine
+from copythat_ops.seed import seed_database
+from test_cli import run
+
+# Arguments a command needs to run as a read-only check; a command not listed runs bare.
+ARGS = {
+    ("jobs", "requeue"): ["--error-like", "timeout"],
+    ("jobs", "cancel"): ["--id", "{pending}", "--reason", "format test"],
+    ("migrate", "downgrade"): ["base"],
+    ("migrate", "stamp"): ["head"],
+    ("seed",): ["--if-empty"],
+}
+SIGNALS = {("monitor", "cancel"), ("monitor", "terminate")}  # take the pid of a live session, as dry runs
+# Commands that change something whatever their arguments: covered by their own tests.
+CHANGING = {
+    ("db", "up"): "starts the embedded server",
+    ("db", "down"): "stops the embedded server",
+    ("migrate", "upgrade"): "applies revisions (test_upgrade_prints_one_document)",
+    ("migrate", "stamp"): "writes the revision table",
+    ("notebooks", "run"): "writes report folders (test_notebooks_run_prints_one_document)",
+}
+
+
+def commands(node: argparse.ArgumentParser | None = None, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """Every runnable command line under the parser: group, action, and each positional view with choices."""
+    node = node or parser()
+    found = []
+    subcommands = [a for a in node._actions if isinstance(a, argparse._SubParsersAction)]
+    if subcommands:
+        for name, sub in subcommands[0].choices.items():
+            found += commands(sub, (*path, name))
+        return found
+    views = [a for a in node._actions if not a.option_strings and a.choices and not isinstance(a, argparse._SubParsersAction)]
+    return [(*path, view) for view in views[0].choices] if views else [path]
+
+
+def command_key(command: tuple[str, ...]) -> tuple[str, ...]:
+    return command[:2] if command[0] != "seed" else command[:1]
+
+
+READ_ONLY = [c for c in commands() if command_key(c) not in CHANGING]
+
+
+def test_the_walk_finds_every_command():
+    found = commands()
+    assert ("db", "check") in found and ("monitor", "indexes", "duplicate") in found and ("jobs", "audit") in found
+    assert len(READ_ONLY) > 30 and all(key in [command_key(c) for c in found] for key in CHANGING)
+
+
+@pytest.fixture(scope="module")
+def seeded(db_url, monkeypatch_module):
+    migrations.upgrade("head", url=db_url)
+    seed_database(300, 5, seed=1, window="2 days", engine=get_engine(db_url))
+    monkeypatch_module.setenv("DATABASE_URL", db_url.render_as_string(hide_password=False))
+    with get_engine(db_url).connect() as other:  # a live session for monitor cancel / terminate dry runs
+        other.execute(text("CREATE EXTENSION IF NOT EXISTS pg_stat_statements"))
+        other.commit()
+        pending = other.execute(text("SELECT min(id) FROM extraction_jobs WHERE status = 'pending'")).scalar()
+        yield {"pid": other.execute(text("SELECT pg_backend_pid()")).scalar(), "pending": pending}
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    with pytest.MonkeyPatch.context() as patch:
+        yield patch
+
+
+def one_json(out: str) -> object:
+    return json.loads(out)  # raises on prose before or after the document
+
+
+def one_csv(out: str) -> list[list[str]]:
+    rows = list(csv.reader(io.StringIO(out)))
+    assert rows and rows[0] and all(rows[0]), f"no header: {out[:200]!r}"
+    assert all(len(row) == len(rows[0]) for row in rows), f"rows of another width than the header: {out[:300]!r}"
+    pd.read_csv(io.StringIO(out))
+    return rows
+
+
+@pytest.mark.parametrize("command", READ_ONLY, ids=[" ".join(c) for c in READ_ONLY])
+@pytest.mark.parametrize("fmt", ["json", "csv"])
+def test_read_only_command_prints_one_document(command, fmt, seeded, capfd):
+    extra = [str(seeded["pid"])] if command_key(command) in SIGNALS else [a.format(**seeded) for a in ARGS.get(command_key(command), [])]
+    code = main([*command, *extra, "--format", fmt])
+    out, err = capfd.readouterr()
+    assert code in (0, 3), err  # 3: monitor health reporting a CRIT still prints its report
+    assert not err.startswith("error:"), err
+    (one_json if fmt == "json" else one_csv)(out)
+
+
+def test_format_is_taken_before_the_group_and_after_the_command(seeded, capfd):
+    for args in (["--format", "json", "db", "check"], ["db", "check", "--format", "json"], ["db", "--format", "json", "check"]):
+        assert main(args) == 0
+        assert one_json(capfd.readouterr().out)["database"] == "connected"
+    assert main(["--format", "json", "db", "check", "--format", "csv"]) == 0  # the one nearest the command wins
+    assert one_csv(capfd.readouterr().out)[0] == ["field", "value"]
+    assert main(["db", "check"]) == 0 and "connected" in capfd.readouterr().out  # a table when not given at all
+
+
+def test_upgrade_prints_one_document(server):
+    url = server.create_database("formats_upgrade")
+    try:
+        first = run("migrate", "upgrade", "--format", "json", url=url)
+        assert first.returncode == 0, first.stderr
+        assert migrations.heads()[0] in one_json(first.stdout)
+        again = run("migrate", "upgrade", "--format", "csv", url=url)
+        assert again.returncode == 0, again.stderr
+        one_csv(again.stdout)
+    finally:
+        server.drop_database(url)
+
+
+def test_notebooks_run_prints_one_document(db_url, tmp_path):
+    folder = tmp_path / "runbooks"
+    folder.mkdir()
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print('hello from a runbook')")])
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(notebook, folder / "01_hello.ipynb")
+    for fmt, parse in (("json", one_json), ("csv", one_csv)):
+        result = run("notebooks", "run", "--folder", str(folder), "--output-dir", str(tmp_path / f"reports-{fmt}"), "--format", fmt, url=db_url)
+        assert result.returncode == 0, result.stderr
+        parse(result.stdout)
+        assert "hello from a runbook" not in result.stdout
+    assert any(Path(tmp_path / "reports-csv").rglob("*.html"))
