@@ -46,3 +46,26 @@ def test_bad_input_gets_one_clear_line_and_exit_2(db_url):
     assert negative.returncode == 2 and "long_running_seconds -5 is out of range" in negative.stderr
     missing = run("monitor", "cancel", "99999999", "--apply", url=db_url)
     assert missing.returncode == 2 and missing.stderr.startswith("error: no session has pid 99999999")
+
+
+def test_views_answer_during_an_exclusive_lock_and_name_its_holder(db_url):
+    from test_monitor import connect
+
+    with get_engine(db_url).begin() as conn:
+        conn.execute(text("CREATE TABLE held (id serial PRIMARY KEY, a int)"))
+        conn.execute(text("CREATE INDEX held_a ON held (a)"))
+        conn.execute(text("CREATE INDEX held_a_again ON held (a)"))
+    holder = connect(db_url, application_name="ct-cli-holder")
+    try:
+        with holder.cursor() as cur:
+            cur.execute("BEGIN")
+            cur.execute("LOCK TABLE held IN ACCESS EXCLUSIVE MODE")
+        locks = run("--format", "json", "monitor", "activity", "locks", url=db_url)
+        assert locks.returncode == 0, locks.stderr
+        assert [row["pid"] for row in json.loads(locks.stdout)] == [holder.info.backend_pid]
+        duplicate = run("--format", "json", "monitor", "indexes", "duplicate", url=db_url)
+        assert duplicate.returncode == 0, duplicate.stderr
+        (row,) = json.loads(duplicate.stdout)
+        assert row["redundant_index"] == "held_a_again" and f"held locked by pid {holder.info.backend_pid}" in row["note"]
+    finally:
+        holder.close()
