@@ -18,6 +18,7 @@ import sys
 from .. import monitor
 from ..errors import InputError
 from .confirm import add_yes, confirm_change
+from .args import duration, whole
 from .output import Report
 
 FAIL_EXIT = 3
@@ -84,16 +85,16 @@ def register(groups) -> None:
         if len(views) > 1:
             sub.add_argument("view", nargs="?", choices=list(views), default=next(iter(views)), help=f"default {next(iter(views))}")
         if group in ("connections", "activity"):
-            sub.add_argument("--min-duration", help="idle / long-running: at least this long, e.g. 30s (defaults 0 and 1 min)")
+            sub.add_argument("--min-duration", type=duration, help="idle / long-running: at least this long, e.g. 30s (defaults 0 and 1 min)")
         if group in ("sizes", "queries"):
-            sub.add_argument("--top", type=int, help="only the first N (queries top: default 20)")
+            sub.add_argument("--top", type=whole(1), help="only the first N (queries top: default 20)")
         if group == "queries":
             sub.add_argument("--sort", default="total_time", help="queries top: total_time, mean_time or calls")
         sub.set_defaults(run=run_view, group=group)
 
     for action, text in [("cancel", "cancel a session's running query"), ("terminate", "end a session, rolling back its transaction")]:
         act = checks.add_parser(action, help=f"{text} (a dry run unless --apply)")
-        act.add_argument("pid", type=int)
+        act.add_argument("pid", type=whole(1), metavar="PID", help="the session's process id (from monitor activity or connections idle)")
         act.add_argument("--apply", action="store_true", help="really send the signal")
         add_yes(act)
         act.set_defaults(run=run_signal, action=action)
