@@ -12,6 +12,7 @@ from alembic import context
 
 from copythat_ops.migrations import lock_timeout, locked_for_migration
 from copythat_ops.models import Base
+from copythat_ops.revisions import safe_directives
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logger", True):
@@ -41,6 +42,8 @@ def run_migrations_online() -> None:
             target_metadata=target_metadata,
             compare_server_default=True,
             transaction_per_migration=True,
+            process_revision_directives=safe_directives,
+            on_version_apply=config.attributes.get("on_version_apply"),  # copythat_ops.migrations counts the revisions done
         )
         with context.begin_transaction():
             context.run_migrations()

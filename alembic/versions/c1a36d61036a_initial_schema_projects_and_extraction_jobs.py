@@ -16,6 +16,15 @@ down_revision: Union[str, None] = None
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
+# squawk rules this revision turns off (`copythat-ops migrate lint`), each with its reason.
+_AS_GIVEN = "the initial schema exactly as the setup guide gives it: production databases are already stamped at this revision"
+SQUAWK_IGNORE = {
+    "prefer-text-field": _AS_GIVEN,
+    "prefer-bigint-over-int": _AS_GIVEN,
+    "prefer-identity": _AS_GIVEN,
+    "prefer-timestamp-tz": _AS_GIVEN,
+}
+
 
 def upgrade() -> None:
     op.create_table(

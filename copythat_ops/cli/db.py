@@ -8,6 +8,7 @@ from .. import embedded
 from ..check import check_connection, database_status
 from ..config import libpq_url, mask_url
 from ..engine import database_url
+from . import safety
 from .output import Report
 
 LIBPQ_HELP = (
@@ -27,10 +28,13 @@ def register(groups) -> None:
     url.add_argument("--show-password", action="store_true", help="print the password too")
     url.add_argument("--libpq", action="store_true", help=LIBPQ_HELP)
     actions.add_parser("check", help="connect and report provider, version, revision, latency")
+    safety.register_db(actions)
     db.set_defaults(run=run)
 
 
 def run(args) -> object:
+    if args.action in safety.DB_ACTIONS:
+        return safety.run_db(args)
     if args.action == "up":
         embedded.start()
         return embedded.status()

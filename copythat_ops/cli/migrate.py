@@ -6,6 +6,7 @@ import sys
 
 from .. import migrations
 from ..errors import CopythatError
+from . import safety
 from .confirm import add_yes, confirm_change
 from .output import emit
 
@@ -36,6 +37,7 @@ def register(groups) -> None:
         ("check", "fail when the models and the database differ"),
     ]:
         actions.add_parser(name, help=text)
+    safety.register_migrate(actions, up)
     mig.set_defaults(run=run)
 
 
@@ -45,6 +47,8 @@ def _now(revision: str | None) -> str:
 
 def run(args) -> object:
     action = args.action
+    if action in safety.MIGRATE_ACTIONS:
+        return safety.run_migrate(args)
     if action == "upgrade":
         if args.sql:
             return migrations.sql(migrations.current(), args.target)
@@ -54,6 +58,7 @@ def run(args) -> object:
             print(todo[["revision", "description"]].to_markdown(index=False, tablefmt="simple"), file=sys.stderr)
         if len(todo):
             confirm_change("migrate upgrade", yes=args.yes)
+            safety.backup_before_upgrade(args)
         return _now(migrations.upgrade(args.target))
     if action == "downgrade":
         at = migrations.current()

@@ -1,0 +1,345 @@
+"""Rehearse a migration on a copy of the database before it touches the real one.
+
+The setup guide's safe procedure (branch, migrate the branch, test it, then migrate
+main) as one call. Locally (any server where the role may create databases) the
+copy is a clone: `CREATE DATABASE ... TEMPLATE` when nobody else is connected to
+the source, else `pg_dump | pg_restore` (sessions on a template make CREATE
+DATABASE fail). On Neon the copy is a branch (`neon.py`). On the copy:
+
+1. each pending revision is applied on its own, timed, with the statements it sent,
+   the table locks it held and the longest time a statement waited for a lock;
+2. `migrations.check()` (models and schema agree, when the target is head) and the
+   health checks (no CRIT) run;
+3. the last revision is downgraded one step and upgraded again, so a downgrade
+   that does not work is found before anyone needs it.
+
+The copy is dropped at the end, also after a failure or Ctrl-C. The source
+database is only read (or dumped). The clone has no other sessions, so lock waits
+show what the migration waits for by itself (e.g. CONCURRENTLY waiting on older
+transactions), not what production traffic would add.
+
+Example:
+    >>> from copythat_ops.rehearse import rehearse
+    >>> report = rehearse()
+    >>> bool(report.attrs["ok"])
+    True
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pandas as pd
+from sqlalchemy import create_engine, event, text
+from sqlalchemy.engine import URL, Engine
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.pool import NullPool
+
+from .config import mask_text, mask_url
+from .engine import database_url, dispose_engines, get_engine
+from .errors import CopythatError, MigrationError
+
+COLUMNS = ["revision", "description", "seconds", "statements", "locks_taken", "longest_lock_wait_s", "downgrade_ok", "checks_ok", "error"]
+SAMPLE_SECONDS = 0.02  # how often lock waits are sampled
+# The toolkit's and Alembic's own bookkeeping, not the migration's statements.
+_HOUSEKEEPING = re.compile(
+    r"pg_try_advisory_lock|pg_advisory_unlock|set_config\('lock_timeout'|RESET lock_timeout|FROM pg_locks|alembic_version|pg_catalog\.pg_class",
+    re.IGNORECASE,
+)
+_LOCKS_HELD = """
+    SELECT c.relname, l.mode
+    FROM pg_locks l
+    JOIN pg_class c ON c.oid = l.relation
+    JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE l.pid = pg_backend_pid()
+      AND l.locktype = 'relation'
+      AND l.granted
+      AND c.relkind IN ('r', 'p')
+      AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')
+      AND c.relname <> 'alembic_version'
+    ORDER BY c.relname, l.mode
+"""
+# Locks other sessions on the clone hold (the migration's, seen while a statement outside a transaction runs).
+_LOCKS_SEEN = _LOCKS_HELD.replace("l.pid = pg_backend_pid()", "l.pid IN (SELECT pid FROM pg_stat_activity WHERE datname = :db AND pid <> pg_backend_pid())")
+_LONGEST_WAIT = """
+    SELECT coalesce(max(extract(epoch FROM clock_timestamp() - l.waitstart)), 0)
+    FROM pg_locks l
+    JOIN pg_stat_activity a ON a.pid = l.pid
+    WHERE NOT l.granted
+      AND a.datname = :db
+"""
+# The strongest lock first: what blocks the most traffic.
+_STRENGTH = [
+    "AccessExclusiveLock",
+    "ExclusiveLock",
+    "ShareRowExclusiveLock",
+    "ShareLock",
+    "ShareUpdateExclusiveLock",
+    "RowExclusiveLock",
+    "RowShareLock",
+    "AccessShareLock",
+]
+
+
+def rehearse(target: str = "head", *, url: URL | str | None = None, keep: bool = False, clone_name: str | None = None) -> pd.DataFrame:
+    """Migrate a clone of the database at `url` (default: the configured one) to `target`; return one row per revision.
+
+    Columns: revision, description, seconds, statements, locks_taken (table: strongest lock
+    held; in a transaction after every statement, outside one sampled every 20 ms), longest_lock_wait_s, downgrade_ok (tested for the last revision), checks_ok,
+    error. `report.attrs` holds ok (everything passed), clone, method ("template" or
+    "dump"), seconds (wall time) and health (the clone's verdict). The clone is dropped at
+    the end unless `keep=True`.
+
+    Example:
+        >>> report = rehearse("head")
+        >>> list(report.columns[:3]), bool(report.attrs["ok"])
+        (['revision', 'description', 'seconds'], True)
+    """
+    from . import migrations
+
+    started = time.perf_counter()
+    source = database_url() if url is None else get_engine(url).url
+    todo = _revisions_to_rehearse(target, source)
+    name = clone_name or f"{source.database}_rehearsal_{uuid.uuid4().hex[:8]}"[:63]
+    rows: list[dict] = []
+    attrs = {"ok": False, "clone": name, "method": None, "seconds": None, "health": None, "source": mask_url(source)}
+    admin = admin_engine(source)
+    try:
+        attrs["method"] = clone_database(source, name, admin=admin)
+        clone = source.set(database=name)
+        for revision, description in todo:
+            rows.append(_apply(revision, description, clone))
+            if rows[-1]["error"]:
+                break
+        else:
+            if rows:
+                last = rows[-1]
+                last["checks_ok"], attrs["health"], problem = _checks(clone, target)
+                last["downgrade_ok"], down_error = _down_and_up(clone, last["revision"])
+                last["error"] = "; ".join(e for e in (problem, down_error) if e) or None
+        attrs["ok"] = bool(rows) and all(not r["error"] for r in rows)
+    finally:
+        if not keep:
+            drop_clone(name, admin=admin)
+        admin.dispose()
+        attrs["seconds"] = round(time.perf_counter() - started, 3)
+    report = pd.DataFrame(rows, columns=COLUMNS)
+    report.attrs.update(attrs)
+    return report
+
+
+def summary(report: pd.DataFrame) -> str:
+    """One line on a rehearsal report: passed or failed, how long, which copy.
+
+    Example:
+        >>> summary(pd.DataFrame(columns=COLUMNS))
+        'rehearsal FAILED: 0 revision(s)'
+    """
+    attrs = report.attrs
+    verdict = "passed" if attrs.get("ok") else "FAILED"
+    how = f" on a clone made by {attrs['method']}" if attrs.get("method") else ""
+    took = f" in {attrs['seconds']:.1f} s" if attrs.get("seconds") is not None else ""
+    return f"rehearsal {verdict}: {len(report)} revision(s){took}{how}"
+
+
+def _revisions_to_rehearse(target: str, source: URL) -> list[tuple[str, str]]:
+    from . import migrations
+
+    todo = migrations.pending(target, url=source)
+    if not todo.empty:
+        return list(zip(todo["revision"], todo["description"]))
+    at = migrations.current(url=source)
+    if at is None:
+        raise MigrationError("the database has no revision applied and nothing to apply", fix="name a target revision, e.g. head")
+    frame = migrations.history(url=source)
+    row = frame[frame["revision"] == at.split(", ")[0]]
+    return [(at, row["description"].iloc[0] if len(row) else "")]  # nothing pending: rehearse the last one's downgrade
+
+
+def admin_engine(source: URL) -> Engine:
+    """An AUTOCOMMIT engine on the same server as `source` but another database (CREATE DATABASE ... TEMPLATE needs the source idle)."""
+    for maintenance in ("postgres", "template1"):
+        if maintenance == source.database:
+            continue
+        engine = create_engine(source.set(database=maintenance), poolclass=NullPool, isolation_level="AUTOCOMMIT")
+        try:
+            with engine.connect():
+                return engine
+        except DBAPIError:
+            engine.dispose()
+    raise MigrationError(
+        f"cannot connect to the maintenance database (postgres or template1) of {mask_url(source)} to make the clone",
+        fix="let the role connect to the postgres database, or rehearse on Neon",
+    )
+
+
+def clone_database(source: URL, name: str, *, admin: Engine) -> str:
+    """Make database `name` a copy of `source`; return how: "template" or "dump" (other sessions were on the source)."""
+    dispose_engines()  # our own pooled connections to the source would count as other sessions
+    with admin.connect() as conn:
+        others = conn.scalar(
+            text("SELECT count(*) FROM pg_stat_activity WHERE datname = :db AND pid <> pg_backend_pid()"), {"db": source.database}
+        )
+        if not others:
+            try:
+                conn.execute(text(f'CREATE DATABASE "{_ident(name)}" TEMPLATE "{_ident(source.database)}"'))
+                return "template"
+            except DBAPIError as exc:
+                if "being accessed by other users" not in str(exc.orig):
+                    raise _clone_failed(exc, source, name) from None
+    _clone_by_dump(source, name)
+    return "dump"
+
+
+def _clone_by_dump(source: URL, name: str) -> None:
+    import tempfile
+
+    from . import backup
+
+    with tempfile.TemporaryDirectory(prefix="copythat-rehearsal-") as folder:
+        taken = backup.backup(url=source, folder=folder)
+        try:
+            backup.restore(taken["path"], database=name, url=source)
+        except CopythatError as exc:
+            if "permission denied" in str(exc).lower():
+                raise _permission(source, name) from None
+            raise
+
+
+def _clone_failed(exc: DBAPIError, source: URL, name: str) -> MigrationError:
+    detail = mask_text(str(exc.orig).strip().splitlines()[0])
+    if "permission denied" in detail:
+        return _permission(source, name)
+    if "No space left" in detail or "disk full" in detail.lower():
+        return MigrationError(f"the server has no disk space for the clone {name} ({detail}); nothing was changed", fix="free space on the server, or rehearse on Neon")
+    return MigrationError(f"could not make the clone {name} of {source.database} ({detail}); nothing was changed", fix="correct what the server names, or rehearse on Neon")
+
+
+def _permission(source: URL, name: str) -> MigrationError:
+    return MigrationError(
+        f"role {source.username} may not create databases, so the clone {name} cannot be made; nothing was changed",
+        fix=f"grant it (ALTER ROLE {source.username} CREATEDB) or rehearse on a Neon branch (rehearse_on_neon / `migrate rehearse --neon`)",
+    )
+
+
+def drop_clone(name: str, *, admin: Engine) -> None:
+    """Drop the clone (its sessions closed first); nothing happens when it does not exist."""
+    dispose_engines()
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{_ident(name)}" WITH (FORCE)'))
+
+
+def _apply(revision: str, description: str, clone: URL) -> dict:
+    from . import migrations
+
+    row = {c: None for c in COLUMNS} | {"revision": revision, "description": description}
+    with _observed(clone) as seen:
+        began = time.perf_counter()
+        try:
+            migrations.upgrade(revision, url=clone)
+        except CopythatError as exc:
+            row["error"] = exc.problem
+        row["seconds"] = round(time.perf_counter() - began, 3)
+    row["statements"] = seen["statements"]
+    row["locks_taken"] = ", ".join(f"{table}: {mode}" for table, mode in sorted(seen["locks"].items())) or "none"
+    row["longest_lock_wait_s"] = round(seen["longest_wait"], 3)
+    return row
+
+
+def _checks(clone: URL, target: str) -> tuple[bool, str | None, str | None]:
+    from . import migrations
+    from .monitor import health, verdict
+
+    problems = []
+    if target == "head" or target in migrations.heads():
+        diffs = migrations.check(url=clone)
+        if diffs:
+            problems.append(f"models and schema differ after the upgrade ({len(diffs)} difference(s): {mask_text(str(diffs[0]))[:120]})")
+    report = health(engine=get_engine(clone))
+    level = verdict(report)
+    if level == "CRIT":
+        failing = ", ".join(report.loc[report["status"] == "CRIT", "check"])
+        problems.append(f"health CRIT on the clone ({failing})")
+    return not problems, level, "; ".join(problems) or None
+
+
+def _down_and_up(clone: URL, revision: str) -> tuple[bool, str | None]:
+    from . import migrations
+
+    try:
+        migrations.downgrade("-1", url=clone)
+        migrations.upgrade(revision, url=clone)
+    except CopythatError as exc:
+        return False, f"downgrade one step and upgrade again failed: {exc.problem}"
+    return True, None
+
+
+@contextmanager
+def _observed(clone: URL) -> Iterator[dict]:
+    """Count the statements sent to the clone, the table locks they held, and sample lock waits meanwhile."""
+    seen: dict = {"statements": 0, "locks": {}, "longest_wait": 0.0}
+    engine = get_engine(clone)
+
+    def after(conn, cursor, statement, parameters, context, executemany):
+        if _HOUSEKEEPING.search(statement):
+            return
+        seen["statements"] += 1
+        if conn.in_transaction() and not _autocommit(conn):
+            _record_locks(cursor, seen["locks"])
+
+    event.listen(engine, "after_cursor_execute", after)
+    stop = threading.Event()
+    sampler = threading.Thread(target=_sample_waits, args=(clone, stop, seen), daemon=True)
+    sampler.start()
+    try:
+        yield seen
+    finally:
+        stop.set()
+        sampler.join()
+        event.remove(engine, "after_cursor_execute", after)
+
+
+def _autocommit(conn) -> bool:
+    return bool(getattr(conn.connection.dbapi_connection, "autocommit", False))
+
+
+def _record_locks(cursor, locks: dict) -> None:
+    try:
+        with cursor.connection.cursor() as probe:
+            probe.execute(_LOCKS_HELD)
+            _strongest(locks, probe.fetchall())
+    except Exception:  # an aborted transaction: the statement's own error is what the report shows
+        pass
+
+
+def _strongest(locks: dict, rows) -> None:
+    for table, mode in rows:
+        held = locks.get(table)
+        if mode in _STRENGTH and (held is None or _STRENGTH.index(mode) < _STRENGTH.index(held)):
+            locks[table] = mode
+
+
+def _sample_waits(clone: URL, stop: threading.Event, seen: dict) -> None:
+    engine = create_engine(clone, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            while not stop.wait(SAMPLE_SECONDS):
+                waited = float(conn.scalar(text(_LONGEST_WAIT), {"db": clone.database}) or 0)
+                seen["longest_wait"] = max(seen["longest_wait"], waited)
+                _strongest(seen["locks"], conn.execute(text(_LOCKS_SEEN), {"db": clone.database}).all())
+    except DBAPIError:
+        pass
+    finally:
+        engine.dispose()
+
+
+def _ident(name: str) -> str:
+    if '"' in name or "\x00" in name:
+        raise MigrationError(f"database name {name!r} has a double quote", fix="choose a name without quotes")
+    return name
+
