@@ -68,7 +68,7 @@ def health(
     slow_query_mean_ms: float = 20,
     engine: Engine | None = None,
 ) -> pd.DataFrame:
-    """Return one row per check: check, status (OK / WARN / CRIT), value, threshold, detail and the action to take.
+    """Return one row per check: check, status (OK / WARN / CRIT, or UNKNOWN), value, threshold, detail and the action to take.
 
     Defaults are pghero's: WARN at 500 connections or 100 idle in transaction,
     a query running 60 s, a cache hit rate under 99 %, an index scanned at most
