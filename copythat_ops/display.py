@@ -12,9 +12,11 @@ Example:
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable, Mapping
 from datetime import timedelta
 
+import numpy as np
 import pandas as pd
 from pandas.io.formats.style import Styler
 
@@ -25,6 +27,7 @@ CSS = [
     {"selector": "td", "props": "text-align: left; vertical-align: top; padding: 3px 8px; border-bottom: 1px solid #ddd;"
                                 "white-space: normal; overflow-wrap: break-word; max-width: 36em;"},
     {"selector": "td.num", "props": "text-align: right; white-space: nowrap;"},
+    {"selector": "caption", "props": "caption-side: bottom; text-align: left; color: #666; font-style: italic; padding: 3px 8px;"},
 ]  # fmt: skip
 STATUS_COLOURS = {"CRIT": "background-color: #f8d0d0;", "WARN": "background-color: #fbecc5;", "UNKNOWN": "background-color: #e4e4e4;"}
 
@@ -37,12 +40,16 @@ def table(data: pd.DataFrame | pd.Series | Mapping, *, rows: int | None = None) 
     ids keep their digits, dates are UTC to the second, durations h:mm:ss, missing
     values are blank, long text wraps. A `status` column of OK / WARN / CRIT sorts
     the worst rows first and colours them. A dict (or Series) becomes a
-    field / value table. `rows` keeps the first rows only.
+    field / value table, each number written by its field's name. An empty
+    table says "no rows". `rows` keeps the first rows only.
 
     Example:
         >>> table({"jobs": 100000, "seconds": 1.23456}).data.to_dict("list")
         {'field': ['jobs', 'seconds'], 'value': [100000, 1.23456]}
+        >>> ">100,000<" in table({"jobs": 100000}).to_html() and ">1.2 s<" in table({"seconds": 1.23456}).to_html()
+        True
     """
+    fields = not isinstance(data, pd.DataFrame)
     frame = _frame(data)
     if "status" in frame and frame["status"].isin(SEVERITY).all() and len(frame):
         frame = frame.sort_values("status", key=lambda s: s.map(SEVERITY.index), kind="stable")
@@ -54,8 +61,14 @@ def table(data: pd.DataFrame | pd.Series | Mapping, *, rows: int | None = None) 
         styled = styled.format(_formatter(str(column), frame[column]), subset=[column], escape="html")
         if pd.api.types.is_numeric_dtype(frame[column]) and not pd.api.types.is_bool_dtype(frame[column]):
             styled = styled.set_td_classes(pd.DataFrame("num", index=frame.index, columns=[column]))
+    if fields:  # one value per row: each written as its field's name says
+        for row, (field, value) in enumerate(zip(frame["field"], frame["value"])):
+            if _is_number(value):
+                styled = styled.format(_formatter(field, pd.Series([value])), subset=pd.IndexSlice[[row], ["value"]], escape="html")
     if "status" in frame:
         styled = styled.map(lambda v: STATUS_COLOURS.get(v, ""), subset=["status"])
+    if frame.empty:
+        styled = styled.set_caption("no rows")
     return styled
 
 
@@ -137,8 +150,8 @@ def _duration(value) -> str:
 
 
 def _text(value) -> str:
-    if isinstance(value, (list, tuple)):
-        return ", ".join(_text(v) for v in value)
+    if isinstance(value, (list, tuple)):  # e.g. job ids: digits only, "2936, 15385", never "2,936, 15,385"
+        return ", ".join(str(v) if isinstance(v, numbers.Integral) and not isinstance(v, bool) else _text(v) for v in value)
     if isinstance(value, (int, float)) and not isinstance(value, bool):  # numbers in a column of mixed values (health's value)
         return _number(value)
     if isinstance(value, (pd.Timestamp,)):
@@ -146,6 +159,10 @@ def _text(value) -> str:
     if isinstance(value, (timedelta, pd.Timedelta)):
         return _duration(value)
     return str(value)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, numbers.Number) and not isinstance(value, (bool, np.bool_)) and not _missing(value)
 
 
 def _missing(value) -> bool:

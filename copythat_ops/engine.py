@@ -13,6 +13,7 @@ Example:
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 import time
@@ -64,7 +65,7 @@ def database_url(*, replica: bool = False) -> URL:
     if configured.url is not None:
         return configured.url
     url = embedded.start()
-    if not _announced:
+    if not _announced and not os.environ.get("COPYTHAT_EMBEDDED_ANNOUNCED"):  # set by `notebooks run` for its kernels
         _announced = True
         print(
             f"copythat-ops: using the embedded PostgreSQL in {embedded.data_dir()}, as nothing is configured "

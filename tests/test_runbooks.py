@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import html
 import json
 import os
 import re
@@ -13,6 +14,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
+from copythat_ops import engine
 from copythat_ops.cli import main
 from copythat_ops.engine import dispose_engines
 from copythat_ops.runbooks import notebooks
@@ -26,6 +28,14 @@ def digest(path) -> str:
 
 def runs(folder) -> list:
     return sorted(p for p in folder.iterdir() if RUN_NAME.match(p.name))
+
+
+def exit_code(argv: list[str]) -> int:
+    """What the command exits with: main's return value, or argparse's exit for a flag it refuses."""
+    try:
+        return main(argv)
+    except SystemExit as exc:
+        return exc.code
 
 
 def code_notebook(path, *sources: str) -> None:
@@ -53,7 +63,7 @@ def test_a_run_writes_a_dated_folder_of_reports_and_ends_with_the_verdict(tmp_pa
     assert summary["verdict"] in ("OK", "WARN", "CRIT")
     assert summary["revision"] == summary["head"]
     assert 0 < summary["failure_rate"] < 1 and summary["stuck_jobs"] > 0  # the demo data has failed and stuck jobs
-    assert all(re.match(r"^\w+ (WARN|CRIT): ", p) for p in summary["problems"])
+    assert all(re.match(r"^\w+ (WARN|CRIT|UNKNOWN): ", p) for p in summary["problems"]), summary["problems"]
     index = (folder / "index.html").read_text()
     assert f"Health: {summary['verdict']}" in index and 'href="03_monitoring.html"' in index
     assert not password or password not in out + err + index
@@ -61,6 +71,9 @@ def test_a_run_writes_a_dated_folder_of_reports_and_ends_with_the_verdict(tmp_pa
     report = (folder / "03_monitoring.html").read_text()
     assert "monitor.health(" not in report and "data:image/png;base64," in report
     assert "<script src=" not in report and ">nan<" not in report and ">NaT<" not in report
+    assert "no rows" in report  # an empty table says so (no blocked queries here)
+    jobs = (folder / "02_jobs.html").read_text()
+    assert ">nan<" not in jobs and ">NaT<" not in jobs and "{&#x27;id&#x27;" not in jobs and "{'id'" not in jobs  # no dict reprs
     # -p reached the notebooks that have the parameter, and only them
     injected = {p.stem: [c.source for c in nbformat.read(p, as_version=4).cells if "injected-parameters" in c.metadata.get("tags", [])]
                 for p in folder.glob("*.ipynb")}  # fmt: skip
@@ -75,8 +88,12 @@ def test_keep_deletes_the_oldest_runs_only(tmp_path, capsys):
         (tmp_path / name).mkdir()
     (tmp_path / "notes").mkdir()
     code = main(["notebooks", "run", "--output-dir", str(tmp_path), "--notebook", "01", "--keep", "2"])
-    assert code == 0, capsys.readouterr().err
+    out, err = capsys.readouterr()
+    assert code == 0, err
     kept = [p.name for p in runs(tmp_path)]
+    # the run ends with its summary on stdout, the time measured against the 60 s target
+    assert re.search(r"^notebooks  1 ok in \d+\.\d s \((target: under|over the target of) 60 s\)$", out, re.M), out
+    assert out.rstrip().endswith(f"reports    {tmp_path / kept[1] / 'index.html'}")
     assert kept[0] == "2020-01-02T0000Z-2" and len(kept) == 2 and (tmp_path / kept[1] / "01_connect_and_migrate.html").exists()
     assert (tmp_path / "notes").is_dir()
 
@@ -88,13 +105,13 @@ def test_keep_deletes_the_oldest_runs_only(tmp_path, capsys):
         (["-p", "NOPE", "1"], "error: no selected notebook has a parameter 'NOPE'. Fix: use one they have (01_connect_and_migrate: TARGET; 02_jobs: SINCE,"),
         (["--notebook", "03", "-p", "03:NOPE", "1"], "error: 03_monitoring has no parameter 'NOPE'. Fix: use one of its parameters: LONG_RUNNING_SECONDS, TOP"),
         (["--notebook", "03", "-p", "02:SINCE", "1d"], "error: parameter '02:SINCE' is for 02_jobs, which this run does not include"),
-        (["--keep", "0"], "error: keep must be a whole number of runs, at least 1 (got 0)"),
+        (["--keep", "0"], "error: --keep 0 is out of range. Fix: give a whole number at least 1"),
         (["--output-dir", "/proc/x"], "error: cannot write reports to /proc/x ("),
     ],
 )
 def test_bad_input_is_one_line_with_a_fix_and_runs_nothing(tmp_path, capsys, args, message):
     args = args if "--output-dir" in args else [*args, "--output-dir", str(tmp_path)]
-    assert main(["notebooks", "run", *args]) == 2
+    assert exit_code(["notebooks", "run", *args]) == 2
     out, err = capsys.readouterr()
     assert err.startswith(message) and len(err.strip().splitlines()) == 1, err
     assert "Fix: " in err and not re.search(r"\w(Error|Exception)\b", err)  # no exception name
@@ -146,3 +163,52 @@ def test_fail_on_crit_exits_3_when_the_database_is_critical(db_url, monkeypatch,
     assert any(p.startswith("sequences CRIT: ") and "tickets_id_seq" in p for p in summary["problems"])
     assert summary["failure_rate"] is None and summary["revision"] is None  # no schema here: said, not a crash
 
+
+
+def test_the_embedded_database_is_named_once_on_the_terminal_not_in_every_report(server, tmp_path, monkeypatch, capsys):
+    if server.data_dir is None:
+        pytest.skip("the test server is not the embedded one")
+    monkeypatch.delenv("DATABASE_URL")
+    monkeypatch.setenv("COPYTHAT_EMBEDDED_DIR", str(server.data_dir))
+    monkeypatch.setattr(engine, "_announced", False)
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    code_notebook(folder / "01_where.ipynb", "import copythat_ops\nprint('database:', copythat_ops.database_url().database)")
+    dispose_engines()
+    try:
+        code = main(["notebooks", "run", "--folder", str(folder), "--output-dir", str(tmp_path / "out")])
+    finally:
+        dispose_engines()
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert err.count("using the embedded PostgreSQL") == 1, err
+    (run,) = runs(tmp_path / "out")
+    report = (run / "01_where.html").read_text()
+    assert "database: copythat" in report and "using the embedded PostgreSQL" not in report
+
+
+def test_tables_are_readable():
+    """What display.table does to the notebooks' tables, as a reader sees the HTML."""
+    import pandas as pd
+
+    from copythat_ops.display import table
+
+    def cells(styled) -> list[str]:
+        return [html.unescape(c) for c in re.findall(r"<td[^>]*>(.*?)</td>", styled.to_html(), re.S)]
+
+    # a dict (the seed's result) is a field / value table, each number written by its field's name
+    seed = {"projects": 200, "jobs": 100000, "seconds": 1.3912, "jobs_per_second": 71834.2, "connect_ms": 4.4, "tls": False}
+    assert cells(table(seed)) == ["projects", "200", "jobs", "100,000", "seconds", "1.4 s", "jobs_per_second", "71,834.20",
+                                  "connect_ms", "4.4 ms", "tls", "False"]  # fmt: skip
+    frame = pd.DataFrame({
+        "status": ["OK", "CRIT", "WARN"], "size_bytes": [2048, None, 3 * 1024**3], "failure_rate": [0.0853, float("nan"), 1.0],
+        "last_seen": pd.to_datetime(["2026-11-25 03:12:09.5", None, "2026-11-24 00:00:00.0"], utc=True), "detail": ["x" * 300, None, "short"],
+    })  # fmt: skip
+    styled = table(frame)
+    assert styled.data["status"].tolist() == ["CRIT", "WARN", "OK"]  # the worst rows first
+    text = cells(styled)
+    assert text[:5] == ["CRIT", "", "", "", ""]  # missing values are blank, never nan / NaT / None
+    assert text[5:9] == ["WARN", "3 GB", "100.0 %", "2026-11-24 00:00:00 UTC"] and text[11:14] == ["2 kB", "8.5 %", "2026-11-25 03:12:09 UTC"]
+    assert "white-space: normal" in styled.to_html() and "max-width: 36em" in styled.to_html()  # long text wraps
+    assert "no rows" in table(frame.iloc[0:0]).to_html()
+    assert cells(table(pd.DataFrame({"job_ids": [[2936, 15385]], "jobs": [15385]}))) == ["2936, 15385", "15,385"]  # ids keep their digits

@@ -1,7 +1,8 @@
 """`copythat-ops notebooks run`: execute the curated runbooks headless, write their reports, end with the verdict.
 
-A line per notebook as it finishes and the summary go to stderr (with
-`--format json` the summary is part of the one JSON document on stdout).
+A line per notebook as it finishes goes to stderr; the summary is the result
+on stdout (with `--format json` one document with the summary and a row per
+notebook, with `--format csv` the rows).
 Exit 1 when a notebook fails, 3 with `--fail-on crit|warn` at that verdict or
 worse, 2 for bad input.
 
@@ -54,9 +55,10 @@ def run(args) -> Report:
     table = result.results[["notebook", "status", "seconds", "report", "error"]]
     if args.format == "json":
         value = {"summary": result.summary, "notebooks": table.to_dict(orient="records")}
-    else:
+    elif args.format == "csv":
         value = table
-        print("\n" + summary_text(result.summary), file=sys.stderr)
+    else:  # the run ends with its summary; the lines per notebook came before it, on stderr
+        value = summary_text(result.summary)
     for row in result.failed.itertuples():
         print(f"error: notebook {row.notebook} failed at {row.error}. Fix: open {row.report or row.executed} to see the failing cell", file=sys.stderr)
     if not result.failed.empty:
