@@ -240,3 +240,24 @@ def _step_label(step: pd.Timedelta) -> str:
         if seconds % size == 0:
             return f"{seconds // size} {unit}"
     return str(step)
+
+
+def rehearsal_chart(report: pd.DataFrame) -> Figure:
+    """Return bars of each revision's seconds in a rehearsal (`rehearse.rehearse()`), failed ones in the critical colour.
+
+    Example:
+        >>> frame = pd.DataFrame({"revision": ["a1", "b2"], "seconds": [0.5, 1.5], "error": [None, "boom"]})
+        >>> [float(round(p.get_width(), 1)) for p in rehearsal_chart(frame).axes[0].patches]
+        [0.5, 1.5]
+    """
+    fig, (ax,) = figure("Rehearsal: seconds per revision", size=(7, 0.5 + 0.45 * max(len(report), 2)))
+    if report.empty:
+        note_empty(ax, "nothing was rehearsed")
+        return fig
+    failed = report["error"].notna() & report["error"].astype(str).ne("")
+    colors = [PALETTE["crit"] if bad else PALETTE["ok"] for bad in failed]
+    bars = ax.barh(report["revision"].astype(str).tolist(), pd.to_numeric(report["seconds"]).to_numpy(), color=colors)
+    ax.bar_label(bars, labels=[f"{s:.2f} s" + (" (failed)" if bad else "") for s, bad in zip(report["seconds"], failed)], padding=3)
+    ax.invert_yaxis()  # the first revision applied on top
+    ax.set_xlabel("seconds on the copy")
+    return fig

@@ -100,28 +100,16 @@ def rehearse(target: str = "head", *, url: URL | str | None = None, keep: bool =
         >>> list(report.columns[:3]), bool(report.attrs["ok"])
         (['revision', 'description', 'seconds'], True)
     """
-    from . import migrations
-
     started = time.perf_counter()
     source = database_url() if url is None else get_engine(url).url
-    todo = _revisions_to_rehearse(target, source)
+    todo = revisions_to_rehearse(target, source)
     name = clone_name or f"{source.database}_rehearsal_{uuid.uuid4().hex[:8]}"[:63]
     rows: list[dict] = []
     attrs = {"ok": False, "clone": name, "method": None, "seconds": None, "health": None, "source": mask_url(source)}
     admin = admin_engine(source)
     try:
         attrs["method"] = clone_database(source, name, admin=admin)
-        clone = source.set(database=name)
-        for revision, description in todo:
-            rows.append(_apply(revision, description, clone))
-            if rows[-1]["error"]:
-                break
-        else:
-            if rows:
-                last = rows[-1]
-                last["checks_ok"], attrs["health"], problem = _checks(clone, target)
-                last["downgrade_ok"], down_error = _down_and_up(clone, last["revision"])
-                last["error"] = "; ".join(e for e in (problem, down_error) if e) or None
+        rows, attrs["health"] = rehearse_copy(source.set(database=name), todo, target)
         attrs["ok"] = bool(rows) and all(not r["error"] for r in rows)
     finally:
         if not keep:
@@ -133,6 +121,23 @@ def rehearse(target: str = "head", *, url: URL | str | None = None, keep: bool =
     return report
 
 
+def rehearse_copy(copy: URL, todo: list[tuple[str, str]], target: str) -> tuple[list[dict], str | None]:
+    """Apply `todo` (revision, description) one at a time to the copy at `copy`, then check it and
+    downgrade / upgrade its last revision; return the report rows and the copy's health verdict."""
+    rows: list[dict] = []
+    for revision, description in todo:
+        rows.append(_apply(revision, description, copy))
+        if rows[-1]["error"]:
+            return rows, None
+    if not rows:
+        return rows, None
+    last = rows[-1]
+    last["checks_ok"], level, problem = _checks(copy, target)
+    last["downgrade_ok"], down_error = _down_and_up(copy, last["revision"])
+    last["error"] = "; ".join(e for e in (problem, down_error) if e) or None
+    return rows, level
+
+
 def summary(report: pd.DataFrame) -> str:
     """One line on a rehearsal report: passed or failed, how long, which copy.
 
@@ -142,12 +147,12 @@ def summary(report: pd.DataFrame) -> str:
     """
     attrs = report.attrs
     verdict = "passed" if attrs.get("ok") else "FAILED"
-    how = f" on a clone made by {attrs['method']}" if attrs.get("method") else ""
+    how = f" on {attrs['method']}" if str(attrs.get("method", "")).startswith("Neon") else f" on a clone made by {attrs['method']}" if attrs.get("method") else ""
     took = f" in {attrs['seconds']:.1f} s" if attrs.get("seconds") is not None else ""
     return f"rehearsal {verdict}: {len(report)} revision(s){took}{how}"
 
 
-def _revisions_to_rehearse(target: str, source: URL) -> list[tuple[str, str]]:
+def revisions_to_rehearse(target: str, source: URL) -> list[tuple[str, str]]:
     from . import migrations
 
     todo = migrations.pending(target, url=source)

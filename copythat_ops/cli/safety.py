@@ -13,6 +13,7 @@ import sys
 
 from .. import backup, lint, rehearse, revisions
 from ..engine import database_url
+from ..errors import InputError
 from .confirm import add_yes, confirm_change
 from .output import Report
 
@@ -41,9 +42,12 @@ def register_db(actions) -> None:
     """Add `db backup | restore | backups`."""
     take = actions.add_parser("backup", help="pg_dump -Fc the database into the backup folder")
     take.add_argument("--folder", help=FOLDER_HELP)
+    take.add_argument("--neon", action="store_true", help="instead: a Neon branch of the default branch at its current LSN")
     back = actions.add_parser("restore", help="restore a backup into a NEW database (never over an existing one)")
-    back.add_argument("path", metavar="FILE", help="a .dump file (see `db backups`)")
-    back.add_argument("--database", required=True, help="the name of the new database")
+    back.add_argument("path", nargs="?", metavar="FILE", help="a .dump file (see `db backups`)")
+    back.add_argument("--database", help="the name of the new database")
+    back.add_argument("--neon", action="store_true", help="instead: Neon point-in-time restore of the default branch (the state before is kept as a branch)")
+    back.add_argument("--timestamp", help="with --neon: the time to go back to (ISO 8601, UTC)")
     add_yes(back)
     listed = actions.add_parser("backups", help="the backups in the folder, newest first")
     listed.add_argument("--folder", help=FOLDER_HELP)
@@ -82,9 +86,23 @@ def backup_before_upgrade(args) -> None:
 
 def run_db(args) -> object:
     if args.action == "backup":
+        if args.neon:
+            from .. import neon
+
+            return neon.snapshot()
         return backup.backup(folder=args.folder)
     if args.action == "backups":
         return backup.backups(args.folder)
+    if args.neon:
+        from .. import neon
+
+        if not args.timestamp:
+            raise InputError("restore --neon needs --timestamp", fix="give the time to go back to, e.g. --timestamp 2026-11-25T12:00:00Z")
+        client = neon.Neon()
+        confirm_change(f"db restore --neon (Neon project {client.project_id}, default branch back to {args.timestamp})", yes=args.yes)
+        return neon.restore_to(client=client, timestamp=args.timestamp)
+    if not args.path or not args.database:
+        raise InputError("restore needs FILE and --database NAME (a new database)", fix="e.g. copythat-ops db restore .copythat/backups/X.dump --database copythat_restored")
     server = database_url()
     confirm_change(f"db restore (creates database {args.database})", yes=args.yes, url=server)
     return backup.restore(args.path, database=args.database)
