@@ -346,3 +346,134 @@ def _errors(rng: np.random.Generator, failed: np.ndarray, source: pa.Array) -> p
             uuid=f"{int(nums[0]):08x}-{int(nums[1]):04x}-4{int(nums[2]) % 4096:03x}-a{int(nums[3]) % 4096:03x}-{int(nums[0]) * int(nums[1]):012x}",
         )
     return pa.array(values, type=pa.string())
+
+
+def seed_history(
+    days: float = 30,
+    every: str | timedelta = "1h",
+    *,
+    seed: int = 0,
+    now: datetime | None = None,
+    source: str | None = None,
+    if_empty: bool = True,
+    engine: Engine | None = None,
+    allow_remote: bool = False,
+) -> dict:
+    """Write a synthetic monitoring history of `days` (one snapshot per `every`) ending now, marked `synthetic` (demo data); return what was written.
+
+    It is made from the database as it is now, walked back in time: tables and
+    indexes shrink towards 60 % of today's size with a weekly rhythm, sequences
+    fall back by their ids per day, jobs finish through working days at about
+    FAILURE_SHARE failed (with one bad afternoon three days ago), connections
+    follow the working day, and five statements run with one slowed by a
+    deploy two days ago. `if_empty=True` (default) writes nothing when the
+    source already has history. Like `seed_database`, it refuses a database
+    that is not on this machine unless `allow_remote=True`.
+
+    Example:
+        >>> seed_history(days=2, every="6h")["snapshots"]
+        9
+    """
+    from .monitor import history  # the monitoring package reads; this module writes demo data
+
+    span = timedelta(days=number(days, name="days", minimum=0.01))
+    step = duration(every, name="every", positive=True)
+    engine = engine or get_engine()
+    if not allow_remote and not is_local(engine.url) and history.history_engine() is None:
+        raise InputError(
+            f"refusing to write demo history into {mask_url(engine.url)}: it is not a database on this machine",
+            fix="write it into a local database, or pass allow_remote=True if you really mean it",
+        )
+    end = pd.Timestamp(now or datetime.now(UTC))
+    end = end.tz_localize("UTC") if end.tzinfo is None else end.tz_convert("UTC")
+    from .monitor.snapshot import query, snapshot
+
+    with snapshot(engine) as snap:
+        facts = query(
+            f"SELECT current_database() AS database, pg_database_size(current_database()) AS bytes, current_setting('server_version_num')::int AS version, "
+            f"to_regclass('public.extraction_jobs') IS NOT NULL AS has_jobs, to_regclass('{history.SCHEMA}.snapshots') IS NOT NULL AS has_history ORDER BY database",
+            name="history.seed_facts",
+        ).iloc[0]
+        separate = history.history_engine()
+        if separate is None and not facts["has_history"]:
+            raise history._missing(None)
+        name = history.validate_source(source or str(facts["database"]))
+        if if_empty and history.history_summary(source=name).shape[0]:
+            return {"snapshots": 0, "source": name, "skipped": "the source already has history"}
+        today = history._read_everything(bool(facts["has_jobs"]))
+        rng = np.random.default_rng(seed)
+        buckets = [history._bucket((end - k * pd.Timedelta(step)).to_pydatetime(), step) for k in range(int(span / step), -1, -1)]
+        written = 0
+        with (history._history_connection(separate) if separate is not None else _same(snap.conn)) as conn:
+            for bucket in buckets:
+                frames = _history_frames(rng, today, (end.to_pydatetime() - bucket) / timedelta(days=1), bucket, days)
+                snap_row = {"source": name, "bucket": bucket, "every": int(step.total_seconds()), "version": int(facts["version"]), "synthetic": True,
+                            "bytes": int(facts["bytes"] * _shrink((end.to_pydatetime() - bucket) / timedelta(days=1), days))}  # fmt: skip
+                written += history.insert_snapshot(conn, snap_row, frames) is not None
+    return {"snapshots": written, "source": name, "first": buckets[0], "last": buckets[-1], "synthetic": True}
+
+
+@contextmanager
+def _same(conn):
+    yield conn
+
+
+def _shrink(age_days: float, days: float) -> float:
+    """The share of today's size a table had `age_days` ago: 60 % at the start of the window, with a weekly rhythm."""
+    return 1 - 0.4 * (age_days / max(days, 1e-9)) + 0.01 * np.sin(2 * np.pi * age_days / 7)
+
+
+def _history_frames(rng: np.random.Generator, today: dict, age: float, bucket: datetime, days: float) -> dict:
+    """One synthetic snapshot's rows, `age` days before the present ones in `today`."""
+    share = _shrink(age, days)
+    tables = today["tables"].copy()
+    for column in ("table_bytes", "index_bytes", "toast_bytes", "live_rows"):
+        tables[column] = (tables[column].fillna(0) * share).round().astype("int64")
+    tables["total_bytes"] = tables["table_bytes"] + tables["index_bytes"] + tables["toast_bytes"]
+    tables["dead_rows"] = (tables["live_rows"] * rng.uniform(0.0, 0.08, len(tables))).round().astype("int64")
+    indexes = today["indexes"].copy()
+    indexes["size_bytes"] = (indexes["size_bytes"].fillna(0) * share).round().astype("int64")
+    sequences = today["sequences"].copy()
+    sequences["last_value"] = [None if pd.isna(v) else max(1, int(v * share)) for v in sequences["last_value"]]
+    hour = bucket.hour + bucket.minute / 60
+    busy = 0.3 + 0.7 * np.exp(-((hour - 14) ** 2) / 18)
+    connections = pd.DataFrame(
+        {
+            "state": ["active", "idle", "idle in transaction", "idle"],
+            "application_name": ["copythat-api", "copythat-api", "copythat-worker", "copythat-ops"],
+            "connections": [int(rng.poisson(2 + 8 * busy)), int(rng.poisson(5 + 10 * busy)), int(rng.poisson(0.5 * busy)), 1],
+        }
+    )
+    jobs = today["jobs"].copy()
+    if not jobs.empty:
+        finished = jobs["status"].isin(["completed", "failed"])
+        failed = jobs["status"] == "failed"
+        bad_afternoon = 0.5 * jobs.loc[failed, "jobs"] / max(days, 1e-9) * np.clip((3.0 - age) / 0.25, 0, 1)  # half a day's failures in 6 hours, 3 days ago
+        jobs.loc[finished, "jobs"] = (jobs.loc[finished, "jobs"] * (1 - age / max(days, 1e-9))).round()
+        jobs.loc[failed, "jobs"] += bad_afternoon.round()
+        jobs.loc[~finished, "jobs"] = rng.poisson(3 + 20 * busy, (~finished).sum())
+        jobs["jobs"] = jobs["jobs"].astype("int64")
+    elapsed = (days - age) * 24  # hours since the window began
+    statements = pd.DataFrame(
+        {
+            "query_id": [1001, 1002, 1003, 1004, 1005],
+            "user_name": ["copythat"] * 5,
+            "calls": [int(rate * elapsed) for rate in (3600, 900, 400, 120, 30)],
+            "rows": [int(rate * elapsed) for rate in (3600, 9000, 400, 120, 30)],
+            "query": [
+                "SELECT * FROM extraction_jobs WHERE id = $1",
+                "SELECT id, status FROM extraction_jobs WHERE project_id = $1 ORDER BY created_at DESC LIMIT $2",
+                "UPDATE extraction_jobs SET status = $1, completed_at = now() WHERE id = $2",
+                "INSERT INTO extraction_jobs (project_id, source_url, extraction_type) VALUES ($1, $2, $3)",
+                "SELECT count(*) FROM extraction_jobs WHERE status = $1",
+            ],
+        }
+    )
+    means = np.array([0.4, 3.0, 1.2, 0.9, 40.0])
+    before = np.minimum(elapsed, (days - 2) * 24)  # a deploy two days ago slowed one statement
+    after = np.maximum(elapsed - (days - 2) * 24, 0)
+    slowed = means.copy()
+    slowed[1] *= 4  # the deploy's missing index
+    rates = np.array([3600, 900, 400, 120, 30])
+    statements["total_ms"] = rates * (before * means + after * slowed)
+    return {"tables": tables, "indexes": indexes, "sequences": sequences, "connections": connections, "statements": statements, "jobs": jobs}

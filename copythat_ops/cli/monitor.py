@@ -8,6 +8,8 @@ Example:
     $ copythat-ops monitor health --threshold long_running_seconds=30 --fail-on warn
     $ copythat-ops --format json monitor indexes duplicate
     $ copythat-ops monitor cancel 4242 --apply
+    $ copythat-ops monitor capture --keep 90d
+    $ copythat-ops monitor forecast sequences
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import sys
 
 from .. import monitor
 from ..errors import InputError
+from . import history
 from .confirm import add_yes, confirm_change
 from .args import duration, whole
 from .output import Report
@@ -53,6 +56,13 @@ VIEWS = {
         "cache": lambda a: monitor.cache_hit_ratio(),
     },
     "sequences": {"all": lambda a: monitor.sequences()},
+    "transactions": {
+        "open": lambda a: monitor.open_transactions(),
+        "prepared": lambda a: monitor.prepared_transactions(),
+        "commit-ratio": lambda a: monitor.commit_ratio(),
+    },
+    "bloat": {"estimate": lambda a: monitor.bloat(), "exact": lambda a: monitor.bloat(exact=True)},
+    "triggers": {"disabled": lambda a: monitor.disabled_triggers()},
     "queries": {
         "top": lambda a: monitor.query_stats(top=a.top or 20, sort=a.sort),
         "slow": lambda a: monitor.slow_queries(),
@@ -92,6 +102,8 @@ def register(groups) -> None:
             sub.add_argument("--sort", default="total_time", help="queries top: total_time, mean_time or calls")
         sub.set_defaults(run=run_view, group=group)
 
+    history.add_commands(checks)
+
     for action, text in [("cancel", "cancel a session's running query"), ("terminate", "end a session, rolling back its transaction")]:
         act = checks.add_parser(action, help=f"{text} (a dry run unless --apply)")
         act.add_argument("pid", type=whole(1), metavar="PID", help="the session's process id (from monitor activity or connections idle)")
@@ -127,6 +139,8 @@ def _threshold(item: str) -> tuple[str, float]:
     name, _, value = item.partition("=")
     if name not in THRESHOLDS:
         raise InputError(f"unknown threshold {name!r}", fix=f"use NAME=VALUE with NAME one of: {', '.join(THRESHOLDS)}")
+    if name == "size_limit":
+        return name, value  # a size with its unit, e.g. size_limit=10GB
     try:
         return name, int(value) if value.strip().lstrip("-").isdigit() else float(value)
     except ValueError:

@@ -14,42 +14,65 @@ Example:
 """
 
 from .activity import blocked_queries, cancel_query, long_running_queries, terminate_backend
+from .bloat import bloat
 from .connections import connection_headroom, connections, idle_in_transaction, pool_status
+from .forecast import parse_size, sequence_forecast, size_forecast
 from .health import health, verdict
+from .history import capture, capture_loop, history_summary, prune_history
 from .indexes import duplicate_indexes, index_usage, invalid_indexes, missing_indexes, unused_indexes
 from .locks import relation_locks
 from .maintenance import cache_hit_ratio, vacuum_progress, vacuum_stats, wraparound_risk
 from .queries import query_stats, query_stats_status, slow_queries
 from .sequences import sequences
+from .schema import disabled_triggers, schema_diff
 from .server import checkpoints, replica_lag, replication, replication_slots, server_info
 from .snapshot import snapshot
 from .space import database_size, index_sizes, table_sizes
+from .transactions import commit_ratio, open_transactions, prepared_transactions
+from .trends import growth, job_trends, query_changes, query_trends
 
 __all__ = [
+    "bloat",
     "blocked_queries",
     "cache_hit_ratio",
     "cancel_query",
+    "capture",
+    "capture_loop",
     "checkpoints",
+    "commit_ratio",
     "connection_headroom",
     "connections",
     "database_size",
+    "disabled_triggers",
     "duplicate_indexes",
+    "growth",
     "health",
+    "history_summary",
     "idle_in_transaction",
     "index_sizes",
     "index_usage",
     "invalid_indexes",
+    "job_trends",
     "long_running_queries",
     "missing_indexes",
+    "open_transactions",
+    "parse_size",
     "pool_status",
+    "prepared_transactions",
+    "prune_history",
+    "query_changes",
     "query_stats",
     "query_stats_status",
+    "query_trends",
     "relation_locks",
     "replica_lag",
     "replication",
     "replication_slots",
+    "schema_diff",
+    "sequence_forecast",
     "sequences",
     "server_info",
+    "size_forecast",
     "slow_queries",
     "snapshot",
     "table_sizes",

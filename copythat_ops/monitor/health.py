@@ -27,21 +27,27 @@ from sqlalchemy.exc import DBAPIError
 from .. import validate
 from ..errors import CopythatError
 from .activity import blocked_queries, long_running_queries
+from .bloat import bloat
 from .connections import connection_headroom, idle_in_transaction
+from .forecast import parse_size, sequence_forecast, size_forecast
 from .indexes import duplicate_indexes, index_usage, invalid_indexes, missing_indexes, unused_indexes
 from .maintenance import cache_hit_ratio, vacuum_stats, wraparound_risk
 from .queries import query_stats_status, slow_queries
+from .schema import disabled_triggers
 from .sequences import sequences
 from .server import replica_lag, replication, replication_slots
 from .snapshot import query, snapshot
+from .transactions import commit_ratio, open_transactions, prepared_transactions
 from .space import database_size
 
 STATUSES = ("OK", "UNKNOWN", "WARN", "CRIT")  # best to worst: a check that could not run is not OK
 COLUMNS = ["check", "status", "value", "threshold", "detail", "action"]
 PERCENTS = {"connections_warn_percent", "connections_crit_percent", "cache_hit_percent", "index_use_percent",
-            "sequence_warn_percent", "sequence_crit_percent", "dead_rows_percent"}  # fmt: skip
+            "sequence_warn_percent", "sequence_crit_percent", "dead_rows_percent",
+            "commit_ratio_warn_percent", "commit_ratio_crit_percent"}  # fmt: skip
 COUNTS = {"total_connections", "idle_in_transaction", "cache_hit_min_blocks", "unused_index_scans", "missing_index_rows", "xids_left_warn",
-          "xids_left_crit", "dead_rows_min", "slow_query_calls", "index_stats_min_scans"}  # fmt: skip
+          "xids_left_crit", "dead_rows_min", "slow_query_calls", "index_stats_min_scans",
+          "bloat_warn_bytes", "bloat_crit_bytes", "commit_ratio_min_transactions"}  # fmt: skip
 
 
 def health(
@@ -66,6 +72,18 @@ def health(
     replication_lag_seconds: float = 5,
     slow_query_calls: int = 100,
     slow_query_mean_ms: float = 20,
+    forecast_warn_days: float = 90,
+    forecast_crit_days: float = 14,
+    size_limit: int | str | None = None,
+    bloat_warn_bytes: int = 1024**3,
+    bloat_crit_bytes: int = 5 * 1024**3,
+    prepared_warn_seconds: float = 1,
+    prepared_crit_seconds: float = 30,
+    transaction_warn_seconds: float = 600,
+    transaction_crit_seconds: float = 3600,
+    commit_ratio_warn_percent: float = 90,
+    commit_ratio_crit_percent: float = 80,
+    commit_ratio_min_transactions: int = 10_000,
     engine: Engine | None = None,
 ) -> pd.DataFrame:
     """Return one row per check: check, status (OK / WARN / CRIT, or UNKNOWN), value, threshold, detail and the action to take.
@@ -87,7 +105,18 @@ def health(
     missing_indexes, not also as having unused indexes. A check that could not
     run is UNKNOWN; `slow_queries` is UNKNOWN without pg_stat_statements.
 
-    Connections and replication are server-wide; the rest is this database.
+    From check_postgres: WARN at 1 GiB of estimated bloat in a table or index
+    (CRIT 5 GiB), a prepared transaction 1 s old (CRIT 30 s), a commit ratio
+    under 90 % (CRIT 80 %, judged after 10,000 transactions), any disabled
+    trigger; and a transaction open 10 min (CRIT 1 h), whatever its state.
+    From the captured history (`capture()`): WARN when a sequence reaches its
+    column type's maximum within `forecast_warn_days` (90; CRIT 14), and the
+    same for the database reaching `size_limit` (e.g. "10 GB", a Neon plan's
+    limit; not checked without one). Without enough history a forecast is
+    not made, and the detail says so.
+
+    Connections, prepared and open transactions and replication are
+    server-wide; the rest is this database.
 
     Example:
         >>> health(long_running_seconds=300)["status"].isin(["OK", "WARN", "CRIT"]).all()
@@ -95,6 +124,9 @@ def health(
     """
     limits = {name: value for name, value in locals().items() if name != "engine"}
     for name, value in limits.items():
+        if name == "size_limit":
+            limits[name] = None if value is None else parse_size(value)
+            continue
         validate.number(value, name=name, maximum=100 if name in PERCENTS else None, integer=name in COUNTS)
     rows = []
     with snapshot(engine):
@@ -439,4 +471,140 @@ CHECKS: list[tuple[tuple[str, ...], Callable[[dict], list[dict]]]] = [
     (("dead_rows",), _dead_rows),
     (("replication_lag", "replication_slots"), _replication),
     (("slow_queries",), _slow_queries),
+    (("bloat",), lambda t: _bloat(t)),
+    (("prepared_transactions",), lambda t: _prepared(t)),
+    (("longest_transaction",), lambda t: _longest_transaction(t)),
+    (("disabled_triggers",), lambda t: _disabled_triggers(t)),
+    (("commit_ratio",), lambda t: _commit_ratio(t)),
+    (("sequence_forecast", "size_forecast"), lambda t: _forecasts(t)),
 ]
+
+
+def _bloat(t: dict) -> list[dict]:
+    found = bloat()
+    worst = found.iloc[0] if len(found) else None
+    name = None if worst is None else (worst["index"] if worst["kind"] == "index" else worst["table"])
+    return [
+        _row(
+            "bloat",
+            _level(None if worst is None else worst["bloat_bytes"], t["bloat_warn_bytes"], t["bloat_crit_bytes"]),
+            None if worst is None else worst["bloat_bytes"],
+            f"warn >= {t['bloat_warn_bytes']:,} bytes wasted in one table or index, crit >= {t['bloat_crit_bytes']:,}",
+            "no analyzed tables" if worst is None else f"most: {worst['kind']} {name}, about {worst['bloat_bytes']:,} bytes ({worst['bloat_percent']} %), estimated from statistics",
+            "confirm with bloat(exact=True) on a quiet server, then rebuild online (pg_repack, or REINDEX INDEX CONCURRENTLY for an index)",
+        )
+    ]
+
+
+def _prepared(t: dict) -> list[dict]:
+    found = prepared_transactions()
+    oldest = found.iloc[0] if len(found) else None
+    return [
+        _row(
+            "prepared_transactions",
+            _level(None if oldest is None else oldest["age_seconds"], t["prepared_warn_seconds"], t["prepared_crit_seconds"]),
+            None if oldest is None else oldest["age_seconds"],
+            f"warn: any older than {t['prepared_warn_seconds']} s, crit {t['prepared_crit_seconds']} s",
+            "none" if oldest is None else f"{len(found)} prepared; oldest {oldest['gid']!r} in {oldest['database']}, {oldest['age_seconds']:.0f} s old",
+            "finish each with COMMIT PREPARED 'gid' or ROLLBACK PREPARED 'gid' (as its owner, in its database); it holds locks and xmin until then",
+        )
+    ]
+
+
+def _longest_transaction(t: dict) -> list[dict]:
+    found = open_transactions().dropna(subset=["transaction_seconds"])
+    top = found.iloc[0] if len(found) else None
+    return [
+        _row(
+            "longest_transaction",
+            _level(None if top is None else top["transaction_seconds"], t["transaction_warn_seconds"], t["transaction_crit_seconds"]),
+            None if top is None else top["transaction_seconds"],
+            f"warn: a transaction open >= {t['transaction_warn_seconds']} s, crit >= {t['transaction_crit_seconds']} s",
+            "no open transactions" if top is None else f"pid {top['pid']} ({top['state']}, {top['application_name'] or 'no application name'}) open {top['transaction_seconds']:.0f} s: {_short(top['query'])}",
+            "see open_transactions(); ask its owner, or end it with cancel_query(pid) (active) or terminate_backend(pid); set idle_in_transaction_session_timeout",
+        )
+    ]
+
+
+def _disabled_triggers(t: dict) -> list[dict]:
+    found = disabled_triggers()
+    return [
+        _any(
+            "disabled_triggers",
+            found,
+            "warn: any",
+            _names(found["table"] + "." + found["trigger"] + " (" + found["enabled"] + ")"),
+            "enable each with ALTER TABLE ... ENABLE TRIGGER name, after checking why it was disabled (see disabled_triggers())",
+        )
+    ]
+
+
+def _commit_ratio(t: dict) -> list[dict]:
+    row = commit_ratio().iloc[0]
+    total = int(row["commits"] + row["rollbacks"])
+    judged = total >= t["commit_ratio_min_transactions"]
+    return [
+        _row(
+            "commit_ratio",
+            _level(row["commit_percent"] if judged else None, t["commit_ratio_warn_percent"], t["commit_ratio_crit_percent"], below=True),
+            row["commit_percent"],
+            f"warn < {t['commit_ratio_warn_percent']} %, crit < {t['commit_ratio_crit_percent']} % (after {t['commit_ratio_min_transactions']:,} transactions)",
+            f"{int(row['rollbacks']):,} rollbacks of {total:,} transactions" + ("" if judged else "; too few to judge"),
+            "find what rolls back: the application's error logs, failed statements in the server log (log_min_error_statement)",
+        )
+    ]
+
+
+def _forecasts(t: dict) -> list[dict]:
+    threshold = f"warn: under {t['forecast_warn_days']} days left, crit under {t['forecast_crit_days']}"
+    rows = []
+    try:
+        every = sequence_forecast()
+    except CopythatError as exc:
+        rows.append(_row("sequence_forecast", "OK", None, threshold, f"not forecast: {exc.problem}", ""))
+    else:
+        found = every.dropna(subset=["days_left"])
+        top = found.iloc[0] if len(found) else None
+        basis = every.iloc[0] if len(every) else None
+        rests = "" if basis is None else f"forecast from {_days(basis['history_days'])} of history ({basis['snapshots']} snapshots)"
+        rows.append(
+            _row(
+                "sequence_forecast",
+                _level(None if top is None else top["days_left"], t["forecast_warn_days"], t["forecast_crit_days"], below=True),
+                None if top is None else top["days_left"],
+                threshold,
+                ("no sequence is growing" if top is None else
+                 f"soonest: {top['sequence']} ({top['column_type']}) reaches {top['max_value']:,} in {top['days_left']} days, on {top['runs_out_on']}, "
+                 f"at {top['ids_per_day']:,.0f} ids/day") + (f"; {rests}" if rests else ""),
+                "move the column and its sequence to bigint with an expand/contract migration before that date (see sequence_forecast())",
+            )
+        )  # fmt: skip
+    if t["size_limit"] is None:
+        rows.append(_row("size_forecast", "OK", None, threshold, "not checked: no size_limit given (e.g. size_limit='10 GB', a Neon plan's limit)", ""))
+        return rows
+    try:
+        size = size_forecast(t["size_limit"]).iloc[0]
+    except CopythatError as exc:
+        rows.append(_row("size_forecast", "OK", None, threshold, f"not forecast: {exc.problem}", ""))
+        return rows
+    reached = size["size_bytes"] >= size["size_limit_bytes"]
+    rows.append(
+        _row(
+            "size_forecast",
+            "CRIT" if reached else _level(size["days_left"], t["forecast_warn_days"], t["forecast_crit_days"], below=True),
+            size["days_left"],
+            threshold,
+            (f"{size['size_bytes']:,} of {size['size_limit_bytes']:,} bytes; " + ("limit reached" if reached else
+             "not growing" if pd.isna(size["days_left"]) else f"reaches the limit in {size['days_left']} days, on {size['reaches_limit_on']}, at {size['bytes_per_day']:,.0f} bytes/day"))
+            + f"; forecast from {_days(size['history_days'])} of history ({size['snapshots']} snapshots)",
+            "free space (drop unused indexes, delete or archive old jobs) or move to a larger plan before that date (see size_forecast(), growth())",
+        )
+    )  # fmt: skip
+    return rows
+
+
+def _days(value) -> str:
+    if value is None or pd.isna(value):
+        return "the captured days"
+    value = float(value)
+    return f"{value:g} day" + ("" if value == 1 else "s")

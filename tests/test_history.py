@@ -1,0 +1,277 @@
+"""Monitoring history against a real server: capture, retention, trends and forecasts from snapshots written for real."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+
+import pandas as pd
+import pytest
+from sqlalchemy import text
+
+from copythat_ops import migrations, monitor
+from copythat_ops.engine import connection, dispose_engines, get_engine, run_query
+from copythat_ops.errors import ConnectError, CopythatError, InputError, MigrationError
+from copythat_ops.monitor import history
+from copythat_ops.seed import seed_database, seed_history
+
+INT_MAX = 2_147_483_647
+
+
+@pytest.fixture(scope="module")
+def engine(db_url):
+    migrations.upgrade(url=db_url)
+    seed_database(300, 5, seed=3, engine=get_engine(db_url))
+    return get_engine(db_url)
+
+
+@pytest.fixture(autouse=True)
+def no_history_url(monkeypatch, tmp_path):
+    monkeypatch.delenv(history.HISTORY_URL_VAR, raising=False)
+    monkeypatch.delenv("COPYTHAT_ENV_FILE", raising=False)
+    monkeypatch.chdir(tmp_path)  # no .env of the checkout
+
+
+def count(engine, table: str = "snapshots", where: str = "true", params: dict | None = None) -> int:
+    return int(run_query(f"SELECT count(*) AS n FROM copythat_history.{table} WHERE {where}", params, engine=engine)["n"][0])
+
+
+def clear(engine) -> None:
+    with connection(engine) as conn, conn.begin():
+        conn.execute(text("DELETE FROM copythat_history.snapshots"))
+
+
+def stage(engine, ages_days: list[float], *, sequence=lambda age: None, size=lambda age: None, jobs=lambda age: None, statements=lambda age: None) -> None:
+    """Write snapshots of the database (its default source) `ages_days` before now, each kind of row made by its function of the age."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    with connection(engine) as conn:
+        for age in ages_days:
+            frames = {
+                "sequences": sequence(age),
+                "tables": size(age),
+                "jobs": jobs(age),
+                "statements": statements(age),
+            }
+            frames = {k: v for k, v in frames.items() if v is not None}
+            db_bytes = int(size(age)["total_bytes"].sum()) if size(age) is not None else 10_000_000
+            snap = {"source": engine.url.database, "bucket": now - timedelta(days=age), "every": 300, "bytes": db_bytes, "version": 180000}
+            assert history.insert_snapshot(conn, snap, frames) is not None
+
+
+def ids(per_day: float, now_value: int):
+    return lambda age: pd.DataFrame(
+        {"schema": ["public"], "sequence": ["orders_id_seq"], "table": ["orders"], "column": ["id"], "column_type": ["integer"],
+         "last_value": [int(now_value - per_day * age)], "max_value": [INT_MAX]}
+    )  # fmt: skip
+
+
+def test_capture_records_sizes_sequences_connections_and_jobs_once_per_interval(engine):
+    clear(engine)
+    first = monitor.capture(interval="1h", engine=engine)
+    assert first["status"] == "captured" and first["snapshot_id"] is not None
+    assert first["tables"] >= 3 and first["sequences"] >= 2 and first["jobs"] >= 1 and first["connections"] >= 1
+    again = monitor.capture(interval="1h", engine=engine)
+    assert again["status"] == "skipped" and again["bucket"] == first["bucket"]
+    assert count(engine) == 1
+    sid = first["snapshot_id"]
+    assert count(engine, "table_sizes", "snapshot_id = :s AND \"table\" = 'extraction_jobs'", {"s": sid}) == 1
+    jobs = run_query("SELECT sum(jobs) AS n FROM copythat_history.jobs WHERE snapshot_id = :s", {"s": sid}, engine=engine)["n"][0]
+    assert int(jobs) == 300
+    seq = run_query("SELECT last_value FROM copythat_history.sequences WHERE snapshot_id = :s AND \"table\" = 'extraction_jobs'", {"s": sid}, engine=engine)
+    assert int(seq["last_value"][0]) >= 300
+
+
+def test_captures_from_several_hosts_at_once_keep_one_snapshot(engine, db_url):
+    clear(engine)
+    results, errors = [], []
+
+    def run():
+        try:
+            results.append(monitor.capture(interval="1h", engine=get_engine(db_url))["status"])
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert sorted(results).count("captured") == 1 and count(engine) == 1
+
+
+def test_retention_deletes_old_snapshots_in_batches_with_their_rows(engine):
+    clear(engine)
+    stage(engine, [100, 99, 98, 97, 96, 1, 0.5], sequence=ids(1000, 500_000))
+    assert count(engine, "sequences") == 7
+    assert monitor.prune_history("90d", batch=2, engine=engine) == 5
+    assert count(engine) == 2 and count(engine, "sequences") == 2
+    assert monitor.prune_history("90d", engine=engine) == 0
+
+
+def test_capture_with_keep_prunes_after_capturing(engine):
+    clear(engine)
+    stage(engine, [40], sequence=ids(1000, 500_000))
+    result = monitor.capture(interval="1h", keep="30d", engine=engine)
+    assert result["status"] == "captured" and result["pruned"] == 1 and count(engine) == 1
+
+
+def test_capture_without_the_history_revision_says_how_to_apply_it_and_writes_nothing(server):
+    url = server.create_database("history_norev")
+    try:
+        migrations.upgrade("c0db8df4a585", url=url)
+        with pytest.raises(MigrationError, match=r"no history tables .*nothing was written.*copythat-ops migrate upgrade.*COPYTHAT_HISTORY_URL"):
+            monitor.capture(engine=get_engine(url))
+        assert run_query("SELECT to_regnamespace('copythat_history') IS NULL AS absent", engine=get_engine(url))["absent"][0]
+    finally:
+        server.drop_database(url)
+
+
+def test_an_unreachable_history_url_is_one_line_naming_it_without_the_password(engine, monkeypatch):
+    clear(engine)
+    monkeypatch.setenv(history.HISTORY_URL_VAR, "postgresql://ops:hunter2secret@127.0.0.1:1/history")
+    with pytest.raises(ConnectError) as caught:
+        monitor.capture(engine=engine)
+    message = str(caught.value)
+    assert "COPYTHAT_HISTORY_URL" in message and "nothing was written" in message and "hunter2secret" not in message
+    assert "\n" not in message
+    monkeypatch.delenv(history.HISTORY_URL_VAR)
+    assert count(engine) == 0
+
+
+def test_history_can_live_in_another_database(engine, server, monkeypatch):
+    clear(engine)
+    other = server.create_database("history_elsewhere")
+    try:
+        migrations.upgrade(url=other)
+        monkeypatch.setenv(history.HISTORY_URL_VAR, other.render_as_string(hide_password=False))
+        result = monitor.capture(interval="1h", engine=engine)
+        assert result["status"] == "captured" and result["source"] == engine.url.database
+        assert count(get_engine(other)) == 1 and count(engine) == 0
+        assert monitor.history_summary(engine=engine)["snapshots"].tolist() == [1]
+    finally:
+        monkeypatch.delenv(history.HISTORY_URL_VAR)
+        server.drop_database(other)
+
+
+@pytest.mark.parametrize("days", [0, -3])
+def test_trends_refuse_days_that_are_not_positive(engine, days):
+    for call in (lambda: monitor.growth(days=days, engine=engine), lambda: monitor.job_trends(days=days, engine=engine),
+                 lambda: monitor.sequence_forecast(days=days, engine=engine)):  # fmt: skip
+        with pytest.raises(InputError, match=f"days must be above 0, not {days}"):
+            call()
+
+
+def test_growth_compares_each_table_with_days_ago(engine):
+    clear(engine)
+    size = lambda age: pd.DataFrame(
+        {"schema": ["public", "public"], "table": ["orders", "quiet"], "table_bytes": [int(1e9 - 1e7 * age), 8192],
+         "index_bytes": [0, 0], "toast_bytes": [0, 0], "total_bytes": [int(1e9 - 1e7 * age), 8192],
+         "live_rows": [int(1e6 - 1e4 * age), 1], "dead_rows": [0, 0]}
+    )  # fmt: skip
+    stage(engine, [14, 7, 3, 0], size=size)
+    grown = monitor.growth(days=7, engine=engine).set_index("table")
+    assert grown.loc["orders", "bytes_per_day"] == 1e7 and grown.loc["orders", "rows_per_day"] == 1e4
+    assert grown.loc["orders", "days_apart"] == 7 and grown.loc["quiet", "bytes_per_day"] == 0
+    assert grown.index[0] == "orders"
+
+
+def test_growth_and_forecasts_refuse_a_single_snapshot(engine):
+    clear(engine)
+    stage(engine, [0], sequence=ids(1000, 500_000))
+    with pytest.raises(CopythatError, match=f"growth needs two snapshots of history for '{engine.url.database}'; there is 1 snapshot"):
+        monitor.growth(engine=engine)
+    with pytest.raises(CopythatError, match=f"sequence_forecast needs 1 day of history for '{engine.url.database}'; there is 1 snapshot"):
+        monitor.sequence_forecast(engine=engine)
+    stage(engine, [0.1], sequence=ids(1000, 500_000))
+    with pytest.raises(CopythatError, match=r"there are 2 snapshots over 0.10 days"):
+        monitor.sequence_forecast(engine=engine)
+
+
+def test_sequence_forecast_gives_ids_per_day_and_the_date_the_integer_maximum_is_reached(engine):
+    clear(engine)
+    stage(engine, [10, 7, 5, 2, 0], sequence=ids(10_000_000, 2_000_000_000))
+    found = monitor.sequence_forecast(engine=engine).iloc[0]
+    assert found["ids_per_day"] == pytest.approx(1e7, rel=1e-3)
+    assert found["days_left"] == pytest.approx((INT_MAX - 2e9) / 1e7, abs=0.05)
+    assert found["history_days"] == 10 and found["snapshots"] == 5
+    assert found["runs_out_on"] == (datetime.now(UTC) + timedelta(days=float(found["days_left"]))).date()
+
+
+@pytest.mark.parametrize(("per_day", "status"), [(1_000, "OK"), (2_000_000, "WARN"), (20_000_000, "CRIT")])
+def test_health_warns_under_90_days_and_is_critical_under_14(engine, per_day, status, monkeypatch):
+    clear(engine)
+    stage(engine, [3, 2, 1, 0], sequence=ids(per_day, 2_000_000_000))
+    row = monitor.health(engine=engine).set_index("check").loc["sequence_forecast"]
+    assert row["status"] == status
+    assert "orders_id_seq" in row["detail"] and "3 days of history" in row["detail"]
+
+
+def test_health_forecast_with_too_little_history_is_not_a_guess(engine):
+    clear(engine)
+    row = monitor.health(engine=engine).set_index("check").loc["sequence_forecast"]
+    assert row["status"] == "OK" and row["detail"].startswith("not forecast: sequence_forecast needs 1 day of history")
+
+
+def test_size_forecast_against_a_limit(engine):
+    clear(engine)
+    size = lambda age: pd.DataFrame({"schema": ["public"], "table": ["t"], "table_bytes": [0], "index_bytes": [0], "toast_bytes": [0],
+                                     "total_bytes": [int(9e9 - 1e8 * age)], "live_rows": [0], "dead_rows": [0]})  # fmt: skip
+    stage(engine, [4, 2, 0], size=size)
+    found = monitor.size_forecast("10 GB", engine=engine).iloc[0]
+    assert found["bytes_per_day"] == 1e8
+    assert found["days_left"] == pytest.approx((10 * 1024**3 - 9e9) / 1e8, abs=0.05)
+    with pytest.raises(InputError, match="size_limit 'ten' is not a size"):
+        monitor.size_forecast("ten", engine=engine)
+
+
+def test_job_trends_count_finished_jobs_per_interval_and_flag_an_unusual_failure_rate(engine):
+    clear(engine)
+    hours = [h / 24 for h in range(48, -1, -1)]
+
+    def jobs(age):
+        done = int((2 - age) * 24 * 100)  # 100 completed an hour
+        failed = int((2 - age) * 24 * 5) + (200 if age <= 1 else 0)  # 5 failed an hour, 200 more one day ago
+        return pd.DataFrame({"status": ["completed", "failed", "pending"], "extraction_type": ["color"] * 3, "jobs": [done, failed, 7]})
+
+    stage(engine, hours, jobs=jobs)
+    trend = monitor.job_trends("1h", days=2, engine=engine)
+    assert trend["completed"].median() == 100 and trend["failed"].median() == 5
+    spike = trend[trend["failed"] > 100]
+    assert len(spike) == 1 and bool(spike["unusual"].iloc[0]) and spike["failure_rate"].iloc[0] > trend["usual_high"].iloc[0]
+    assert int(trend["pending"].iloc[-1]) == 7
+
+
+def test_query_trends_and_changes_around_a_deploy(engine):
+    clear(engine)
+    deploy = datetime.now(UTC) - timedelta(days=1)
+
+    def statements(age):
+        hours = (3 - age) * 24
+        slow = min(hours, 48) * 100 * 2.0 + max(hours - 48, 0) * 100 * 8.0  # 2 ms, then 8 ms after the deploy
+        return pd.DataFrame({"query_id": [11, 22], "user_name": ["app", "app"], "calls": [int(hours * 100), int(hours * 10)],
+                             "total_ms": [slow, hours * 10 * 1.0], "rows": [0, 0], "query": ["SELECT slow", "SELECT steady"]})  # fmt: skip
+
+    stage(engine, [h / 24 for h in range(72, -1, -6)], statements=statements)
+    trend = monitor.query_trends(since=deploy, interval="6h", days=3, engine=engine)
+    slow = trend[trend["query_id"] == 11]
+    assert set(slow.loc[slow["period"] == "before", "mean_ms"].round(2)) == {2.0}
+    assert set(slow.loc[slow["period"] == "after", "mean_ms"].round(2)) == {8.0}
+    changes = monitor.query_changes(deploy, days=3, engine=engine).set_index("query_id")
+    assert changes.loc[11, "change_percent"] == 300 and changes.loc[22, "change_percent"] == 0
+    assert changes.index[0] == 11 and changes.loc[11, "query"] == "SELECT slow"
+    with pytest.raises(InputError, match="since 'after lunch' is not a time"):
+        monitor.query_trends(since="after lunch", engine=engine)
+
+
+def test_demo_history_is_synthetic_and_feeds_every_trend(engine):
+    clear(engine)
+    written = seed_history(days=10, every="6h", seed=1, engine=engine)
+    assert written["snapshots"] == 41 and written["synthetic"] is True
+    summary = monitor.history_summary(engine=engine)
+    assert summary["synthetic"].tolist() == [True] and summary["days"].tolist() == [10]
+    assert seed_history(days=10, engine=engine)["snapshots"] == 0  # it already has history
+    assert not monitor.growth(days=7, engine=engine).empty
+    assert not monitor.sequence_forecast(engine=engine).empty
+    assert monitor.job_trends("1d", engine=engine)["completed"].sum() > 0
+    assert len(monitor.query_trends(interval="1d", engine=engine)) > 0
