@@ -10,9 +10,11 @@ import pandas as pd
 import pytest
 from sqlalchemy import text
 
+import copythat_ops
+import copythat_ops.monitor
 from copythat_ops import jobs, migrations
+from copythat_ops.cli import COMMANDS, parser
 from copythat_ops.cli import args as cli_args
-from copythat_ops.cli import parser
 from copythat_ops.cli.failures import plain_failure
 from copythat_ops.cli.output import emit
 from copythat_ops.engine import get_engine, run_query
@@ -122,6 +124,18 @@ def test_library_errors_speak_in_flags(seeded):
     assert "job_ids" not in line and "error_like" not in line and "project_id" not in line
 
 
+def test_library_functions_are_pointed_to_as_commands(seeded):
+    line = one_line_error(run("monitor", "cancel", "99999999", url=seeded))
+    assert "`copythat-ops monitor activity long-running`" in line and "`copythat-ops monitor connections idle`" in line
+    assert not re.search(r"\w\(\)", line)  # no Python call like long_running_queries()
+
+
+def test_every_command_a_message_points_to_exists():
+    for function, command in COMMANDS.items():
+        assert callable(getattr(copythat_ops, function, None) or getattr(copythat_ops.monitor, function)), function
+        parser().parse_args([w.replace("PID", "1") for w in command.split()[1:]])
+
+
 def test_a_folder_that_cannot_be_written_is_named_with_its_flag(seeded):
     line = one_line_error(run("notebooks", "run", "--output-dir", "/proc/x", url=seeded))
     assert "/proc/x" in line and "--output-dir" in line.split(". Fix: ")[1]
@@ -158,6 +172,9 @@ def test_table_output_is_readable_and_fits_the_terminal(seeded):
 
 
 def test_emit_writes_numbers_and_gaps_readably(capsys):
-    emit({"max_value": 2.146484e09, "checked": None, "ratio": float("nan"), "when": pd.NaT})
+    value = {"max_value": 2.146484e09, "checked": None, "ratio": float("nan"), "when": pd.NaT}
+    emit(value)
     out = capsys.readouterr().out
     assert "2,146,484,000" in out and not re.search(r"e\+|nan|NaT|None", out)
+    emit(value, "json")  # strict JSON: NaN is not JSON, null is
+    assert json.loads(capsys.readouterr().out) == {"max_value": 2146484000.0, "checked": None, "ratio": None, "when": None}

@@ -23,6 +23,22 @@ from .failures import debug, plain_failure, print_traceback
 from .output import FORMATS, Report, emit
 
 GROUPS = (db, migrate, jobs, seed, monitor, notebooks)
+# Library functions a message may point to, and the command that shows the same (monitor views: from monitor.VIEWS).
+COMMANDS = {
+    "job_summary": "copythat-ops jobs summary",
+    "job_throughput": "copythat-ops jobs throughput",
+    "failure_reasons": "copythat-ops jobs failures",
+    "stuck_jobs": "copythat-ops jobs stuck",
+    "audit_log": "copythat-ops jobs audit",
+    "health": "copythat-ops monitor health",
+    "cancel_query": "copythat-ops monitor cancel PID",
+    "terminate_backend": "copythat-ops monitor terminate PID",
+    **{
+        view.__code__.co_names[1]: " ".join(["copythat-ops monitor", group, name] if len(views) > 1 else ["copythat-ops monitor", group])
+        for group, views in monitor.VIEWS.items()
+        for name, view in views.items()
+    },
+}
 
 
 def parser() -> argparse.ArgumentParser:
@@ -74,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         report = result if isinstance(result, Report) else Report(result)
         emit(report.value, args.format)
     except CopythatError as exc:
-        _fail(exc, in_cli_words(exc, cli_words(top, args)))
+        _fail(exc, in_cli_words(exc, cli_words(top, args), COMMANDS))
         return 2
     except KeyboardInterrupt:
         return 130

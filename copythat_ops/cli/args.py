@@ -87,14 +87,19 @@ class Parser(argparse.ArgumentParser):
         return f"{name} {value} looks like an option. Fix: write it as {name}={value}"
 
 
-def in_cli_words(exc: CopythatError, words: dict[str, str]) -> str:
-    """Return `exc`'s message with the Python parameters it names said as CLI flags (`words`: parameter -> flag).
+def in_cli_words(exc: CopythatError, words: dict[str, str], commands: dict[str, str] | None = None) -> str:
+    """Return `exc`'s message in the CLI's words: Python parameters as flags (`words`), library functions as commands.
 
     Example:
         >>> in_cli_words(InputError("older_than '30' has no unit", fix="give a unit", params="older_than"), {"older_than": "--older-than"})
         '--older-than 30 has no unit. Fix: give a unit'
+        >>> in_cli_words(InputError("no session has pid 7", fix="see blocked_queries()", params="pid"), {"pid": "PID"},
+        ...              {"blocked_queries": "copythat-ops monitor activity blocked"})
+        'no session has PID 7. Fix: see `copythat-ops monitor activity blocked`'
     """
     message = str(exc)
+    for function, command in (commands or {}).items():
+        message = re.sub(rf"(?<![\w.`]){re.escape(function)}\([^()]*\)", f"`{command}`", message)
     named = {p for p in exc.params if p in words} | {p for p in words if "_" in p}  # snake_case never reads as prose
     for param in sorted(named, key=len, reverse=True):
         message = re.sub(

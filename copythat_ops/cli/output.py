@@ -47,7 +47,7 @@ def emit(value, fmt: str = "table") -> None:
         if isinstance(value, pd.DataFrame):
             print(value.to_json(orient="records", date_format="iso", force_ascii=False, default_handler=str))
         else:
-            print(json.dumps(value, default=str, ensure_ascii=False))
+            print(json.dumps(_jsonable(value), default=str, ensure_ascii=False, allow_nan=False))
         return
     if isinstance(value, dict):
         value = pd.DataFrame({"field": list(value), "value": pd.Series(list(value.values()), dtype=object)})
@@ -62,6 +62,28 @@ def emit(value, fmt: str = "table") -> None:
         print("\n".join(map(str, value)) if value else "(none)")
     else:
         print("(none)" if value is None else value)
+
+
+def _jsonable(value):
+    """`value` with NaN / NaT / NA as None and numpy scalars as Python ones: strict JSON, which has no NaN."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, pd.DataFrame):
+        return json.loads(value.to_json(orient="records", date_format="iso", force_ascii=False, default_handler=str))
+    if hasattr(value, "item") and getattr(value, "ndim", None) == 0:  # a numpy scalar
+        value = value.item()
+    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
+        return None
+    try:
+        if pd.isna(value):
+            return None
+    except (TypeError, ValueError):
+        pass
+    if isinstance(value, pd.Timestamp | pd.Timedelta):
+        return value.isoformat()
+    return value
 
 
 def text_table(frame: pd.DataFrame, width: int | None = None) -> str:
