@@ -352,3 +352,12 @@ def schema_columns(*, url: URL | str | None = None) -> pd.DataFrame:
         name="schema_columns",
         engine=get_engine(url),
     )
+
+
+# The safe-migration steps, reachable from here too: migrations.lint(), migrations.revision(),
+# migrations.rehearse(), migrations.backup() / restore() / backups() (modules lint, revisions,
+# rehearse and backup).
+from .backup import backup, backups, restore  # noqa: E402
+from .lint import lint  # noqa: E402
+from .rehearse import rehearse  # noqa: E402
+from .revisions import revision  # noqa: E402
