@@ -210,3 +210,17 @@ def test_the_embedded_database_has_query_statistics_out_of_the_box(server):
         pytest.skip("runs on the embedded server")
     status = monitor.query_stats_status(engine=get_engine(embedded.start(server.data_dir)))
     assert status["enabled"], status
+
+
+def test_the_health_table_in_a_notebook_keeps_every_word_and_reads_as_numbers(engine):
+    import html
+
+    from copythat_ops.display import table
+
+    report = monitor.health(engine=engine)
+    page = html.unescape(table(report).to_html())
+    for text in [*report["detail"], *report["action"]]:
+        assert text in page  # nothing cut or elided
+    wraparound = check_row(report, "wraparound")["value"]
+    assert f">{wraparound:,}<" in page.replace(" </td>", "</td>").replace(" >", ">")
+    assert "nan" not in page.lower() and "e+0" not in page
