@@ -89,6 +89,11 @@ def main() -> None:
     base = f"copythat_bench_migr_{uuid.uuid4().hex[:8]}"
     copies: list[str] = []
 
+    def drop(url) -> None:  # as soon as a copy is measured: its autovacuum must not slow the next step
+        dispose_engines()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)'))
+
     def copy() -> object:
         dispose_engines()
         name = f"{base}_{len(copies)}"
@@ -115,6 +120,7 @@ def main() -> None:
         time.sleep(args.seconds)
         baseline.stop.set()
         baseline.join()
+        drop(baseline.url)
 
         target = copy()
         during = Writer(target)
@@ -126,11 +132,13 @@ def main() -> None:
         time.sleep(1)
         during.stop.set()
         during.join()
+        drop(target)
 
         plain_url = copy()
         began = time.perf_counter()
         migrations.upgrade(url=plain_url)
         plain = time.perf_counter() - began
+        drop(plain_url)
 
         practise = copy()
         began = time.perf_counter()
