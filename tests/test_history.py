@@ -275,3 +275,53 @@ def test_demo_history_is_synthetic_and_feeds_every_trend(engine):
     assert not monitor.sequence_forecast(engine=engine).empty
     assert monitor.job_trends("1d", engine=engine)["completed"].sum() > 0
     assert len(monitor.query_trends(interval="1d", engine=engine)) > 0
+
+
+def test_the_history_revision_adds_only_new_tables_and_reverts_cleanly(server):
+    url = server.create_database("history_rev")
+    try:
+        migrations.upgrade("c0db8df4a585", url=url)
+        before = run_query("SELECT relname, relfilenode FROM pg_class WHERE relname IN ('extraction_jobs', 'projects') ORDER BY relname", engine=get_engine(url))
+        migrations.upgrade(url=url)
+        after = run_query("SELECT relname, relfilenode FROM pg_class WHERE relname IN ('extraction_jobs', 'projects') ORDER BY relname", engine=get_engine(url))
+        assert before.equals(after)  # no table of the application was rewritten
+        assert migrations.check(url=url) == []  # the history schema stays out of the models' comparison
+        migrations.downgrade("c0db8df4a585", url=url)
+        assert run_query("SELECT to_regnamespace('copythat_history') IS NULL AS gone", engine=get_engine(url))["gone"][0]
+        migrations.upgrade(url=url)
+        assert monitor.capture(engine=get_engine(url))["status"] == "captured"
+    finally:
+        server.drop_database(url)
+
+
+def test_a_capture_loop_stops_cleanly_on_ctrl_c(engine):
+    clear(engine)
+    seen = []
+
+    def interrupt(result):
+        seen.append(result["status"])
+        raise KeyboardInterrupt
+
+    results = monitor.capture_loop("1h", report=interrupt, engine=engine)
+    assert [r["status"] for r in results] == seen == ["captured"] and count(engine) == 1
+
+
+def test_monitor_capture_from_the_command_line(engine, db_url):
+    from test_cli import run
+
+    clear(engine)
+    first = run("--format", "json", "monitor", "capture", "--keep", "90d", url=db_url)
+    assert first.returncode == 0, first.stderr
+    assert '"status":"captured"' in first.stdout.replace(" ", "")
+    again = run("--format", "json", "monitor", "capture", url=db_url)
+    assert '"status":"skipped"' in again.stdout.replace(" ", "") and count(engine) == 1
+    looped = run("--format", "csv", "monitor", "capture", "--every", "1s", "--times", "2", url=db_url)
+    assert looped.returncode == 0, looped.stderr
+    assert "Ctrl-C stops" in looped.stderr and "stopped after 2 captures" in looped.stderr and count(engine) == 3
+    bad = run("monitor", "capture", "--keep", "-5d", url=db_url)
+    assert bad.returncode == 2 and bad.stderr.startswith("error: --keep") and count(engine) == 3
+    days = run("monitor", "growth", "--days", "0", url=db_url)
+    assert days.returncode == 2 and "--days must be above 0" in days.stderr
+    unreachable = run("monitor", "capture", url=db_url, env={"COPYTHAT_HISTORY_URL": "postgresql://ops:pw4history@127.0.0.1:1/h"})
+    assert unreachable.returncode != 0 and unreachable.stderr.count("\n") == 1 and "COPYTHAT_HISTORY_URL" in unreachable.stderr
+    assert "pw4history" not in unreachable.stderr and count(engine) == 3

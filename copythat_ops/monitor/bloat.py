@@ -75,7 +75,7 @@ ESTIMATE = f"""
                t.relname AS "table",
                c.relname AS index,
                c.relpages::bigint * current_setting('block_size')::bigint AS size_bytes,
-               (1 + ceil(c.reltuples * (8 + 8 * ceil((8 + iw.key_width) / 8) - 8 + 4)
+               (1 + ceil(c.reltuples * (8 * ceil((8 + iw.key_width)::numeric / 8) + 4)
                     / ((current_setting('block_size')::numeric - 24 - 16) * 0.9)))::bigint * current_setting('block_size')::bigint AS expected_bytes
         FROM index_width AS iw
         JOIN pg_class AS c ON c.oid = iw.indexrelid
@@ -150,11 +150,11 @@ def bloat(*, exact: bool = False, engine: Engine | None = None) -> pd.DataFrame:
         True
     """
     if not exact:
-        return query(ESTIMATE, name="bloat")
-    installed = query("SELECT count(*) AS n FROM pg_extension WHERE extname = 'pgstattuple' ORDER BY n", name="bloat_extension")["n"][0]
+        return query(ESTIMATE, name="bloat", engine=engine)
+    installed = query("SELECT count(*) AS n FROM pg_extension WHERE extname = 'pgstattuple' ORDER BY n", name="bloat_extension", engine=engine)["n"][0]
     if not installed:
         raise CopythatError(
             "bloat(exact=True) needs the pgstattuple extension, which is not installed in this database",
             fix="run CREATE EXTENSION pgstattuple; (it reads every table: prefer the estimate, bloat(), on a busy server)",
         )
-    return query(EXACT, name="bloat_exact")
+    return query(EXACT, name="bloat_exact", engine=engine)
