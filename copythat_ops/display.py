@@ -27,6 +27,7 @@ CSS = [
     {"selector": "td", "props": "text-align: left; vertical-align: top; padding: 3px 8px; border-bottom: 1px solid #ddd;"
                                 "white-space: normal; overflow-wrap: break-word; max-width: 36em;"},
     {"selector": "td.num", "props": "text-align: right; white-space: nowrap;"},
+    {"selector": "td.when", "props": "white-space: nowrap;"},
     {"selector": "caption", "props": "caption-side: bottom; text-align: left; color: #666; font-style: italic; padding: 3px 8px;"},
 ]  # fmt: skip
 STATUS_COLOURS = {"CRIT": "background-color: #f8d0d0;", "WARN": "background-color: #fbecc5;", "UNKNOWN": "background-color: #e4e4e4;"}
@@ -61,6 +62,8 @@ def table(data: pd.DataFrame | pd.Series | Mapping, *, rows: int | None = None) 
         styled = styled.format(_formatter(str(column), frame[column]), subset=[column], escape="html")
         if pd.api.types.is_numeric_dtype(frame[column]) and not pd.api.types.is_bool_dtype(frame[column]):
             styled = styled.set_td_classes(pd.DataFrame("num", index=frame.index, columns=[column]))
+        elif pd.api.types.is_datetime64_any_dtype(frame[column]) or pd.api.types.is_timedelta64_dtype(frame[column]):
+            styled = styled.set_td_classes(pd.DataFrame("when", index=frame.index, columns=[column]))  # a date on one line
     if fields:  # one value per row: each written as its field's name says
         for row, (field, value) in enumerate(zip(frame["field"], frame["value"])):
             if _is_number(value):

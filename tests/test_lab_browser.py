@@ -4,7 +4,7 @@ The browser test needs Debian's `chromium` and `chromium-driver` (apt-get instal
 chromium chromium-driver); without them it is skipped. Nothing is downloaded at
 test time: Selenium drives /usr/bin/chromedriver, Selenium Manager stays offline.
 The notebooks' kernels inherit DATABASE_URL from the test session, so they run
-against the test database. Screenshots go to the test's tmp folder.
+against the test database. A screenshot per notebook goes to build/lab-screenshots/.
 """
 
 from __future__ import annotations
@@ -80,7 +80,10 @@ def lab(tmp_path_factory):
             f"--IdentityProvider.token={token}", f"--LabApp.user_settings_dir={home / 'settings'}", f"--LabApp.workspaces_dir={home / 'workspaces'}"]  # fmt: skip
     if os.geteuid() == 0 and "--allow-root" not in args:
         args.append("--allow-root")
-    env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(home / "runtime")}
+    runtime = home / "runtime"
+    runtime.mkdir(mode=0o700)
+    env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(runtime), "XDG_RUNTIME_DIR": os.environ.get("XDG_RUNTIME_DIR", str(runtime)),  # as a desktop session has
+           "COPYTHAT_BACKUP_DIR": str(home / "backups")}  # notebook 04's backups stay out of the checkout
     log = (home / "lab.log").open("w")
     server = subprocess.Popen(args, cwd=CHECKOUT, stdout=log, stderr=subprocess.STDOUT, env=env)
     base = f"http://127.0.0.1:{port}"
@@ -204,9 +207,10 @@ def run_all_cells(driver, cells: int) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def screenshots(tmp_path_factory) -> Path:
-    """The folder of the screenshots, one per notebook (pytest's tmp folder, printed with -rA)."""
-    folder = tmp_path_factory.mktemp("lab-screenshots")
+def screenshots() -> Path:
+    """The folder of the screenshots, one per notebook: build/lab-screenshots (git-ignored; CI can keep it), the latest run's."""
+    folder = CHECKOUT / "build" / "lab-screenshots"
+    folder.mkdir(parents=True, exist_ok=True)
     print(f"screenshots: {folder}")
     return folder
 

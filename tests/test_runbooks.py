@@ -44,7 +44,8 @@ def code_notebook(path, *sources: str) -> None:
     nbformat.write(notebook, path)
 
 
-def test_a_run_writes_a_dated_folder_of_reports_and_ends_with_the_verdict(tmp_path, capsys):
+def test_a_run_writes_a_dated_folder_of_reports_and_ends_with_the_verdict(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("COPYTHAT_BACKUP_DIR", str(tmp_path / "backups"))  # notebook 04's backup stays out of the checkout
     before = {p.name: digest(p) for p in notebooks()}
     code = main(["--format", "json", "notebooks", "run", "--output-dir", str(tmp_path), "-p", "03:TOP", "3", "-p", "SINCE", "3 days"])
     out, err = capsys.readouterr()
@@ -210,5 +211,7 @@ def test_tables_are_readable():
     assert text[:5] == ["CRIT", "", "", "", ""]  # missing values are blank, never nan / NaT / None
     assert text[5:9] == ["WARN", "3 GB", "100.0 %", "2026-11-24 00:00:00 UTC"] and text[11:14] == ["2 kB", "8.5 %", "2026-11-25 03:12:09 UTC"]
     assert "white-space: normal" in styled.to_html() and "max-width: 36em" in styled.to_html()  # long text wraps
+    assert re.search(r'class="[^"]* when" >2026-11-25 03:12:09 UTC<', styled.to_html())  # dates do not (td.when: nowrap)
+    assert re.search(r"td\.when \{\s*white-space: nowrap;", styled.to_html())
     assert "no rows" in table(frame.iloc[0:0]).to_html()
     assert cells(table(pd.DataFrame({"job_ids": [[2936, 15385]], "jobs": [15385]}))) == ["2936, 15385", "15,385"]  # ids keep their digits
