@@ -19,6 +19,7 @@ import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -34,7 +35,7 @@ from sqlalchemy.exc import DBAPIError
 
 from .config import mask_text, normalize_url
 from .engine import connection, get_engine, run_query
-from .errors import ConfigError, MigrationError
+from .errors import ConfigError, CopythatError, MigrationError
 
 INI_VAR = "COPYTHAT_ALEMBIC_INI"
 CHECKOUT = Path(__file__).resolve().parents[1]
@@ -109,11 +110,7 @@ def locked_for_migration(cfg: Config, *, lock_timeout: str = "5s") -> Iterator[C
         ...     pass
     """
     engine = get_engine(cfg.attributes.get("url"))
-    if "-pooler" in (engine.url.host or ""):
-        raise MigrationError(
-            f"{engine.url.host} is a connection pooler, which cannot hold the migration lock for a session",
-            fix="migrate through the direct host: remove '-pooler' from the host name in DATABASE_URL (or pass --env-file with the direct URL)",
-        )
+    _refuse_pooler(engine.url)
     with connection(engine) as conn:
         if not conn.scalar(text("SELECT pg_try_advisory_lock(:k)"), {"k": MIGRATION_LOCK_KEY}):
             holder = conn.scalar(
@@ -134,11 +131,25 @@ def locked_for_migration(cfg: Config, *, lock_timeout: str = "5s") -> Iterator[C
             conn.commit()
             yield conn
         finally:
-            if conn.in_transaction():
-                conn.rollback()
-            conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": MIGRATION_LOCK_KEY})
-            conn.execute(text("RESET lock_timeout"))
-            conn.commit()
+            # A session the server dropped took its advisory lock with it: nothing to release, and the error that ended it stands.
+            if not conn.invalidated:
+                try:
+                    if conn.in_transaction():
+                        conn.rollback()
+                    conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": MIGRATION_LOCK_KEY})
+                    conn.execute(text("RESET lock_timeout"))
+                    conn.commit()
+                except DBAPIError as exc:
+                    if not exc.connection_invalidated:
+                        raise
+
+
+def _refuse_pooler(url: URL) -> None:
+    if "-pooler" in (url.host or ""):
+        raise MigrationError(
+            f"{url.host} is a connection pooler, which cannot hold the migration lock for a session",
+            fix="migrate through the direct host: remove '-pooler' from the host name in DATABASE_URL (or pass --env-file with the direct URL)",
+        )
 
 
 def _run(fn, cfg: Config, *args, **kwargs) -> None:
@@ -147,8 +158,70 @@ def _run(fn, cfg: Config, *args, **kwargs) -> None:
             fn(cfg, *args, **kwargs)
         except (CommandError, RevisionError) as exc:
             raise _explain(exc) from None
-        except DBAPIError as exc:
-            raise _failed(exc) from None
+        except Exception as exc:
+            lost = _disconnect(exc)
+            if lost is not None:
+                raise _lost(lost, cfg) from None
+            if isinstance(exc, DBAPIError):
+                raise _failed(exc) from None
+            raise
+
+
+def _disconnect(exc: BaseException | None) -> DBAPIError | None:
+    """The lost-connection error behind `exc` (itself, or what it was raised while handling), if the server went away."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+            return exc
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+_BUILDING = re.compile(r'CREATE\s+(?:UNIQUE\s+)?INDEX\s+CONCURRENTLY\s+(?:IF\s+NOT\s+EXISTS\s+)?"?([\w$]+)"?', re.IGNORECASE)
+
+
+def _lost(exc: DBAPIError, cfg: Config) -> MigrationError:
+    """Say what a run cut short by the server going away did: the revision running, where the database is, what may be left."""
+    plan: MigrationPlan | None = cfg.attributes.get("plan")
+    done = len(cfg.attributes.get("applied", ()))
+    running = plan.steps[min(done, len(plan.steps) - 1)] if plan and plan.steps else None
+    what = f"revision {running[0]} ({running[1]})" if running else "a migration"
+    building = _BUILDING.search(exc.statement or "")
+    detail = mask_text((str(exc.orig).strip().splitlines() or ["connection lost"])[0])
+    url = cfg.attributes.get("url")
+    try:
+        get_engine(url).dispose()  # the pooled sessions went with the server
+        at = current(url=url)
+        invalid = run_query(
+            "SELECT i.indexrelid::regclass::text AS name FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid"
+            " WHERE NOT i.indisvalid AND c.relnamespace = 'public'::regnamespace ORDER BY 1",
+            name="migrations.invalid_indexes",
+            engine=get_engine(url),
+            timeout="5s",
+        )["name"].tolist()
+    except (CopythatError, DBAPIError):
+        again = "when the server is back (`copythat-ops db check` says so), run `copythat-ops migrate upgrade` again"
+        before = plan.current if plan else None
+        where = f"the server is unreachable; the database was at {_named(before)} before this run"
+        if done:
+            where += f" and this run had applied {', '.join(rev for rev, _ in plan.steps[:done])}"
+        left = (
+            f"it may have left an invalid index {building.group(1)} (its CREATE INDEX CONCURRENTLY was cut short)"
+            if building
+            else "a revision that builds indexes CONCURRENTLY may have left an invalid index"
+        )
+    else:
+        again = "run `copythat-ops migrate upgrade` again (the server answers again)"
+        where = f"the database is now at {_named(at)}"
+        if invalid:
+            left = f"it left {'an invalid index' if len(invalid) == 1 else 'invalid indexes'} {', '.join(invalid)} (a CREATE INDEX CONCURRENTLY cut short)"
+        else:
+            left = "it left nothing half-built (the revision's transaction was rolled back)"
+    return MigrationError(
+        f"the connection to the server was lost while {what} was running ({detail}); {where}; {left}",
+        fix=f"{again}: each revision can run again, and the re-run drops an invalid index and builds it again",
+    )
 
 
 def _failed(exc: DBAPIError) -> MigrationError:
@@ -177,31 +250,47 @@ def _explain(exc: Exception) -> MigrationError:
     return MigrationError(message, fix="see `copythat-ops migrate history` and the alembic output above")
 
 
-def _apply(fn, target: str, url: URL | str | None) -> str | None:
-    _run(fn, alembic_config(url), target)
+def _apply(fn, target: str, url: URL | str | None, plan: MigrationPlan | None = None) -> str | None:
+    cfg = alembic_config(url)
+    cfg.attributes["plan"] = plan
+    applied = cfg.attributes["applied"] = []
+    cfg.attributes["on_version_apply"] = lambda **step: applied.append(step["step"])  # alembic/env.py hands it to Alembic
+    _run(fn, cfg, target)
     return current(url=url)
 
 
 def upgrade(target: str = "head", *, url: URL | str | None = None) -> str | None:
     """Apply migrations up to `target` (default head), each revision in its own transaction; return the revision now applied.
 
+    The target is resolved first (`upgrade_plan`): an unknown one, one older than the
+    database (that is a downgrade) or past head raises MigrationError with the fix.
+    When the server goes away mid-run, the MigrationError names the revision that was
+    running, where the database is now (or was, when it cannot be reached), what may be
+    left (an invalid index), and to run the upgrade again.
+
     Example:
         >>> upgrade("c1a36d61036a")
         'c1a36d61036a'
     """
-    return _apply(command.upgrade, target, url)
+    _refuse_pooler(get_engine(url).url)
+    plan = upgrade_plan(target, url=url)
+    return _apply(command.upgrade, plan.lands_on, url, plan) if plan.steps else plan.current
 
 
 def downgrade(target: str, *, url: URL | str | None = None) -> str | None:
     """Revert migrations down to `target` (a revision, `-1`, or `base`); return the revision now applied.
 
-    Reverting drops what those revisions created, data included.
+    Reverting drops what those revisions created, data included. The target is
+    resolved first (`downgrade_plan`): an unknown one, past base or ahead of the
+    database raises MigrationError with the fix, and nothing changes.
 
     Example:
         >>> downgrade("base") is None
         True
     """
-    return _apply(command.downgrade, target, url)
+    _refuse_pooler(get_engine(url).url)
+    plan = downgrade_plan(target, url=url)
+    return _apply(command.downgrade, plan.lands_on or "base", url, plan) if plan.steps else plan.current
 
 
 def stamp(revision: str, *, url: URL | str | None = None) -> str | None:
@@ -279,6 +368,151 @@ def pending(target: str = "head", *, url: URL | str | None = None) -> pd.DataFra
     return frame[frame["revision"].isin(todo)].reset_index(drop=True)
 
 
+@dataclass(frozen=True)
+class MigrationPlan:
+    """What `upgrade` or `downgrade` to a target would do: where the database is, where it lands, each revision on the way.
+
+    `steps` lists (revision, description) in the order they run: oldest first for
+    an upgrade, newest first for a downgrade. Empty steps: nothing to do.
+
+    Example:
+        >>> plan = MigrationPlan("downgrade", "-1", "c0db8df4a585", "3ca76145171f", (("c0db8df4a585", "Extraction jobs record when they last changed state"),))
+        >>> print(plan.summary())
+        Would downgrade from c0db8df4a585 to 3ca76145171f, reverting 1 revision (newest first):
+          c0db8df4a585  Extraction jobs record when they last changed state
+    """
+
+    action: str
+    target: str
+    current: str | None
+    lands_on: str | None
+    steps: tuple[tuple[str, str], ...]
+
+    def summary(self, *, done: bool = False) -> str:
+        """Return the plan in words: the revision the database lands on and each revision applied or reverted, or "nothing to do".
+
+        Example:
+            >>> MigrationPlan("upgrade", "head", "c0db8df4a585", "c0db8df4a585", ()).summary()
+            'Nothing to do: the database is already at c0db8df4a585.'
+        """
+        if not self.steps:
+            return f"Nothing to do: the database is already at {_named(self.current)}."
+        verb, ing, order = {
+            "upgrade": ("upgrade", "applying", "oldest first"),
+            "downgrade": ("downgrade", "reverting", "newest first"),
+        }[self.action]
+        head = "Upgrading" if done and self.action == "upgrade" else "Downgrading" if done else f"Would {verb}"
+        count = len(self.steps)
+        lines = [f"{head} from {_named(self.current)} to {_named(self.lands_on)}, {ing} {count} revision{'s' if count > 1 else ''} ({order}):"]
+        width = max(len(rev) for rev, _ in self.steps)
+        lines += [f"  {rev:<{width}}  {doc}" for rev, doc in self.steps]
+        return "\n".join(lines)
+
+
+def _named(revision: str | None) -> str:
+    return revision or "base (no revision applied)"
+
+
+_RELATIVE = re.compile(r"^(?P<anchor>.*?)(?P<sign>[+-])(?P<steps>\d+)$")
+
+
+def _chain(script: ScriptDirectory) -> list:
+    """The revisions, oldest first; the history must be one line (no branches to merge)."""
+    heads = script.get_heads()
+    if len(heads) > 1:
+        raise MigrationError(
+            f"the migration scripts have {len(heads)} heads ({', '.join(heads)})",
+            fix="merge them into one: alembic merge heads -m 'merge', then run again",
+        )
+    return list(reversed(list(script.walk_revisions())))
+
+
+def _position(script: ScriptDirectory, chain: list, name: str) -> int:
+    """Where `name` (a revision id or prefix, head, heads or base) is in the chain: 0 for base, 1 for the first revision."""
+    if name in ("base", ""):
+        return 0
+    if name in ("head", "heads"):
+        return len(chain)
+    try:
+        revision = script.get_revision(name)
+    except (CommandError, RevisionError) as exc:
+        raise _explain(exc) from None
+    if revision is None:
+        raise _explain(CommandError(f"No such revision or branch '{name}'"))
+    return [r.revision for r in chain].index(revision.revision) + 1
+
+
+def _plan(action: str, target: str, url: URL | str | None) -> MigrationPlan:
+    cfg = alembic_config(url)
+    script = _script(cfg)
+    chain = _chain(script)
+    ids = [r.revision for r in chain]
+    at = current(url=url)
+    if at is not None and at not in ids:
+        raise MigrationError(
+            f"the database is at revision {at}, which these migration scripts do not have (it was migrated by a newer copythat-ops, or by other scripts)",
+            fix="update this checkout (git pull) to a version that has that revision, then run again",
+        )
+    now = ids.index(at) + 1 if at else 0
+    target = str(target).strip()
+    relative = _RELATIVE.match(target)
+    if relative:
+        anchor = relative["anchor"]
+        start = now if anchor == "" else _position(script, chain, anchor)
+        to = start + (1 if relative["sign"] == "+" else -1) * int(relative["steps"])
+    else:
+        to = _position(script, chain, target)
+    where = f"the database is at {_named(at)}"
+    if to < 0:
+        raise MigrationError(
+            f"{action} {target} goes past base: " + (f"{where}, {now} revision(s) above base" if now else "no revision is applied"),
+            fix=f"go down at most {now} step(s): `copythat-ops migrate downgrade -{now}` or `copythat-ops migrate downgrade base` (base drops every table)"
+            if now
+            else "nothing is applied, so there is nothing to downgrade; `copythat-ops migrate upgrade` applies every revision",
+        )
+    if to > len(chain):
+        raise MigrationError(
+            f"{action} {target} goes past head: {where}, head is {ids[-1]} ({len(chain) - now} revision(s) to apply)",
+            fix="upgrade to head: `copythat-ops migrate upgrade`" + (" (nothing to apply: the database is at head)" if now == len(chain) else ""),
+        )
+    lands_on = ids[to - 1] if to else None
+    if action == "downgrade" and to > now:
+        raise MigrationError(
+            f"downgrade {target} would go forward: {_named(lands_on)} is ahead of the database ({where}); downgrade only reverts",
+            fix=f"to apply it, run `copythat-ops migrate upgrade {lands_on}`",
+        )
+    if action == "upgrade" and to < now:
+        raise MigrationError(
+            f"upgrade {target} would go back: {_named(lands_on)} is older than the database's revision ({where}); upgrade only applies",
+            fix=f"to revert to it, run `copythat-ops migrate downgrade {lands_on or 'base'}` (without --yes it shows what would be reverted and dropped)",
+        )
+    span = chain[now:to] if action == "upgrade" else list(reversed(chain[to:now]))
+    return MigrationPlan(action, target, at, lands_on, tuple((r.revision, r.doc) for r in span))
+
+
+def upgrade_plan(target: str = "head", *, url: URL | str | None = None) -> MigrationPlan:
+    """Return what `upgrade(target)` would apply; raise MigrationError naming the fix for a target that is unknown, older or past head.
+
+    Example:
+        >>> upgrade_plan().steps        # at head: nothing to apply
+        ()
+    """
+    return _plan("upgrade", target, url)
+
+
+def downgrade_plan(target: str, *, url: URL | str | None = None) -> MigrationPlan:
+    """Return what `downgrade(target)` would revert; raise MigrationError naming the fix for a target that is unknown, past base or ahead.
+
+    `target`: a revision id or a unique prefix of one, `base`, or a relative step such as `-1`.
+
+    Example:
+        >>> plan = downgrade_plan("-1")     # describes; changes nothing
+        >>> plan.lands_on == history()["revision"].iloc[-2]
+        True
+    """
+    return _plan("downgrade", target, url)
+
+
 def sql(start: str | None = None, end: str = "head") -> str:
     """Return the SQL script that migrates from `start` (default: empty database) to `end`, without a database.
 
@@ -304,8 +538,8 @@ def _is_older(script: ScriptDirectory, rev: str, than: str) -> bool:
         raise _explain(exc) from None
 
 
-def check(*, url: URL | str | None = None) -> list:
-    """Return the differences between the models and the database (empty when they agree), like `alembic check`.
+def check(*, url: URL | str | None = None) -> list[str]:
+    """Return the differences between the models and the database, one readable line each (empty when they agree), like `alembic check`.
 
     Example:
         >>> check()
@@ -318,7 +552,109 @@ def check(*, url: URL | str | None = None) -> list:
     engine = get_engine(url)
     with connection(engine) as conn:
         ctx = MigrationContext.configure(conn, opts={"compare_server_default": True, "target_metadata": Base.metadata})
-        return compare_metadata(ctx, Base.metadata)
+        diffs = compare_metadata(ctx, Base.metadata)
+    return [_describe(d) for diff in diffs for d in (diff if isinstance(diff, list) else [diff])]
+
+
+def schema_status(*, url: URL | str | None = None) -> dict:
+    """Return whether the database matches the models, and if not, why and the fix.
+
+    Keys: ok, current, head, pending (revisions not applied), differences (readable
+    lines), problem and fix (None when ok). A database behind head needs
+    `migrate upgrade`; one at head that still differs needs a new migration.
+
+    Example:
+        >>> schema_status()["ok"]
+        True
+    """
+    at = current(url=url)
+    head = ", ".join(heads())
+    todo = pending(url=url) if at is None or at in {r.revision for r in _script().walk_revisions()} else None
+    differences = check(url=url)
+    status = {"ok": False, "current": at, "head": head, "pending": [], "differences": differences, "problem": None, "fix": None}
+    if todo is None:
+        status["problem"] = f"the database is at revision {at}, which these migration scripts do not have, so the models here are older than it"
+        status["fix"] = "update this checkout (git pull) to the version that made that revision, then check again"
+    elif len(todo):
+        status["pending"] = [f"{r.revision}  {r.description}" for r in todo.itertuples()]
+        status["problem"] = (
+            f"the database is behind: it is at {_named(at)} and head is {head}, {len(todo)} revision(s) not applied "
+            f"({', '.join(todo['revision'])}); the differences listed are what they add"
+        )
+        status["fix"] = "run `copythat-ops migrate upgrade` (see the plan with `copythat-ops migrate pending`), then `copythat-ops migrate check` again"
+    elif differences:
+        status["problem"] = f"the database is at head ({head}) but the models differ from it in {len(differences)} place(s)"
+        status["fix"] = "write a migration for those changes (alembic revision --autogenerate -m '...'), review it, then `copythat-ops migrate upgrade`"
+    else:
+        status["ok"] = True
+    return status
+
+
+def _describe(diff: tuple) -> str:
+    """One autogenerate difference as a line a person reads: what, where, in the models or the database."""
+    kind = diff[0]
+    models, database = "in the models, not in the database", "in the database, not in the models"
+    if kind in ("add_table", "remove_table"):
+        return f"table {diff[1].name}: {models if kind == 'add_table' else database}"
+    if kind in ("add_column", "remove_column"):
+        column = diff[3]
+        return f"column {diff[2]}.{column.name} ({_column(column)}): {models if kind == 'add_column' else database}"
+    if kind in ("add_index", "remove_index"):
+        index = diff[1]
+        unique = "unique index" if index.unique else "index"
+        return f"{unique} {index.name} on {index.table.name} ({', '.join(_names(index.expressions))}): {models if kind == 'add_index' else database}"
+    if kind in ("add_fk", "remove_fk"):
+        fk = diff[1]
+        target = fk.elements[0].target_fullname.rsplit(".", 1)[0] if fk.elements else "?"
+        columns = ", ".join(e.target_fullname.rsplit(".", 1)[-1] for e in fk.elements)
+        return (
+            f"foreign key {fk.name or '(unnamed)'} {fk.table.name}({', '.join(fk.column_keys)}) -> {target}({columns}): "
+            f"{models if kind == 'add_fk' else database}"
+        )
+    if kind in ("add_constraint", "remove_constraint"):
+        constraint = diff[1]
+        label = type(constraint).__name__.replace("Constraint", "").lower() or "constraint"
+        return f"{label} constraint {constraint.name or '(unnamed)'} on {constraint.table.name}: {models if kind == 'add_constraint' else database}"
+    if kind.startswith("modify_"):
+        _, _, table, column, _, old, new = diff
+        what = {"modify_type": "type", "modify_nullable": "nullable", "modify_default": "default", "modify_comment": "comment"}.get(kind, kind[7:])
+        if kind == "modify_nullable":
+            old, new = ("NULL allowed" if v else "NOT NULL" for v in (old, new))
+        elif kind == "modify_type":
+            old, new = (_type(t) for t in (old, new))
+        elif kind == "modify_default":
+            old, new = (_default(d) or "none" for d in (old, new))
+        return f"column {table}.{column} {what}: {old} in the database, {new} in the models"
+    if kind in ("add_table_comment", "remove_table_comment"):
+        return f"comment on table {diff[1].name}: {'differs' if kind == 'add_table_comment' else database}"
+    return f"{kind.replace('_', ' ')}: " + ", ".join(str(getattr(part, "name", part)) for part in diff[1:] if part is not None)
+
+
+def _type(type_) -> str:
+    from sqlalchemy.dialects import postgresql
+
+    try:
+        return type_.compile(dialect=postgresql.dialect())
+    except Exception:  # a type this dialect cannot render: its class name is still readable
+        return type(type_).__name__
+
+
+def _default(default) -> str | None:
+    if default is None:
+        return None
+    arg = getattr(default, "arg", default)
+    return str(getattr(arg, "text", arg))
+
+
+def _column(column) -> str:
+    parts = [_type(column.type), "NULL allowed" if column.nullable else "NOT NULL"]
+    if column.server_default is not None:
+        parts.append(f"default {_default(column.server_default)}")
+    return ", ".join(parts)
+
+
+def _names(expressions) -> list[str]:
+    return [getattr(e, "name", None) or str(e) for e in expressions]
 
 
 def schema_columns(*, url: URL | str | None = None) -> pd.DataFrame:

@@ -3,8 +3,14 @@ lock_timeout kept in autocommit mode, re-runnable after a failure, and offline S
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -12,7 +18,8 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.pool import NullPool
 
-from copythat_ops import migrations
+from copythat_ops import embedded, migrations
+from copythat_ops.engine import dispose_engines
 from copythat_ops.errors import MigrationError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -205,3 +212,125 @@ def test_offline_sql_is_the_safe_form_and_runs_as_written(engine, db_url, monkey
     _run_script(engine, down)
     assert migrations.current(url=db_url) == PREVIOUS
     assert catalog(engine) == ({}, [])
+
+
+# ---- the server going away in the middle of the index build ----
+
+CLI = str(Path(sys.executable).parent / "copythat-ops")
+
+
+def _cli(*args: str, url, ini: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "DATABASE_URL": url.render_as_string(hide_password=False), migrations.INI_VAR: str(ini)}
+    return subprocess.run([CLI, *args], env=env, capture_output=True, text=True, timeout=300)
+
+
+def _ini(tmp_path: Path) -> Path:
+    """alembic.ini with a long lock_timeout, so the index build waits on the held snapshot instead of timing out."""
+    ini = tmp_path / "alembic.ini"
+    source = (ROOT / "alembic.ini").read_text().replace("%(here)s", str(ROOT))
+    ini.write_text(source.replace("lock_timeout = 5s", "lock_timeout = 120s"))
+    return ini
+
+
+@contextmanager
+def _index_build_waiting(url, ini: Path):
+    """Start `migrate upgrade` through the CLI with a snapshot held open, so CREATE INDEX CONCURRENTLY waits for it.
+
+    Yields (the CLI process, the holding connection, the pid of the migrating backend) once the build waits.
+    """
+    engine = create_engine(url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+    holder = engine.connect()
+    holder.execute(text("BEGIN ISOLATION LEVEL REPEATABLE READ"))
+    holder.execute(text("SELECT count(*) FROM pg_class"))  # an old snapshot the build must wait out
+    env = {**os.environ, "DATABASE_URL": url.render_as_string(hide_password=False), migrations.INI_VAR: str(ini)}
+    process = subprocess.Popen([CLI, "migrate", "upgrade"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        waiting = text(
+            "SELECT pid FROM pg_stat_activity WHERE query LIKE 'CREATE INDEX CONCURRENTLY%' AND wait_event_type = 'Lock'"
+        )
+        pid = None
+        with engine.connect() as watcher:  # a session of its own: activity is read once per transaction
+            while pid is None and process.poll() is None:
+                pid = watcher.execute(waiting).scalar()
+                time.sleep(0.05)
+        assert pid is not None, process.communicate()
+        yield process, holder, pid
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+        try:
+            holder.close()
+        except DBAPIError:
+            pass
+        engine.dispose()
+
+
+def _invalid_indexes(url) -> list[str]:
+    engine = create_engine(url, poolclass=NullPool)
+    with engine.connect() as conn:
+        names = conn.execute(text("SELECT indexrelid::regclass::text FROM pg_index WHERE NOT indisvalid ORDER BY 1")).scalars().all()
+    engine.dispose()
+    return names
+
+
+@pytest.fixture
+def own_server():
+    """A throwaway embedded server of this test's own, to shut down at will, its database at the revision before this one.
+
+    Its folder is made as the test session's server's is (not under pytest's tmp_path, whose
+    permissions other pytest runs reset while the server's own user reads it).
+    """
+    data = Path(tempfile.mkdtemp(prefix="copythat-test-")) / "pgdata"
+    url = embedded.start(data)
+    migrations.upgrade(PREVIOUS, url=url)
+    engine = create_engine(url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text("INSERT INTO projects (name) VALUES ('Brand refresh'), ('Docs site')"))
+        conn.execute(text(_jobs([1, 1, 2])))
+    engine.dispose()
+    yield data, url
+    dispose_engines()
+    embedded.stop(data)
+    shutil.rmtree(data.parent, ignore_errors=True)
+
+
+def test_the_server_shut_down_during_the_index_build_is_explained_and_a_rerun_recovers(own_server, tmp_path):
+    data, url = own_server
+    ini = _ini(tmp_path)
+    with _index_build_waiting(url, ini) as (process, _, _):
+        embedded._package().pg_ctl(["-w", "-m", "immediate", "stop"], pgdata=data, user=embedded._system_user())
+        out, err = process.communicate(timeout=120)
+    assert process.returncode == 2, err
+    assert "Error" not in err.replace("error:", "") and "Traceback" not in err  # no exception names
+    assert f"while revision {REVISION} (Extraction job indexes and project foreign key) was running" in err
+    assert f"the server is unreachable; the database was at {PREVIOUS} before this run" in err
+    assert "may have left an invalid index ix_extraction_jobs_status_created_at" in err
+    assert "Fix: when the server is back" in err and "run `copythat-ops migrate upgrade` again" in err
+
+    dispose_engines()
+    url = embedded.start(data)  # the server back, after crash recovery
+    assert migrations.current(url=url) == PREVIOUS
+    assert _invalid_indexes(url) == ["ix_extraction_jobs_status_created_at"]
+    again = _cli("migrate", "upgrade", url=url, ini=ini)
+    assert again.returncode == 0, again.stderr
+    assert migrations.current(url=url) == migrations.heads()[0]
+    assert _invalid_indexes(url) == []
+
+
+def test_the_migrating_session_killed_during_the_index_build_names_where_the_database_is_and_the_invalid_index(engine, db_url, tmp_path):
+    ini = _ini(tmp_path)
+    with _index_build_waiting(db_url, ini) as (process, holder, pid):
+        holder.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        holder.execute(text("ROLLBACK"))
+        out, err = process.communicate(timeout=120)
+    assert process.returncode == 2, err
+    assert "Traceback" not in err and "PendingRollbackError" not in err and "OperationalError" not in err
+    assert f"while revision {REVISION} (Extraction job indexes and project foreign key) was running" in err
+    assert f"the database is now at {PREVIOUS}" in err
+    assert "it left an invalid index ix_extraction_jobs_status_created_at" in err
+    assert "run `copythat-ops migrate upgrade` again" in err
+    again = _cli("migrate", "upgrade", url=db_url, ini=ini)
+    assert again.returncode == 0, again.stderr
+    assert migrations.current(url=db_url) == migrations.heads()[0]
+    assert _invalid_indexes(db_url) == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -140,7 +141,7 @@ def test_upgrade_to_an_unknown_revision_names_it_and_changes_nothing(db_url):
 
 def test_downgrade_below_base_is_refused_with_the_fix(db_url):
     migrations.downgrade("base", url=db_url)
-    with pytest.raises(MigrationError, match="past the first or last revision.*Fix"):
+    with pytest.raises(MigrationError, match="downgrade -1 goes past base: no revision is applied.*Fix"):
         migrations.downgrade("-1", url=db_url)
 
 
@@ -280,3 +281,124 @@ def test_the_updated_at_revision_offline_commits_each_backfill_batch_outside_a_t
     assert "DEFAULT now()" not in script[add : script.index(";", add)]  # default set apart: no rewrite, old rows backfilled
     assert script.index("SET DEFAULT now()") < script.index("CREATE TRIGGER") < script.index("COMMIT;") < script.index("DO $$\nDECLARE")
     assert "SET lock_timeout = '5s'" in script
+
+
+# ---- plans: each target resolved before anything changes ----
+
+REVISIONS = migrations.history()["revision"].tolist()  # oldest first
+
+
+def cli(*args: str, url) -> subprocess.CompletedProcess:
+    env = {**os.environ, "DATABASE_URL": url.render_as_string(hide_password=False)}
+    return subprocess.run([str(Path(sys.executable).parent / "copythat-ops"), *args], env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_downgrade_dry_run_names_where_it_lands_and_each_revision_it_reverts(db_url):
+    migrations.upgrade(url=db_url)
+    described = migrations.history(url=db_url).set_index("revision")["description"]
+    one = cli("migrate", "downgrade", "-1", url=db_url)
+    assert one.returncode == 0, one.stderr
+    assert f"Would downgrade from {HEAD} to {REVISIONS[-2]}, reverting 1 revision (newest first):" in one.stdout
+    assert f"{HEAD}  {described[HEAD]}" in one.stdout and "to -1" not in one.stdout
+    two = cli("migrate", "downgrade", "-2", url=db_url).stdout
+    assert f"to {REVISIONS[-3]}, reverting 2 revisions" in two and two.index(REVISIONS[-1]) < two.index(REVISIONS[-2])
+    by_prefix = cli("migrate", "downgrade", INITIAL[:6], url=db_url).stdout
+    assert f"to {INITIAL}, reverting {len(REVISIONS) - 1} revisions" in by_prefix and all(r in by_prefix for r in REVISIONS[1:])
+    base = cli("migrate", "downgrade", "base", url=db_url).stdout
+    assert f"to base (no revision applied), reverting {len(REVISIONS)} revisions" in base and "--yes to apply" in base
+    assert migrations.current(url=db_url) == HEAD  # dry runs all
+
+
+def test_downgrade_refuses_what_cannot_be_done_with_exit_2_and_changes_nothing(db_url):
+    migrations.upgrade(url=db_url)
+    for target, message, fix in [
+        ("deadbeef0000", "no migration revision 'deadbeef0000'", "use head, base, a relative step"),
+        (f"-{len(REVISIONS) + 1}", f"downgrade -{len(REVISIONS) + 1} goes past base", f"downgrade -{len(REVISIONS)}"),
+        ("+1", "downgrade +1 goes past head", "upgrade to head"),
+    ]:
+        result = cli("migrate", "downgrade", target, url=db_url)
+        assert result.returncode == 2 and message in result.stderr and fix in result.stderr, (target, result.stderr)
+        assert "Would downgrade" not in result.stdout and "Traceback" not in result.stderr
+        assert cli("migrate", "downgrade", target, "--yes", url=db_url).returncode == 2
+    assert migrations.current(url=db_url) == HEAD
+    migrations.downgrade(REVISIONS[-2], url=db_url)
+    ahead = cli("migrate", "downgrade", HEAD, "--yes", url=db_url)
+    assert ahead.returncode == 2 and f"{HEAD} is ahead of the database" in ahead.stderr
+    assert f"Fix: to apply it, run `copythat-ops migrate upgrade {HEAD}`" in ahead.stderr
+    assert migrations.current(url=db_url) == REVISIONS[-2]
+
+
+def test_downgrade_to_where_the_database_is_has_nothing_to_do(db_url):
+    migrations.upgrade(url=db_url)
+    same = cli("migrate", "downgrade", HEAD[:8], "--yes", url=db_url)
+    assert same.returncode == 0 and f"Nothing to do: the database is already at {HEAD}." in same.stdout
+    migrations.downgrade("base", url=db_url)
+    assert "Nothing to do: the database is already at base" in cli("migrate", "downgrade", "base", url=db_url).stdout
+    below = cli("migrate", "downgrade", "-1", url=db_url)
+    assert below.returncode == 2 and "goes past base" in below.stderr and "nothing is applied" in below.stderr
+
+
+def test_downgrade_with_yes_reverts_exactly_the_revisions_it_names(db_url):
+    migrations.upgrade(url=db_url)
+    result = cli("migrate", "downgrade", "-2", "--yes", url=db_url)
+    assert result.returncode == 0, result.stderr
+    assert f"Downgrading from {HEAD} to {REVISIONS[-3]}, reverting 2 revisions" in result.stderr
+    assert result.stdout.strip() == f"now at {REVISIONS[-3]}"
+    assert migrations.current(url=db_url) == REVISIONS[-3]
+
+
+def test_upgrade_to_an_older_revision_or_past_head_says_what_to_run(db_url):
+    migrations.upgrade(url=db_url)
+    older = cli("migrate", "upgrade", INITIAL, "--yes", url=db_url)
+    assert older.returncode == 2 and f"upgrade {INITIAL} would go back" in older.stderr
+    assert f"copythat-ops migrate downgrade {INITIAL}" in older.stderr and "Applying" not in older.stderr
+    past = cli("migrate", "upgrade", "+2", "--yes", url=db_url)
+    assert past.returncode == 2 and f"upgrade +2 goes past head: the database is at {HEAD}, head is {HEAD}" in past.stderr
+    assert "upgrade to head" in past.stderr
+    with pytest.raises(MigrationError, match="would go back.*Fix: to revert to it"):
+        migrations.upgrade(REVISIONS[-2], url=db_url)
+    assert migrations.current(url=db_url) == HEAD
+    migrations.downgrade("base", url=db_url)
+    assert migrations.upgrade("+1", url=db_url) == INITIAL
+    assert migrations.upgrade_plan("head+0", url=db_url).steps == tuple(
+        (r, d) for r, d in migrations.history(url=db_url)[["revision", "description"]].itertuples(index=False) if r != INITIAL
+    )
+
+
+def test_check_on_a_database_behind_says_to_upgrade_and_lists_differences_readably(db_url):
+    migrations.downgrade("base", url=db_url)
+    migrations.upgrade("3ca76145171f", url=db_url)  # before extraction_jobs.updated_at
+    result = cli("migrate", "check", url=db_url)
+    assert result.returncode == 2
+    assert "the database is behind: it is at 3ca76145171f and head is " + HEAD in result.stderr
+    assert "Fix: run `copythat-ops migrate upgrade`" in result.stderr and "write a migration" not in result.stderr
+    assert "column extraction_jobs.updated_at (TIMESTAMP WITH TIME ZONE, NULL allowed, default now()): in the models, not in the database" in result.stdout
+    assert "Column(" not in result.stdout and "('add_" not in result.stdout
+    migrations.upgrade(url=db_url)
+    assert cli("migrate", "check", url=db_url).stdout.strip() == "models and database agree"
+
+
+def test_check_at_head_with_a_real_difference_says_to_write_a_migration(db_url):
+    migrations.upgrade(url=db_url)
+    engine = create_engine(db_url, poolclass=NullPool)
+    with engine.begin() as conn:  # a hand-made change the models do not have
+        conn.execute(text("ALTER TABLE projects ADD COLUMN archived boolean NOT NULL DEFAULT false"))
+        conn.execute(text("ALTER TABLE projects ALTER COLUMN description SET NOT NULL"))
+        conn.execute(text("CREATE INDEX ix_projects_name ON projects (name)"))
+    try:
+        status = migrations.schema_status(url=db_url)
+        assert not status["ok"] and status["pending"] == []
+        assert sorted(status["differences"]) == [
+            "column projects.archived (BOOLEAN, NOT NULL, default false): in the database, not in the models",
+            "column projects.description nullable: NOT NULL in the database, NULL allowed in the models",
+            "index ix_projects_name on projects (name): in the database, not in the models",
+        ]
+        result = cli("--format", "json", "migrate", "check", url=db_url)
+        assert result.returncode == 2 and json.loads(result.stdout) == status["differences"]
+        assert f"the database is at head ({HEAD}) but the models differ from it in 3 place(s)" in result.stderr
+        assert "Fix: write a migration" in result.stderr and "migrate upgrade`" in result.stderr
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text("DROP INDEX ix_projects_name"))
+            conn.execute(text("ALTER TABLE projects DROP COLUMN archived, ALTER COLUMN description DROP NOT NULL"))
+        engine.dispose()

@@ -52,6 +52,7 @@ def run(args) -> object:
     if action == "upgrade":
         if args.sql:
             return migrations.sql(migrations.current(), args.target)
+        migrations.upgrade_plan(args.target)  # an unknown, older or past-head target: refused with the fix
         todo = migrations.pending(args.target)
         print(f"Applying {len(todo)} revision(s) up to {args.target}:" if len(todo) else "Nothing to apply.", file=sys.stderr)
         if len(todo):
@@ -61,24 +62,25 @@ def run(args) -> object:
             safety.backup_before_upgrade(args)
         return _now(migrations.upgrade(args.target))
     if action == "downgrade":
-        at = migrations.current()
+        plan = migrations.downgrade_plan(args.target)  # an unknown, past-base or ahead target: refused with the fix
+        if not plan.steps:
+            return plan.summary()
         if args.sql:
-            return migrations.sql(at, args.target)
+            return migrations.sql(plan.current, plan.lands_on or "base")
         if not args.yes:
-            return (
-                f"Would downgrade from {at} to {args.target}, dropping what those revisions created, data included.\n"
-                "See the SQL with --sql; run again with --yes to apply."
-            )
-        return _now(migrations.downgrade(args.target))
+            return plan.summary() + "\nThis drops what those revisions created, data included. See the SQL with --sql; run again with --yes to apply."
+        print(plan.summary(done=True), file=sys.stderr)
+        return _now(migrations.downgrade(plan.lands_on or "base"))
     if action == "stamp":
         confirm_change("migrate stamp", yes=args.yes)
         return _now(migrations.stamp(args.revision))
     if action == "sql":
         return migrations.sql(args.start, args.end)
     if action == "check":
-        diffs = migrations.check()
-        if diffs:
-            emit([str(d) for d in diffs])
-            raise CopythatError("the models and the database differ", fix="write a migration: alembic revision --autogenerate")
+        status = migrations.schema_status()
+        if not status["ok"]:
+            if status["differences"]:
+                emit(status["differences"], getattr(args, "format", "table"))
+            raise CopythatError(status["problem"], fix=status["fix"])
         return "models and database agree"
     return {"current": migrations.current, "heads": migrations.heads, "history": migrations.history, "pending": migrations.pending}[action]()
