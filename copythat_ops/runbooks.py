@@ -247,7 +247,8 @@ def run_notebooks(
     results = pd.DataFrame(rows, columns=COLUMNS, dtype=object).astype({"seconds": float})  # None stays None, not NaN
     summary = run_summary()
     ok = int((results["status"] == "ok").sum())
-    summary["notebooks"] = f"{ok} ok" + (f", {len(results) - ok} failed" if len(results) > ok else "")
+    failed = results.loc[results["status"] != "ok", "notebook"].tolist()
+    summary["notebooks"] = f"{ok} ok" + (f", {len(failed)} failed ({', '.join(failed)})" if failed else "")
     summary["seconds"] = round(time.perf_counter() - started, 1)
     index = run_folder / "index.html"
     summary["reports"] = str(index)

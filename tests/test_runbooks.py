@@ -141,7 +141,9 @@ def test_a_failing_notebook_gets_its_report_with_the_failing_cell_and_the_run_ex
     assert "1 / 0" in broken and "ZeroDivisionError" in broken  # the failing cell, with its code
     assert "setup code" not in broken  # the other cells' code stays hidden
     assert "fine" in (run / "02_fine.html").read_text()
-    assert "failed" in (run / "index.html").read_text()
+    assert "notebooks  1 ok, 1 failed (01_broken) in " in out  # the summary names it too
+    index = (run / "index.html").read_text()
+    assert "1 ok, 1 failed (01_broken)" in index and "<td>01_broken</td><td>failed</td>" in index
 
 
 def test_fail_on_crit_exits_3_when_the_database_is_critical(db_url, monkeypatch, capsys, tmp_path):
