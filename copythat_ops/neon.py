@@ -24,6 +24,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from contextlib import suppress
 from datetime import UTC, datetime
 
 import pandas as pd
@@ -230,18 +231,24 @@ def rehearse_on_neon(target: str = "head", *, keep: bool = False, url: URL | str
     attrs = {"ok": False, "clone": None, "method": "Neon branch", "seconds": None, "health": None, "source": mask_url(source)}
     rows: list[dict] = []
     dispose_engines()  # hold no idle connection to the parent while the branch is made
-    made = client.create_branch(name, parent_id=parent_id)
+    made = client.create_branch(name, parent_id=parent_id, wait=False)
     branch_id = made["branch"]["id"]
     attrs["clone"] = branch_id
     try:
+        client.wait(made.get("operations", []))
         copy = client.connection_uri(branch_id, source.database, source.username)
         rows, attrs["health"] = rehearse_copy(copy, todo, target)
         attrs["ok"] = bool(rows) and all(not r["error"] for r in rows)
-    finally:
+    except BaseException:
         dispose_engines()
         if not keep:
-            client.delete_branch(branch_id)
-        attrs["seconds"] = round(time.perf_counter() - started, 3)
+            with suppress(CopythatError):  # the first error is the one to report
+                client.delete_branch(branch_id)
+        raise
+    dispose_engines()
+    if not keep:
+        client.delete_branch(branch_id)
+    attrs["seconds"] = round(time.perf_counter() - started, 3)
     report = pd.DataFrame(rows, columns=COLUMNS)
     report.attrs.update(attrs)
     return report

@@ -42,7 +42,7 @@ from sqlalchemy.pool import NullPool
 
 from .config import mask_text, mask_url
 from .engine import database_url, dispose_engines, get_engine
-from .errors import CopythatError, MigrationError
+from .errors import CopythatError, InputError, MigrationError
 
 COLUMNS = ["revision", "description", "seconds", "statements", "locks_taken", "longest_lock_wait_s", "downgrade_ok", "checks_ok", "error"]
 SAMPLE_SECONDS = 0.02  # how often lock waits are sampled
@@ -107,6 +107,11 @@ def rehearse(target: str = "head", *, url: URL | str | None = None, keep: bool =
     rows: list[dict] = []
     attrs = {"ok": False, "clone": name, "method": None, "seconds": None, "health": None, "source": mask_url(source)}
     admin = admin_engine(source)
+    with admin.connect() as conn:
+        taken = conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name})
+    if taken:
+        admin.dispose()
+        raise InputError(f"database {name} already exists; a rehearsal copies into a new database and drops it", fix="leave clone_name unset or name a database that does not exist", params="clone_name")
     try:
         attrs["method"] = clone_database(source, name, admin=admin)
         rows, attrs["health"] = rehearse_copy(source.set(database=name), todo, target)

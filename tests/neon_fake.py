@@ -29,6 +29,7 @@ class FakeNeon:
         self.operations: dict[str, dict] = {}
         self.requests: list[tuple[str, str, dict | None]] = []
         self.restores: list[dict] = []
+        self.fail_operations = False  # True: operations report "failed" when polled
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
@@ -93,8 +94,7 @@ class FakeNeon:
             if op is None:
                 return 404, {"message": "operation not found"}
             op["polls"] += 1
-            if op["polls"] >= 1:
-                op["status"] = "finished"
+            op["status"] = "failed" if self.fail_operations else "finished"
             return 200, {"operation": self._shown(op)}
         if rest == ["connection_uri"] and method == "GET":
             branch = self.branches.get(query.get("branch_id", [""])[0])

@@ -239,3 +239,11 @@ def test_upgrade_with_backup_takes_one_first(db_url, tmp_path):
     assert result.returncode == 0, result.stderr
     assert "backup: " in result.stderr and backup.backups(tmp_path)["revision"].tolist() == [BEFORE_HEAD]
     assert migrations.current(url=db_url) == "c0db8df4a585"
+
+
+def test_an_existing_database_is_never_taken_as_the_clone(source, server):
+    before = migrations.current(url=source)
+    with pytest.raises(InputError, match=f"database {source.database} already exists"):
+        rehearse.rehearse(url=source, clone_name=source.database)
+    assert databases(server, source.database) == [source.database]
+    assert migrations.current(url=source) == before

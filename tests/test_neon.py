@@ -110,3 +110,11 @@ def test_cli_backup_neon_makes_a_snapshot_branch(fake, main):
     result = subprocess.run([CLI, "--format", "json", "db", "backup", "--neon"], env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert '"parent_id": "br-main"' in result.stdout and len(fake.branch_databases()) == 1
+
+
+def test_a_failed_branch_operation_leaves_no_branch(fake, main):
+    fake.fail_operations = True
+    with pytest.raises(neon.NeonError, match="create_branch .* failed"):
+        neon.rehearse_on_neon(url=main, client=client(fake))
+    fake.fail_operations = False
+    assert fake.branch_databases() == [] and any(method == "DELETE" for method, _, _ in fake.requests)
