@@ -261,3 +261,142 @@ def rehearsal_chart(report: pd.DataFrame) -> Figure:
     ax.invert_yaxis()  # the first revision applied on top
     ax.set_xlabel("seconds on the copy")
     return fig
+
+
+def connections_over_time_chart(frame: pd.DataFrame) -> Figure:
+    """Return stacked areas of connections by state at each captured snapshot, from `monitor.connection_history()`.
+
+    Example:
+        >>> from copythat_ops import monitor
+        >>> connections_over_time_chart(monitor.connection_history()).get_suptitle()
+        'Connections over time'
+    """
+    fig, (ax,) = figure("Connections over time", size=(10, 4))
+    if frame.empty:
+        note_empty(ax, "no history captured yet")
+        return fig
+    wide = frame.pivot_table(index="bucket", columns="state", values="connections", aggfunc="sum", fill_value=0).sort_index()
+    colors = [PALETTE["primary"], PALETTE["secondary"], PALETTE["crit"], PALETTE["tertiary"], PALETTE["muted"], PALETTE["warn"]]
+    ax.stackplot(wide.index, *[wide[c].to_numpy() for c in wide.columns], labels=list(wide.columns), colors=colors[: len(wide.columns)] * 2, alpha=0.85)
+    ax.set_ylabel("connections")
+    ax.set_ylim(bottom=0)
+    ax.legend(loc="upper left", frameon=False, fontsize="small")
+    fig.autofmt_xdate()
+    return fig
+
+
+def table_growth_chart(frame: pd.DataFrame) -> Figure:
+    """Return one line per table of its total size at each snapshot, from `monitor.size_history()`.
+
+    Example:
+        >>> from copythat_ops import monitor
+        >>> table_growth_chart(monitor.size_history()).get_suptitle()
+        'Largest tables over time'
+    """
+    fig, (ax,) = figure("Largest tables over time", size=(10, 4))
+    if frame.empty:
+        note_empty(ax, "no history captured yet")
+        return fig
+    colors = [PALETTE["primary"], PALETTE["secondary"], PALETTE["tertiary"], PALETTE["crit"], PALETTE["warn"], PALETTE["muted"]]
+    for (table, group), color in zip(frame.groupby("table", sort=False), colors * 4):
+        ax.plot(group["bucket"], group["total_bytes"], label=table, color=color, linewidth=1.4)
+    bytes_axis(ax, "y")
+    ax.set_ylim(bottom=0)
+    ax.legend(loc="upper left", frameon=False, fontsize="small")
+    fig.autofmt_xdate()
+    return fig
+
+
+def sequence_forecast_chart(history: pd.DataFrame, forecast: pd.DataFrame, *, top: int = 3, horizon_days: float = 365) -> Figure:
+    """Return the % of its column type's maximum each of the `top` soonest-running-out sequences has used, with its forecast line (dashed) up to `horizon_days` ahead.
+
+    From `monitor.sequence_history()` and `monitor.sequence_forecast()`; the
+    legend gives each sequence's date of running out (or "beyond" the horizon).
+
+    Example:
+        >>> import pandas as pd
+        >>> sequence_forecast_chart(pd.DataFrame(), pd.DataFrame()).get_suptitle()
+        'Sequences: % of the column type used, and forecast'
+    """
+    fig, (ax,) = figure("Sequences: % of the column type used, and forecast", size=(10, 4))
+    if history.empty or forecast.empty:
+        note_empty(ax, "no forecast yet: capture history first")
+        return fig
+    chosen = forecast.dropna(subset=["ids_per_day"]).head(top)
+    colors = [PALETTE["primary"], PALETTE["secondary"], PALETTE["tertiary"], PALETTE["crit"]]
+    for row, color in zip(chosen.itertuples(), colors * 4):
+        past = history[(history["schema"] == row.schema) & (history["sequence"] == row.sequence)]
+        if past.empty:
+            continue
+        last = past["bucket"].max()
+        days = min(horizon_days, row.days_left) if pd.notna(row.days_left) else horizon_days
+        end = last + pd.Timedelta(days=float(days))
+        ahead = 100 * (float(row.last_value) + row.ids_per_day * float(days)) / float(row.max_value)
+        when = f"runs out {row.runs_out_on}" if pd.notna(row.runs_out_on) and days < horizon_days else f"not within {horizon_days:g} days"
+        ax.plot(past["bucket"], past["percent_used"], color=color, linewidth=1.4, label=f"{row.sequence} ({when})")
+        ax.plot([last, end], [past["percent_used"].iloc[-1], ahead], color=color, linewidth=1.2, linestyle="--")
+    if ax.get_ylim()[1] > 50:
+        ax.axhline(100, color=PALETTE["crit"], linewidth=0.8)
+    ax.set_ylabel("% of the column type's maximum")
+    ax.set_ylim(bottom=0)
+    ax.legend(loc="upper left", frameon=False, fontsize="small")
+    fig.autofmt_xdate()
+    return fig
+
+
+def job_band_chart(frame: pd.DataFrame) -> Figure:
+    """Return jobs finished per interval (left) and the failure rate against its usual band, unusual intervals marked (right), from `monitor.job_trends()`.
+
+    Example:
+        >>> import pandas as pd
+        >>> [ax.get_title() for ax in job_band_chart(pd.DataFrame()).axes]
+        ['finished per interval', 'failure rate']
+    """
+    fig, (done, rate) = figure("Job throughput against its usual band", ncols=2, size=(12, 4))
+    done.set_title("finished per interval")
+    rate.set_title("failure rate")
+    if frame.empty:
+        note_empty(done, "no history captured yet")
+        note_empty(rate, "no history captured yet")
+        return fig
+    done.plot(frame["bucket"], frame["completed"], color=PALETTE["ok"], linewidth=1.2, label="completed")
+    done.plot(frame["bucket"], frame["failed"], color=PALETTE["crit"], linewidth=1.2, label="failed")
+    done.set_ylim(bottom=0)
+    done.legend(loc="upper left", frameon=False)
+    rate.fill_between(frame["bucket"], frame["usual_low"].astype(float), frame["usual_high"].astype(float), color=PALETTE["muted"], alpha=0.25, label="usual range")
+    rate.plot(frame["bucket"], frame["failure_rate"], color=PALETTE["primary"], linewidth=1.2, label="failure rate")
+    odd = frame[frame["unusual"]]
+    rate.scatter(odd["bucket"], odd["failure_rate"], color=PALETTE["crit"], zorder=3, s=18, label="unusual")
+    rate.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{100 * value:.0f} %"))
+    rate.set_ylim(bottom=0)
+    rate.legend(loc="upper left", frameon=False, fontsize="small")
+    fig.autofmt_xdate()
+    return fig
+
+
+def query_trend_chart(frame: pd.DataFrame, *, since=None, top: int = 3) -> Figure:
+    """Return the mean time per interval of the `top` statements (by total time), a vertical line at `since` (a deploy), from `monitor.query_trends()`.
+
+    Example:
+        >>> import pandas as pd
+        >>> query_trend_chart(pd.DataFrame()).get_suptitle()
+        'Statement mean time'
+    """
+    fig, (ax,) = figure("Statement mean time", size=(10, 4))
+    if frame.empty:
+        note_empty(ax, "no statement statistics captured yet")
+        return fig
+    leaders = frame.groupby("query_id")["total_ms"].sum().nlargest(top).index
+    colors = [PALETTE["primary"], PALETTE["secondary"], PALETTE["tertiary"], PALETTE["crit"]]
+    for query_id, color in zip(leaders, colors * 4):
+        rows = frame[frame["query_id"] == query_id]
+        label = " ".join(str(rows["query"].iloc[0] or query_id).split())[:50]
+        ax.plot(rows["bucket"], rows["mean_ms"], color=color, linewidth=1.4, label=label)
+    if since is not None:
+        stamp = pd.Timestamp(since)
+        ax.axvline(stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp, color=PALETTE["crit"], linestyle="--", linewidth=1, label="deploy")
+    ax.set_ylabel("mean ms per call")
+    ax.set_ylim(bottom=0)
+    ax.legend(loc="upper left", frameon=False, fontsize="small")
+    fig.autofmt_xdate()
+    return fig

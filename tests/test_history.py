@@ -325,3 +325,23 @@ def test_monitor_capture_from_the_command_line(engine, db_url):
     unreachable = run("monitor", "capture", url=db_url, env={"COPYTHAT_HISTORY_URL": "postgresql://ops:pw4history@127.0.0.1:1/h"})
     assert unreachable.returncode != 0 and unreachable.stderr.count("\n") == 1 and "COPYTHAT_HISTORY_URL" in unreachable.stderr
     assert "pw4history" not in unreachable.stderr and count(engine) == 3
+
+
+def test_charts_over_time_draw_the_demo_history(engine):
+    from copythat_ops import charts
+
+    clear(engine)
+    seed_history(days=6, every="3h", seed=2, engine=engine)
+    assert charts.connections_over_time_chart(monitor.connection_history(engine=engine)).axes[0].collections  # stacked areas
+    sizes = monitor.size_history(top=2, engine=engine)
+    assert sizes["table"].nunique() == 2 and len(charts.table_growth_chart(sizes).axes[0].lines) == 2
+    forecast = monitor.sequence_forecast(engine=engine)
+    seq = charts.sequence_forecast_chart(monitor.sequence_history(engine=engine), forecast, top=1)
+    assert [line.get_linestyle() for line in seq.axes[0].lines[:2]] == ["-", "--"]  # history, then the forecast line
+    trend = monitor.job_trends("12h", engine=engine)
+    band = charts.job_band_chart(trend)
+    assert [ax.get_title() for ax in band.axes] == ["finished per interval", "failure rate"] and band.axes[1].collections
+    since = datetime.now(UTC) - timedelta(days=2)
+    queries = charts.query_trend_chart(monitor.query_trends(since, interval="12h", engine=engine), since=since)
+    assert queries.axes[0].lines[-1].get_label() == "deploy"
+    assert charts.job_band_chart(trend.iloc[0:0]).axes[0].texts  # nothing to draw: says so

@@ -29,7 +29,7 @@ from .server import checkpoints, replica_lag, replication, replication_slots, se
 from .snapshot import snapshot
 from .space import database_size, index_sizes, table_sizes
 from .transactions import commit_ratio, open_transactions, prepared_transactions
-from .trends import growth, job_trends, query_changes, query_trends
+from .trends import connection_history, growth, job_trends, query_changes, query_trends, sequence_history, size_history
 
 __all__ = [
     "bloat",
@@ -41,6 +41,7 @@ __all__ = [
     "checkpoints",
     "commit_ratio",
     "connection_headroom",
+    "connection_history",
     "connections",
     "database_size",
     "disabled_triggers",
@@ -70,9 +71,11 @@ __all__ = [
     "replication_slots",
     "schema_diff",
     "sequence_forecast",
+    "sequence_history",
     "sequences",
     "server_info",
     "size_forecast",
+    "size_history",
     "slow_queries",
     "snapshot",
     "table_sizes",

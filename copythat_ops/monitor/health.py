@@ -574,8 +574,9 @@ def _forecasts(t: dict) -> list[dict]:
                 None if top is None else top["days_left"],
                 threshold,
                 ("no sequence is growing" if top is None else
-                 f"soonest: {top['sequence']} ({top['column_type']}) reaches {top['max_value']:,} in {top['days_left']} days, on {top['runs_out_on']}, "
-                 f"at {top['ids_per_day']:,.0f} ids/day") + (f"; {rests}" if rests else ""),
+                 f"soonest: {top['sequence']} ({top['column_type']}) reaches {top['max_value']:,} "
+                 + (f"in {top['days_left']:,.1f} days, on {top['runs_out_on']}" if pd.notna(top["runs_out_on"]) else "in over a thousand years")
+                 + f", at {top['ids_per_day']:,.0f} ids/day") + (f"; {rests}" if rests else ""),
                 "move the column and its sequence to bigint with an expand/contract migration before that date (see sequence_forecast())",
             )
         )  # fmt: skip
@@ -595,7 +596,7 @@ def _forecasts(t: dict) -> list[dict]:
             size["days_left"],
             threshold,
             (f"{size['size_bytes']:,} of {size['size_limit_bytes']:,} bytes; " + ("limit reached" if reached else
-             "not growing" if pd.isna(size["days_left"]) else f"reaches the limit in {size['days_left']} days, on {size['reaches_limit_on']}, at {size['bytes_per_day']:,.0f} bytes/day"))
+             "not growing" if pd.isna(size["days_left"]) else f"reaches the limit in {size['days_left']:,.1f} days, on {size['reaches_limit_on'] if pd.notna(size['reaches_limit_on']) else 'a date over a thousand years away'}, at {size['bytes_per_day']:,.0f} bytes/day"))
             + f"; forecast from {_days(size['history_days'])} of history ({size['snapshots']} snapshots)",
             "free space (drop unused indexes, delete or archive old jobs) or move to a larger plan before that date (see size_forecast(), growth())",
         )

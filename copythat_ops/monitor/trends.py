@@ -28,7 +28,6 @@ from ..errors import CopythatError, InputError
 from .history import EPOCH, SCHEMA, current_source, days_duration, read_history, validate_source
 from .snapshot import snapshot
 
-BAND = (0.1, 0.9)  # the usual range of a rate: its 10th to 90th percentile over the window
 
 
 def positive_days(days: float, *, name: str = "days") -> float:
@@ -214,8 +213,10 @@ def job_trends(interval: str | timedelta = "1h", *, days: float = 7, source: str
     """Return per `interval` the jobs completed and failed in it, the pending and processing at its end, the failure rate and its usual band.
 
     Finished counts are the growth of the completed and failed totals between
-    snapshots. `usual_low` / `usual_high` are the 10th and 90th percentiles of
-    the failure rate over the window; `unusual` marks an interval outside them.
+    snapshots. `usual_low` / `usual_high` bound the usual failure rate: the
+    window's quartiles widened by 1.5 times their distance (Tukey's fences),
+    and never narrower than 3 binomial standard deviations of the median rate
+    for the jobs that interval finished; `unusual` marks an interval outside.
 
     Example:
         >>> job_trends(days=-1)
@@ -256,9 +257,13 @@ def job_trends(interval: str | timedelta = "1h", *, days: float = 7, source: str
     out = per.join(ends, how="left")
     total = out["completed"] + out["failed"]
     out["failure_rate"] = (out["failed"] / total.where(total > 0)).round(4)
-    low, high = out["failure_rate"].quantile(BAND[0]), out["failure_rate"].quantile(BAND[1])
-    out["usual_low"], out["usual_high"] = round(float(low), 4) if pd.notna(low) else None, round(float(high), 4) if pd.notna(high) else None
-    out["unusual"] = ((out["failure_rate"] < low) | (out["failure_rate"] > high)).fillna(False).astype(bool)
+    # The usual range: Tukey's fences around the window's quartiles, widened to 3 binomial standard
+    # deviations of the median rate for the jobs the interval finished (few jobs, wide range).
+    q1, median, q3 = (out["failure_rate"].quantile(q) for q in (0.25, 0.5, 0.75))
+    noise = 3 * (median * (1 - median) / total.where(total > 0)) ** 0.5
+    out["usual_low"] = pd.concat([pd.Series(q1 - 1.5 * (q3 - q1), index=out.index), median - noise], axis=1).min(axis=1).clip(lower=0).round(4)
+    out["usual_high"] = pd.concat([pd.Series(q3 + 1.5 * (q3 - q1), index=out.index), median + noise], axis=1).max(axis=1).clip(upper=1).round(4)
+    out["unusual"] = ((out["failure_rate"] < out["usual_low"]) | (out["failure_rate"] > out["usual_high"])).fillna(False).astype(bool)
     out = out.rename_axis("bucket").reset_index()
     return out[columns].astype({"completed": "int64", "failed": "int64", "pending": "int64", "processing": "int64"})
 
@@ -321,3 +326,110 @@ def _timestamp(value: str | datetime | None, *, name: str) -> pd.Timestamp | Non
     if stamp is None or pd.isna(stamp):
         raise InputError(f"{name} {value!r} is not a time", fix="give a time such as '2026-11-25 14:05' (UTC unless it says otherwise)", params=name)
     return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+
+def connection_history(*, days: float = 7, source: str | None = None, engine: Engine | None = None) -> pd.DataFrame:
+    """Return the connections of each captured snapshot of the last `days`, by state: one row per snapshot and state.
+
+    Example:
+        >>> connection_history().columns.tolist()
+        ['bucket', 'state', 'connections']
+    """
+    positive_days(days)
+    with snapshot(engine):
+        return _series(
+            f"""
+            SELECT s.bucket,
+                   coalesce(c.state, '(none)') AS state,
+                   sum(c.connections)::bigint AS connections
+            FROM {SCHEMA}.snapshots AS s
+            JOIN {SCHEMA}.connections AS c ON c.snapshot_id = s.id
+            WHERE s.source = :source
+              AND s.bucket >= (SELECT max(bucket) FROM {SCHEMA}.snapshots WHERE source = :source) - make_interval(secs => :seconds)
+            GROUP BY s.bucket, 2
+            ORDER BY s.bucket, 2
+            """,
+            resolve_source(source),
+            days,
+            "connection_history",
+        )
+
+
+def size_history(*, days: float = 30, top: int = 5, source: str | None = None, engine: Engine | None = None) -> pd.DataFrame:
+    """Return the total size of the `top` largest tables (largest in the latest snapshot) at each snapshot of the last `days`.
+
+    Example:
+        >>> size_history().columns.tolist()
+        ['bucket', 'schema', 'table', 'total_bytes']
+    """
+    positive_days(days)
+    validate.number(top, name="top", minimum=1, integer=True)
+    with snapshot(engine):
+        return _series(
+            f"""
+            WITH s AS (
+                SELECT id, bucket
+                FROM {SCHEMA}.snapshots
+                WHERE source = :source
+                  AND bucket >= (SELECT max(bucket) FROM {SCHEMA}.snapshots WHERE source = :source) - make_interval(secs => :seconds)
+            ),
+            largest AS (
+                SELECT "schema", "table"
+                FROM {SCHEMA}.table_sizes
+                WHERE snapshot_id = (SELECT id FROM s ORDER BY bucket DESC LIMIT 1)
+                ORDER BY total_bytes DESC, "schema", "table"
+                LIMIT :top
+            )
+            SELECT s.bucket,
+                   t."schema" AS schema,
+                   t."table",
+                   t.total_bytes
+            FROM s
+            JOIN {SCHEMA}.table_sizes AS t ON t.snapshot_id = s.id
+            JOIN largest AS l ON l."schema" = t."schema" AND l."table" = t."table"
+            ORDER BY s.bucket, t."schema", t."table"
+            """,
+            resolve_source(source),
+            days,
+            "size_history",
+            {"top": top},
+        )
+
+
+def sequence_history(*, days: float = 30, source: str | None = None, engine: Engine | None = None) -> pd.DataFrame:
+    """Return each sequence's last value and its column type's maximum at each snapshot of the last `days`.
+
+    Example:
+        >>> sequence_history().columns.tolist()
+        ['bucket', 'schema', 'sequence', 'last_value', 'max_value', 'percent_used']
+    """
+    positive_days(days)
+    with snapshot(engine):
+        return _series(
+            f"""
+            SELECT s.bucket,
+                   q."schema" AS schema,
+                   q."sequence",
+                   q.last_value::text AS last_value,
+                   q.max_value::text AS max_value,
+                   round(100.0 * q.last_value / nullif(q.max_value, 0), 6)::float8 AS percent_used
+            FROM {SCHEMA}.snapshots AS s
+            JOIN {SCHEMA}.sequences AS q ON q.snapshot_id = s.id
+            WHERE s.source = :source
+              AND s.bucket >= (SELECT max(bucket) FROM {SCHEMA}.snapshots WHERE source = :source) - make_interval(secs => :seconds)
+            ORDER BY s.bucket, q."schema", q."sequence"
+            """,
+            resolve_source(source),
+            days,
+            "sequence_history",
+            whole=("last_value", "max_value"),
+        )
+
+
+def _series(sql: str, source: str, days: float, name: str, params: dict | None = None, *, whole: tuple[str, ...] = ()) -> pd.DataFrame:
+    """A time series read from the history: `bucket` as UTC times, `whole` columns (read as text) as whole numbers."""
+    rows = read_history(sql, {"source": source, "seconds": float(days) * 86400, **(params or {})}, name=name)
+    rows["bucket"] = pd.to_datetime(rows["bucket"], utc=True)
+    for column in whole:
+        rows[column] = pd.array([None if v is None or pd.isna(v) else int(v) for v in rows[column]], dtype="Int64")
+    return rows
