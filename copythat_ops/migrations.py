@@ -582,7 +582,7 @@ def schema_status(*, url: URL | str | None = None) -> dict:
         status["pending"] = [f"{r.revision}  {r.description}" for r in todo.itertuples()]
         status["problem"] = (
             f"the database is behind: it is at {_named(at)} and head is {head}, {len(todo)} revision(s) not applied "
-            f"({', '.join(todo['revision'])}); the differences listed are what they add"
+            f"({', '.join(todo['revision'])})" + ("; the differences listed are what they add" if differences else "")
         )
         status["fix"] = "run `copythat-ops migrate upgrade` (see the plan with `copythat-ops migrate pending`), then `copythat-ops migrate check` again"
     elif differences:
