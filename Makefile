@@ -35,10 +35,11 @@ test: install
 lab: install
 	$(BIN)/jupyter lab --ServerApp.root_dir=. --LabApp.default_url=/lab/tree/notebooks $(ROOT_FLAG)
 
-## bench: the jobs and monitoring benchmarks, each in a scratch database it drops (figures and ratios, not tests)
+## bench: the jobs, monitoring and migration benchmarks, each in a scratch database it drops (figures and ratios, not tests)
 bench: install
 	$(BIN)/python benchmarks/jobs.py
 	$(BIN)/python benchmarks/monitor.py
+	$(BIN)/python benchmarks/migrations.py
 
 db-up: install
 	$(OPS) db up

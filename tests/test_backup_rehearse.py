@@ -233,7 +233,11 @@ def test_cli_rehearse_exits_0_and_prints_the_report(source):
 
 
 def test_upgrade_with_backup_takes_one_first(db_url, tmp_path):
-    migrations.downgrade(BEFORE_HEAD, url=db_url)
+    at = migrations.current(url=db_url)
+    if at is None:
+        migrations.upgrade(BEFORE_HEAD, url=db_url)
+    elif at != BEFORE_HEAD:
+        migrations.downgrade(BEFORE_HEAD, url=db_url)
     dispose_engines()
     result = cli("migrate", "upgrade", "c0db8df4a585", "--backup", "--folder", str(tmp_path), url=db_url)
     assert result.returncode == 0, result.stderr
@@ -247,3 +251,15 @@ def test_an_existing_database_is_never_taken_as_the_clone(source, server):
         rehearse.rehearse(url=source, clone_name=source.database)
     assert databases(server, source.database) == [source.database]
     assert migrations.current(url=source) == before
+
+
+def test_upgrade_on_a_database_that_is_not_local_offers_a_backup(monkeypatch, capsys):
+    from argparse import Namespace
+
+    from copythat_ops.cli import safety
+
+    monkeypatch.setenv("DATABASE_URL", "postgresql://app:pw@db.example.com/neondb?sslmode=require")
+    safety.offer_backup(Namespace(backup=False))
+    assert "add --backup to pg_dump the database first" in capsys.readouterr().err
+    safety.offer_backup(Namespace(backup=True))
+    assert capsys.readouterr().err == ""

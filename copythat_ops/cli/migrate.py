@@ -58,6 +58,7 @@ def run(args) -> object:
         if len(todo):
             print(todo[["revision", "description"]].to_markdown(index=False, tablefmt="simple"), file=sys.stderr)
         if len(todo):
+            safety.offer_backup(args)
             confirm_change("migrate upgrade", yes=args.yes)
             safety.backup_before_upgrade(args)
         return _now(migrations.upgrade(args.target))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import sys
 
 from .. import backup, lint, rehearse, revisions
+from ..config import is_local
 from ..engine import database_url
 from ..errors import InputError
 from .confirm import add_yes, confirm_change
@@ -75,6 +76,12 @@ def run_migrate(args) -> object:
     if args.keep:
         print(f"kept: {report.attrs.get('clone')}", file=sys.stderr)
     return Report(report, exit_code=0 if report.attrs.get("ok") else 1)
+
+
+def offer_backup(args) -> None:
+    """`migrate upgrade` on a database that is not local, without --backup: say how to take one first."""
+    if not getattr(args, "backup", False) and not is_local(database_url()):
+        print("No backup will be taken: add --backup to pg_dump the database first (copythat-ops db backups lists them).", file=sys.stderr)
 
 
 def backup_before_upgrade(args) -> None:
