@@ -122,7 +122,8 @@ def test_a_killed_server_is_restarted_by_the_next_command_which_says_so(data_dir
     result = cli("--format", "json", "db", "check", data_dir=data_dir, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert f"embedded server had stopped (postmaster pid {pid} gone); restarted" in result.stderr
-    assert json.loads(result.stdout)["database"] == "connected"
+    facts = json.loads(result.stdout)
+    assert facts["database"] == "connected" and facts["source"] == "embedded (nothing configured: no DATABASE_URL, no .env)"
     state = embedded.status(data_dir)
     assert state["running"] and state["pid"] != pid
 

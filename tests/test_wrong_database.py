@@ -203,6 +203,14 @@ def test_job_actions_ask_the_same_way(db_url):
     assert mask_url(remote) in refused.stderr and "Fix: add --yes" in refused.stderr
 
 
+def test_the_preview_shown_before_the_question_leaves_stdout_one_document(db_url):
+    assert run("migrate", "upgrade", url=db_url).returncode == 0
+    args = ("--format", "json", "jobs", "fail-stuck", "--older-than", "1h", "--apply")
+    typed = run_in_terminal(*args, url=remote_looking(db_url), typed=db_url.database)
+    assert typed.returncode == 0, typed.stderr
+    assert json.loads(typed.stdout) == [] and "Type its name" in typed.stderr
+
+
 def test_monitor_cancel_asks_before_signalling_a_remote_session(db_url):
     conn = psycopg2.connect(db_url.set(drivername="postgresql").render_as_string(hide_password=False))
     pid = conn.get_backend_pid()

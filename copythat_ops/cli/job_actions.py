@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from contextlib import redirect_stdout
 
 from ..job_actions import STUCK_AFTER, STUCK_REASON, ActionResult, audit_log, cancel_jobs, fail_stuck_jobs, requeue_jobs
 from .confirm import add_yes, confirm_change
@@ -80,7 +81,8 @@ def _act(args, action: Callable[[bool], ActionResult]) -> object:
 
 
 def _preview(shown: ActionResult, fmt: str) -> None:
-    emit(shown.changes(), fmt)
+    with redirect_stdout(sys.stderr):  # stdout keeps the one document of the result
+        emit(shown.changes(), fmt)
     _say(shown)
 
 
