@@ -190,6 +190,11 @@ def _lost(exc: DBAPIError, cfg: Config) -> MigrationError:
     building = _BUILDING.search(exc.statement or "")
     detail = mask_text((str(exc.orig).strip().splitlines() or ["connection lost"])[0])
     url = cfg.attributes.get("url")
+    rerun = "copythat-ops migrate upgrade"
+    if plan and plan.action == "downgrade":
+        rerun = f"copythat-ops migrate downgrade {plan.lands_on or 'base'}"
+    elif plan and plan.lands_on not in heads():
+        rerun += f" {plan.lands_on}"
     try:
         get_engine(url).dispose()  # the pooled sessions went with the server
         at = current(url=url)
@@ -201,7 +206,7 @@ def _lost(exc: DBAPIError, cfg: Config) -> MigrationError:
             timeout="5s",
         )["name"].tolist()
     except (CopythatError, DBAPIError):
-        again = "when the server is back (`copythat-ops db check` says so), run `copythat-ops migrate upgrade` again"
+        again = f"when the server is back (`copythat-ops db check` says so), run `{rerun}` again"
         before = plan.current if plan else None
         where = f"the server is unreachable; the database was at {_named(before)} before this run"
         if done:
@@ -212,7 +217,7 @@ def _lost(exc: DBAPIError, cfg: Config) -> MigrationError:
             else "a revision that builds indexes CONCURRENTLY may have left an invalid index"
         )
     else:
-        again = "run `copythat-ops migrate upgrade` again (the server answers again)"
+        again = f"run `{rerun}` again (the server answers again)"
         where = f"the database is now at {_named(at)}"
         if invalid:
             left = f"it left {'an invalid index' if len(invalid) == 1 else 'invalid indexes'} {', '.join(invalid)} (a CREATE INDEX CONCURRENTLY cut short)"
@@ -220,7 +225,8 @@ def _lost(exc: DBAPIError, cfg: Config) -> MigrationError:
             left = "it left nothing half-built (the revision's transaction was rolled back)"
     return MigrationError(
         f"the connection to the server was lost while {what} was running ({detail}); {where}; {left}",
-        fix=f"{again}: each revision can run again, and the re-run drops an invalid index and builds it again",
+        fix=f"{again}: each revision can run again"
+        + (", and the re-run drops an invalid index and builds it again" if plan is None or plan.action == "upgrade" else ""),
     )
 
 
