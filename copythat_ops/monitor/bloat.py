@@ -121,9 +121,9 @@ EXACT = f"""
            t.relname,
            c.relname,
            s.index_size,
-           round(s.index_size * s.avg_leaf_density / 90)::bigint,
-           greatest(s.index_size - round(s.index_size * s.avg_leaf_density / 90)::bigint, 0),
-           round(greatest(100 - s.avg_leaf_density / 0.9, 0)::numeric, 1)::float8,
+           round(s.index_size * nullif(s.avg_leaf_density, 'NaN') / 90)::bigint,
+           greatest(s.index_size - round(s.index_size * nullif(s.avg_leaf_density, 'NaN') / 90)::bigint, 0),
+           round(greatest(100 - nullif(s.avg_leaf_density, 'NaN') / 0.9, 0)::numeric, 1)::float8,
            'pgstatindex'
     FROM pg_index AS i
     JOIN pg_class AS c ON c.oid = i.indexrelid
