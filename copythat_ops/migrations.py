@@ -41,7 +41,7 @@ INI_VAR = "COPYTHAT_ALEMBIC_INI"
 CHECKOUT = Path(__file__).resolve().parents[1]
 # Session advisory lock taken by every online migration run ("copythat" in hex).
 MIGRATION_LOCK_KEY = 0x636F707974686174
-_DURATION = re.compile(r"^\d+\s*(ms|s|min|h)?$")
+_DURATION = re.compile(r"^\d+\s*(ms|s|min|h)$")
 _MISSING_TABLE = re.compile(r'(relation|column) ("[^"]+"|\S+) does not exist')
 _command_lock = threading.Lock()  # alembic.command keeps module-level state
 
@@ -94,6 +94,8 @@ def lock_timeout(cfg: Config) -> str:
         '5s'
     """
     value = cfg.get_main_option("lock_timeout", "5s").strip()
+    if value.isdigit():  # PostgreSQL would read milliseconds; the toolkit's rule is a unit always
+        raise ConfigError(f"alembic.ini lock_timeout '{value}' has no unit", fix=f"give a unit, e.g. {value}s or {value}ms")
     if not _DURATION.match(value):
         raise ConfigError(f"alembic.ini lock_timeout '{value}' is not a duration", fix="write it like 5s, 500ms or 1min")
     return value

@@ -6,7 +6,8 @@ from datetime import timedelta
 
 import pytest
 
-from copythat_ops.errors import InputError
+from copythat_ops.errors import ConfigError, InputError
+from copythat_ops.migrations import alembic_config, lock_timeout
 from copythat_ops.validate import choices, duration, number
 
 
@@ -64,3 +65,13 @@ def test_numbers_of_the_wrong_type_or_sign(given, kwargs, says):
     with pytest.raises(InputError, match=says):
         number(given, name="warn_percent", **kwargs)
     assert number(90, name="warn_percent", maximum=100) == 90
+
+
+@pytest.mark.parametrize(("given", "says"), [("5", "'5' has no unit. Fix: give a unit, e.g. 5s or 5ms"), ("-5s", "'-5s' is not a duration")])
+def test_the_migration_lock_timeout_in_alembic_ini_needs_a_unit_too(given, says):
+    cfg = alembic_config()
+    cfg.set_main_option("lock_timeout", given)
+    with pytest.raises(ConfigError, match=f"^alembic.ini lock_timeout {says}"):
+        lock_timeout(cfg)
+    cfg.set_main_option("lock_timeout", "500ms")
+    assert lock_timeout(cfg) == "500ms"
