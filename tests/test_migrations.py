@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -402,3 +403,38 @@ def test_check_at_head_with_a_real_difference_says_to_write_a_migration(db_url):
             conn.execute(text("DROP INDEX ix_projects_name"))
             conn.execute(text("ALTER TABLE projects DROP COLUMN archived, ALTER COLUMN description DROP NOT NULL"))
         engine.dispose()
+
+
+def test_a_downgrade_whose_session_is_killed_says_where_the_database_is_and_to_run_the_same_downgrade_again(db_url, tmp_path):
+    migrations.upgrade(url=db_url)
+    ini = tmp_path / "alembic.ini"
+    ini.write_text((ROOT / "alembic.ini").read_text().replace("lock_timeout = 5s", "lock_timeout = 120s").replace("%(here)s", str(ROOT)))
+    env = {**os.environ, "DATABASE_URL": db_url.render_as_string(hide_password=False), migrations.INI_VAR: str(ini)}
+    engine = create_engine(db_url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+    reverting = migrations.downgrade_plan(INITIAL, url=db_url).steps
+    blocked = next(i for i, (rev, _) in enumerate(reverting) if rev == UPDATED_AT)  # its DROP TRIGGER waits for the reader below
+    with engine.connect() as reader, engine.connect() as watcher:
+        reader.execute(text("BEGIN"))
+        reader.execute(text("SELECT count(*) FROM extraction_jobs"))  # holds ACCESS SHARE
+        process = subprocess.Popen(
+            [str(Path(sys.executable).parent / "copythat-ops"), "migrate", "downgrade", INITIAL, "--yes"],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        waiting = text("SELECT pid FROM pg_stat_activity WHERE query LIKE 'DROP TRIGGER%' AND wait_event_type = 'Lock'")
+        pid = None
+        while pid is None and process.poll() is None:
+            pid = watcher.execute(waiting).scalar()
+            time.sleep(0.05)
+        assert pid is not None, process.communicate()
+        watcher.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        _, err = process.communicate(timeout=120)
+        reader.execute(text("ROLLBACK"))
+    engine.dispose()
+    assert process.returncode == 2 and "Traceback" not in err and "Error:" not in err
+    at = UPDATED_AT  # the revisions above it reverted, its own downgrade rolled back
+    assert f"while revision {UPDATED_AT} ({reverting[blocked][1]}) was running" in err
+    assert f"the database is now at {at}" in err and "it left nothing half-built" in err
+    assert f"Fix: run `copythat-ops migrate downgrade {INITIAL}` again" in err
+    assert migrations.current(url=db_url) == at
+    assert migrations.downgrade(INITIAL, url=db_url) == INITIAL
+    assert migrations.upgrade(url=db_url) == HEAD
