@@ -161,6 +161,17 @@ def test_database_failures_are_told_plainly_with_the_url_masked(server, seeded):
             assert server.password_url.password not in said
 
 
+def test_file_and_unexpected_failures_are_plain_lines():
+    missing = FileNotFoundError(2, "No such file or directory", "/nowhere/reports")
+    assert plain_failure(missing, {"output_dir": "/nowhere/reports"}, {"output_dir": "--output-dir"}) == (
+        "cannot use /nowhere/reports: does not exist. Fix: give --output-dir a path that exists or can be created",
+        2,
+    )
+    message, code = plain_failure(KeyError("bucket"), {}, {})
+    assert code == 1 and message.startswith("unexpected failure: 'bucket'. Fix: run again with COPYTHAT_DEBUG=1")
+    assert not EXCEPTION_NAME.search(message)
+
+
 def test_table_output_is_readable_and_fits_the_terminal(seeded):
     with get_engine(seeded).begin() as conn:
         conn.execute(text("CREATE TABLE counters (id serial PRIMARY KEY, note text)"))

@@ -14,12 +14,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 
 from ..config import ENV_FILE_VAR, mask_text
 from ..errors import CopythatError
 from . import db, jobs, migrate, monitor, notebooks, seed
 from .args import Parser, cli_words, in_cli_words
-from .failures import debug, plain_failure, print_traceback
+from .failures import debug, plain_failure, print_traceback, show_warning
 from .output import FORMATS, Report, emit
 
 GROUPS = (db, migrate, jobs, seed, monitor, notebooks)
@@ -86,9 +87,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.env_file:
         os.environ[ENV_FILE_VAR] = args.env_file
     try:
-        result = args.run(args)
-        report = result if isinstance(result, Report) else Report(result)
-        emit(report.value, args.format)
+        with warnings.catch_warnings():
+            if not debug():  # a library's warning as one plain line, without its class name
+                warnings.showwarning = show_warning
+            result = args.run(args)
+            report = result if isinstance(result, Report) else Report(result)
+            emit(report.value, args.format)
     except CopythatError as exc:
         _fail(exc, in_cli_words(exc, cli_words(top, args), COMMANDS))
         return 2

@@ -37,6 +37,16 @@ def print_traceback(exc: BaseException) -> None:
     print(mask_text("".join(traceback.format_exception(exc))), file=sys.stderr, end="")
 
 
+def show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """`warnings.showwarning` for the CLI: `warning: <first line>` on stderr, masked, without the class or source line.
+
+    Example:
+        >>> show_warning(UserWarning("pool size 3 is small\\nmore"), UserWarning, "x.py", 1, file=sys.stdout)
+        warning: pool size 3 is small
+    """
+    print(f"warning: {mask_text((str(message).strip().splitlines() or [''])[0])}", file=file or sys.stderr)
+
+
 def plain_failure(exc: BaseException, values: dict[str, object], words: dict[str, str]) -> tuple[str, int]:
     """Return (one line `<what>. Fix: <how>`, exit code) for an unexpected failure of a command.
 
