@@ -159,3 +159,22 @@ def test_cli_new_prints_the_file_and_exits_0(scripts):
     result = cli("migrate", "new", "cli revision", env={migrations.INI_VAR: os.environ[migrations.INI_VAR]})
     assert result.returncode == 0, result.stderr
     assert "lint: nothing to change" in result.stderr and Path(result.stdout.strip()).is_file()
+
+
+def test_cli_new_says_what_to_change_when_lint_finds_something(scripts, server):
+    url = server.create_database("lint_fk")
+    try:
+        migrations.upgrade(url=url)
+        engine = create_engine(url, poolclass=NullPool)
+        with engine.begin() as conn:
+            conn.execute(text("ALTER TABLE extraction_jobs DROP CONSTRAINT extraction_jobs_project_id_fkey"))
+        engine.dispose()
+        dispose_engines()
+        env = {migrations.INI_VAR: os.environ[migrations.INI_VAR], "DATABASE_URL": url.render_as_string(hide_password=False)}
+        result = cli("--format", "csv", "migrate", "new", "restore the foreign key", "--autogenerate", env=env)
+        assert result.returncode == 1, result.stderr
+        assert "thing(s) to change before it runs on a live database" in result.stderr
+        assert "adding-foreign-key-constraint" in result.stdout  # squawk: add it NOT VALID, then VALIDATE
+        assert len(list(scripts.glob("*_restore_the_foreign_key.py"))) == 1  # written all the same, for the author to change
+    finally:
+        server.drop_database(url)
