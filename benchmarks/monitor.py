@@ -13,6 +13,14 @@ EXCLUSIVE on one table (LOCK TABLE in an open transaction) and an application
 query waits behind it. The figure to compare is its time against the one
 without the lock; every check must still report (none "could not run").
 
+Last, the monitoring history: the scratch database is migrated (the history
+tables), `capture()` is measured on the 2,000-table catalog (target under
+1 s, with as many statements as on an empty database) and the history's
+storage per snapshot printed in bytes; then 90 days of 5-minute snapshots of
+a Copy That-sized database (HISTORY_TABLES tables, HISTORY_SEQUENCES
+sequences: 25,920 snapshots) are written in SQL, and `growth()`,
+`sequence_forecast()` and `job_trends()` timed over them (target under 1 s).
+
 Usage:
     .venv/bin/python benchmarks/monitor.py                      # the embedded PostgreSQL
     .venv/bin/python benchmarks/monitor.py --url URL     # any server where the role may CREATE DATABASE
@@ -38,7 +46,10 @@ from copythat_ops.errors import CopythatError
 
 TARGET_SECONDS = 2.0
 BATCH = 100  # tables per transaction: keeps the lock table within max_locks_per_transaction
-CHECKS = [name for name in monitor.__all__ if name not in {"health", "verdict", "snapshot", "cancel_query", "terminate_backend", "pool_status"}]
+CHECKS = [name for name in monitor.__all__ if name not in {"health", "verdict", "snapshot", "cancel_query", "terminate_backend", "pool_status",
+                                                           "capture", "capture_loop", "prune_history"}]  # fmt: skip
+HISTORY_TARGET_SECONDS = 1.0
+HISTORY_TABLES, HISTORY_SEQUENCES, HISTORY_DAYS, HISTORY_EVERY_MINUTES = 10, 5, 90, 5
 
 
 def build_catalog(engine, tables: int) -> None:
@@ -129,6 +140,96 @@ def exclusive_lock(url, table: str):
         waiter.close()
 
 
+def history_benchmark(url, engine, repeat: int) -> None:
+    """Capture on the large catalog, storage per snapshot, then trends and forecasts over 90 days of 5-minute snapshots."""
+    from copythat_ops import migrations
+
+    migrations.upgrade(url=url)
+    sources = iter(range(10**6))
+    capture = lambda engine: monitor.capture(source=f"bench-{next(sources)}", engine=engine)  # a new source: never a skipped bucket
+    sizes = "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) AS bytes FROM pg_class AS c WHERE c.relnamespace = 'copythat_history'::regnamespace AND c.relkind = 'r'"
+    before = int(engine.connect().execute(text(sizes)).scalar())
+    seconds, statements = measure(engine, capture, repeat)
+    after = int(engine.connect().execute(text(sizes)).scalar())
+    rows = engine.connect().execute(
+        text(
+            "SELECT (SELECT sum(pg_column_size(t.*)) FROM copythat_history.table_sizes AS t WHERE snapshot_id = m.id) "
+            "+ (SELECT coalesce(sum(pg_column_size(t.*)), 0) FROM copythat_history.index_sizes AS t WHERE snapshot_id = m.id) "
+            "+ (SELECT coalesce(sum(pg_column_size(t.*)), 0) FROM copythat_history.sequences AS t WHERE snapshot_id = m.id) "
+            "+ (SELECT coalesce(sum(pg_column_size(t.*)), 0) FROM copythat_history.connections AS t WHERE snapshot_id = m.id) "
+            "+ (SELECT coalesce(sum(pg_column_size(t.*)), 0) FROM copythat_history.statements AS t WHERE snapshot_id = m.id) "
+            "+ (SELECT coalesce(sum(pg_column_size(t.*)), 0) FROM copythat_history.jobs AS t WHERE snapshot_id = m.id) AS bytes "
+            "FROM (SELECT max(id) AS id FROM copythat_history.snapshots) AS m"
+        )
+    ).scalar()
+    result = monitor.capture(source="bench-counts", engine=engine)
+    print(f"\ncapture() on this catalog: {seconds:.3f} s, {statements} statements ({result['tables']:,} tables, {result['indexes']:,} indexes, "
+          f"{result['sequences']:,} sequences, {result['statements']:,} statements); target < {HISTORY_TARGET_SECONDS} s: "
+          f"{'met' if seconds < HISTORY_TARGET_SECONDS else 'MISSED'}")
+    print(f"history storage per snapshot of this catalog: {int(rows):,} bytes of rows, {(after - before) / repeat:,.0f} bytes on disk with indexes")
+
+    every, days = HISTORY_EVERY_MINUTES, HISTORY_DAYS
+    started = time.perf_counter()
+    with engine.begin() as conn:
+        conn.execute(text("SET LOCAL synchronous_commit = off"))
+        conn.execute(
+            text(
+                """
+                INSERT INTO copythat_history.snapshots (source, bucket, interval_seconds, database_bytes, synthetic)
+                SELECT 'bench-90d', date_bin(make_interval(mins => :every), now(), TIMESTAMPTZ '2000-01-01') - g * make_interval(mins => :every),
+                       :every * 60, 5e9::bigint - g * 1000, true
+                FROM generate_series(0, :snapshots - 1) AS g
+                """
+            ),
+            {"every": every, "snapshots": days * 24 * 60 // every},
+        )
+        ids = "SELECT id, row_number() OVER (ORDER BY bucket DESC) AS age FROM copythat_history.snapshots WHERE source = 'bench-90d'"
+        conn.execute(
+            text(
+                f"""
+                INSERT INTO copythat_history.table_sizes (snapshot_id, "schema", "table", table_bytes, index_bytes, toast_bytes, total_bytes, live_rows, dead_rows)
+                SELECT s.id, 'public', 'table_' || t, 1e8::bigint * t - s.age * 100 * t, 0, 0, 1e8::bigint * t - s.age * 100 * t, 1e6::bigint * t - s.age * t, 0
+                FROM ({ids}) AS s, generate_series(1, :tables) AS t
+                """
+            ),
+            {"tables": HISTORY_TABLES},
+        )
+        conn.execute(
+            text(
+                f"""
+                INSERT INTO copythat_history.sequences (snapshot_id, "schema", "sequence", "table", "column", column_type, last_value, max_value)
+                SELECT s.id, 'public', 'table_' || q || '_id_seq', 'table_' || q, 'id', 'integer', 2e9::bigint - s.age * 50 * q, 2147483647
+                FROM ({ids}) AS s, generate_series(1, :sequences) AS q
+                """
+            ),
+            {"sequences": HISTORY_SEQUENCES},
+        )
+        conn.execute(
+            text(
+                f"""
+                INSERT INTO copythat_history.jobs (snapshot_id, status, extraction_type, jobs)
+                SELECT s.id, st, 'color', CASE st WHEN 'completed' THEN 10e6::bigint - s.age * 90 ELSE 1e6::bigint - s.age * 8 END
+                FROM ({ids}) AS s, unnest(ARRAY['completed', 'failed']) AS st
+                """
+            )
+        )
+    with engine.begin() as conn:
+        conn.execute(text("ANALYZE copythat_history.snapshots, copythat_history.table_sizes, copythat_history.sequences, copythat_history.jobs"))
+    print(f"\n{days} days of {every}-minute snapshots ({days * 24 * 60 // every:,}, {HISTORY_TABLES} tables and {HISTORY_SEQUENCES} sequences each) "
+          f"written in {time.perf_counter() - started:.1f} s")
+    print(f"{'over that history':<24}{'median s':>10}{'statements':>12}")
+    for label, func in [
+        ("growth(days=7)", lambda engine: monitor.growth(days=7, source="bench-90d", engine=engine)),
+        ("sequence_forecast(90d)", lambda engine: monitor.sequence_forecast(days=90, source="bench-90d", engine=engine)),
+        ("job_trends('1d', 90d)", lambda engine: monitor.job_trends("1d", days=90, source="bench-90d", engine=engine)),
+    ]:
+        seconds, statements = measure(engine, func, repeat)
+        print(f"{label:<24}{seconds:>10.3f}{statements:>12}  target < {HISTORY_TARGET_SECONDS} s: {'met' if seconds < HISTORY_TARGET_SECONDS else 'MISSED'}")
+    soonest = monitor.sequence_forecast(days=90, source="bench-90d", engine=engine).iloc[0]
+    print(f"soonest to run out: {soonest['sequence']} in {soonest['days_left']} days at {soonest['ids_per_day']:,.0f} ids/day "
+          f"(from {soonest['history_days']} days, {soonest['snapshots']:,} snapshots)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", help="admin URL of the server (default: the embedded PostgreSQL)")
@@ -186,6 +287,8 @@ def main() -> None:
               f"checks that could not run: {', '.join(failed.index) or 'none'}")
         for check in ("blocked_queries", "duplicate_indexes", "sequences", "database_size"):
             print(f"  {check:<18} {during.loc[check, 'status']:<8} {during.loc[check, 'detail'][-150:]}")
+
+        history_benchmark(url, engine, args.repeat)
     finally:
         dispose_engines()
         with admin.connect() as conn:
