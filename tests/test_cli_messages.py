@@ -181,6 +181,9 @@ def test_table_output_is_readable_and_fits_the_terminal(seeded):
     assert "e+0" not in result.stdout and "nan" not in result.stdout.lower() and "None" not in result.stdout
     assert "2,146,484,000" in result.stdout or "counters_id_seq" in result.stdout
     assert max(len(line) for line in result.stdout.splitlines()) <= 100, result.stdout
+    narrow = run("monitor", "health", url=seeded, env={"COLUMNS": "60"})  # too narrow for the columns: a block per check
+    assert max(len(line) for line in narrow.stdout.splitlines()) <= 60, narrow.stdout
+    assert re.search(r"^check +sequences$", narrow.stdout, re.M) and "counters_id_seq" in narrow.stdout
 
 
 def test_emit_writes_numbers_and_gaps_readably(capsys):

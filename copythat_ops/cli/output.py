@@ -96,6 +96,17 @@ def text_table(frame: pd.DataFrame, width: int | None = None) -> str:
         sequences  counters_id_seq
                    at 93 % of its
                    type
+
+    Too many columns for the width: one block per row.
+
+        >>> print(text_table(pd.DataFrame({"check": ["sequences"], "status": ["WARN"], "detail": ["counters_id_seq at 93 %"],
+        ...                                "action": ["ALTER SEQUENCE counters_id_seq AS bigint"]}), width=34))
+        -[ 1 ]----------------------------
+        check   sequences
+        status  WARN
+        detail  counters_id_seq at 93 %
+        action  ALTER SEQUENCE
+                counters_id_seq AS bigint
     """
     width = width or shutil.get_terminal_size().columns
     text = display.cells(frame)
@@ -104,11 +115,13 @@ def text_table(frame: pd.DataFrame, width: int | None = None) -> str:
     natural = [max([h, *(len(line) for cell in text[c] for line in cell.splitlines() or [""])]) for h, c in zip(headers, text.columns)]
     budget = width - 2 * (len(natural) - 1)
     words = [max([0, *(len(word) for cell in text[c] for word in cell.split())]) for c in text.columns]
-    for longest in (None, 32, 24, 20, 16, 12):  # whole words first; then cut the longest words (paths, qualified names) shorter
+    for longest in (None, 32, 24, 20, 16):  # whole words first; then cut the longest words (paths, qualified names) shorter
         floors = [max(h, w if longest is None else min(w, longest)) for h, w in zip(headers, words)]
         widths = _fit(natural, [not n for n in numeric], floors, budget)
         if sum(widths) <= budget:
             break
+    else:  # columns this narrow would not read: one block per row instead, as psql's expanded display
+        return _records(text, width)
     split_words = longest is not None
     for column, limit, wide in zip(text.columns, widths, natural):
         if limit < wide:
@@ -120,6 +133,20 @@ def text_table(frame: pd.DataFrame, width: int | None = None) -> str:
         disable_numparse=True,
         colalign=["right" if n else "left" for n in numeric],
     )
+
+
+def _records(text: pd.DataFrame, width: int) -> str:
+    """Each row as a block of `column  value` lines, values wrapped to `width`."""
+    label = max(len(str(c)) for c in text.columns)
+    room = max(width - label - 2, 20)
+    blocks = []
+    for number, row in enumerate(text.itertuples(index=False), start=1):
+        lines = [f"-[ {number} ]".ljust(min(width, label + 2 + room), "-")]
+        for column, cell in zip(text.columns, row):
+            wrapped = textwrap.wrap(cell, room, break_on_hyphens=False) or [""]
+            lines += [f"{str(column) if i == 0 else '':<{label}}  {part}".rstrip() for i, part in enumerate(wrapped)]
+        blocks.append("\n".join(lines))
+    return "\n".join(blocks)
 
 
 def _fit(natural: list[int], wrappable: list[bool], floors: list[int], budget: int) -> list[int]:
