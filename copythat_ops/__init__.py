@@ -4,8 +4,8 @@ Example:
     >>> import copythat_ops as ops
     >>> ops.check_connection()["database"]
     'connected'
-    >>> ops.migrations.upgrade()
-    'c1a36d61036a'
+    >>> ops.migrations.upgrade() == ops.migrations.heads()[0]   # to head; returns the revision now applied
+    True
 """
 
 from . import config, embedded, jobs, migrations, monitor

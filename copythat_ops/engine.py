@@ -194,8 +194,8 @@ def run_query(
     `settings` (e.g. `{"work_mem": "128MB"}`) hold for this query's transaction only.
 
     Example:
-        >>> run_query("SELECT :n + 1 AS two", {"n": 1}, name="example")["two"][0]
-        2
+        >>> run_query("SELECT :n + 1 AS two", {"n": 1}, name="example")["two"].tolist()
+        [2]
     """
     if not _NAME.match(name):
         raise ValueError(f"query name {name!r} must be letters, digits, '.', ':', '-' or '_'")

@@ -9,10 +9,10 @@ rows before and after) that `audit_log()` shows. Any failure rolls all of it bac
 
 Example:
     >>> from copythat_ops import requeue_jobs
-    >>> print(requeue_jobs(error_like="timeout", since="2h"))
-    dry run: would requeue 3 job(s): failed -> pending; run with apply=True to change them
-    >>> requeue_jobs(error_like="timeout", since="2h", apply=True).audit_id   # doctest: +SKIP
-    7
+    >>> print(requeue_jobs(error_like="timeout"))
+    dry run: would requeue 11 job(s): failed -> pending; run with apply=True to change them
+    >>> requeue_jobs(error_like="timeout", apply=True).audit_id
+    1
 """
 
 from __future__ import annotations
@@ -115,7 +115,7 @@ class ActionResult:
     `skipped` holds the ids a worker held (or changed) while the action ran: they were left alone.
 
     Example:
-        >>> result = cancel_jobs([41], reason="duplicate upload")
+        >>> result = cancel_jobs([402], reason="duplicate upload")
         >>> result.summary()
         'dry run: would cancel 1 job(s): pending -> failed; run with apply=True to change them'
     """
@@ -131,8 +131,8 @@ class ActionResult:
         """Return one line saying what happened (or would happen).
 
         Example:
-            >>> requeue_jobs([7], apply=True).summary()   # doctest: +SKIP
-            'requeued 1 job(s): failed -> pending; audit row 3'
+            >>> requeue_jobs([489], apply=True).summary()
+            'requeued 1 job(s): failed -> pending; audit row 1'
         """
         t = TRANSITIONS[self.action]
         count = len(self.after)
@@ -154,7 +154,7 @@ class ActionResult:
         """Return one row per job: its id, project, type, created_at, and each changed column before and after.
 
         Example:
-            >>> list(requeue_jobs([7]).changes().columns)[-2:]   # doctest: +SKIP
+            >>> list(requeue_jobs([489]).changes().columns)[-2:]
             ['completed_at', 'new_completed_at']
         """
         frame = self.before[["id", "project_id", "extraction_type", "created_at"]].copy()
@@ -191,8 +191,8 @@ def requeue_jobs(
     raise InputError naming them, and nothing changes.
 
     Example:
-        >>> requeue_jobs(error_like="connection reset", since="6h").summary()   # doctest: +SKIP
-        'dry run: would requeue 4 job(s): failed -> pending; run with apply=True to change them'
+        >>> requeue_jobs(error_like="HTTP 40", project_id=2).summary()
+        'dry run: would requeue 5 job(s): failed -> pending; run with apply=True to change them'
     """
     filters = {"error_like": error_like, "since": since, "project_id": project_id, "limit": limit}
     if job_ids is not None and any(v is not None for v in filters.values()):
@@ -232,8 +232,8 @@ def fail_stuck_jobs(
     Oldest first; `limit` caps how many. A dry run unless `apply=True`.
 
     Example:
-        >>> fail_stuck_jobs("2h").summary()   # doctest: +SKIP
-        'dry run: would fail 2 job(s): processing -> failed; run with apply=True to change them'
+        >>> fail_stuck_jobs("2h").summary()
+        'dry run: would fail 1 job(s): processing -> failed; run with apply=True to change them'
     """
     age = validate.duration(older_than, name="older_than")
     if not age:
@@ -248,7 +248,7 @@ def cancel_jobs(job_ids: int | Iterable[int], *, reason: str, apply: bool = Fals
     Ids that do not exist or are not pending raise InputError naming them, and nothing changes.
 
     Example:
-        >>> cancel_jobs([41, 42], reason="customer deleted the upload").summary()   # doctest: +SKIP
+        >>> cancel_jobs([402, 452], reason="customer deleted the upload").summary()
         'dry run: would cancel 2 job(s): pending -> failed; run with apply=True to change them'
     """
     return _act("cancel", _job_ids(job_ids), reason=_reason(reason), apply=apply, engine=engine)
@@ -261,9 +261,10 @@ def audit_log(limit: int = 50, *, engine: Engine | None = None) -> pd.DataFrame:
     skipped_job_ids, reason, before, after (the rows, as lists of dicts).
 
     Example:
-        >>> audit_log(5)[["action", "job_count"]]   # doctest: +SKIP
-             action  job_count
-        0   requeue          3
+        >>> _ = cancel_jobs([402], reason="duplicate upload", apply=True)
+        >>> audit_log(5)[["action", "job_count"]]
+           action  job_count
+        0  cancel          1
     """
     with schema_required("the job actions"):
         return run_query(

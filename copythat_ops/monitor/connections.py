@@ -117,7 +117,7 @@ def pool_status(engine: Engine | None = None) -> pd.DataFrame:
     """Return the toolkit's own connection pool: its size, connections checked in and out, overflow in use and capacity.
 
     Example:
-        >>> pool_status()["capacity"][0]
+        >>> int(pool_status()["capacity"][0])
         15
     """
     pool = (engine or get_engine()).pool

@@ -2,7 +2,7 @@
 
 Example:
     >>> from copythat_ops import monitor
-    >>> monitor.database_size()["size_bytes"][0] > 0
+    >>> bool(monitor.database_size()["size_bytes"][0] > 0)
     True
 """
 
