@@ -15,7 +15,7 @@ without the lock; every check must still report (none "could not run").
 
 Last, the monitoring history: the scratch database is migrated (the history
 tables), `capture()` is measured on the 2,000-table catalog (target under
-1 s, with as many statements as on an empty database) and the history's
+1 s, with a fixed number of statements) and the history's
 storage per snapshot printed in bytes; then 90 days of 5-minute snapshots of
 a Copy That-sized database (HISTORY_TABLES tables, HISTORY_SEQUENCES
 sequences: 25,920 snapshots) are written in SQL, and `growth()`,

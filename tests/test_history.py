@@ -345,3 +345,31 @@ def test_charts_over_time_draw_the_demo_history(engine):
     queries = charts.query_trend_chart(monitor.query_trends(since, interval="12h", engine=engine), since=since)
     assert queries.axes[0].lines[-1].get_label() == "deploy"
     assert charts.job_band_chart(trend.iloc[0:0]).axes[0].texts  # nothing to draw: says so
+
+
+def test_a_history_database_without_the_revision_is_refused_before_anything_is_read(engine, server, monkeypatch):
+    clear(engine)
+    bare = server.create_database("history_bare")
+    try:
+        monkeypatch.setenv(history.HISTORY_URL_VAR, bare.render_as_string(hide_password=False))
+        with pytest.raises(MigrationError, match=r"the history database .* \(COPYTHAT_HISTORY_URL\) has no history tables .*nothing was written"):
+            monitor.capture(engine=engine)
+        assert count(engine) == 0
+    finally:
+        monkeypatch.delenv(history.HISTORY_URL_VAR)
+        server.drop_database(bare)
+
+
+def test_health_forecasts_the_size_against_a_limit_given_on_the_command_line(engine, db_url):
+    from test_cli import run
+
+    clear(engine)
+    size = lambda age: pd.DataFrame({"schema": ["public"], "table": ["t"], "table_bytes": [0], "index_bytes": [0], "toast_bytes": [0],
+                                     "total_bytes": [int(9e9 - 1e8 * age)], "live_rows": [0], "dead_rows": [0]})  # fmt: skip
+    stage(engine, [4, 2, 0], size=size)
+    result = run("--format", "json", "monitor", "health", "--threshold", "size_limit=10GB", "--fail-on", "warn", url=db_url)
+    report = pd.DataFrame(__import__("json").loads(result.stdout)).set_index("check")
+    assert report.loc["size_forecast", "status"] == "WARN" and "reaches the limit in 17.4 days" in report.loc["size_forecast", "detail"]
+    assert result.returncode == 3 and "size_forecast" in result.stderr
+    bad = run("monitor", "health", "--threshold", "size_limit=lots", url=db_url)
+    assert bad.returncode == 2 and "size_limit 'lots' is not a size" in bad.stderr

@@ -24,24 +24,23 @@ from .space import USER_SCHEMAS
 COLUMNS = ["kind", "schema", "table", "index", "size_bytes", "expected_bytes", "bloat_bytes", "bloat_percent", "method"]
 
 ESTIMATE = f"""
-    WITH widths AS (
-        SELECT s.schemaname,
-               s.tablename,
+    WITH widths AS MATERIALIZED (
+        SELECT c.oid AS relid,
                s.attname,
                s.avg_width,
                s.null_frac
         FROM pg_stats AS s
+        JOIN pg_namespace AS n ON n.nspname = s.schemaname
+        JOIN pg_class AS c ON c.relnamespace = n.oid AND c.relname = s.tablename
         WHERE s.schemaname NOT IN ('pg_catalog', 'information_schema')
+          AND c.relkind IN ('r', 'm')
     ),
     rows_width AS (
-        SELECT c.oid,
+        SELECT w.relid AS oid,
                24 + 1 + count(*) FILTER (WHERE w.null_frac > 0) / 8 AS header,
                sum((1 - w.null_frac) * w.avg_width) AS data_width
-        FROM pg_class AS c
-        JOIN pg_namespace AS n ON n.oid = c.relnamespace
-        JOIN widths AS w ON w.schemaname = n.nspname AND w.tablename = c.relname
-        WHERE c.relkind IN ('r', 'm')
-        GROUP BY c.oid
+        FROM widths AS w
+        GROUP BY w.relid
     ),
     tables AS (
         SELECT 'table' AS kind,
@@ -65,8 +64,9 @@ ESTIMATE = f"""
         JOIN pg_class AS t ON t.oid = i.indrelid
         JOIN pg_namespace AS n ON n.oid = t.relnamespace
         CROSS JOIN LATERAL unnest(i.indkey) AS k(attnum)
-        LEFT JOIN pg_attribute AS a ON a.attrelid = t.oid AND a.attnum = k.attnum
-        LEFT JOIN widths AS w ON w.schemaname = n.nspname AND w.tablename = t.relname AND w.attname = a.attname
+        LEFT JOIN pg_attribute AS a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+        LEFT JOIN pg_stats AS w ON w.schemaname = n.nspname AND w.tablename = t.relname AND w.attname = a.attname
+        WHERE {USER_SCHEMAS}
         GROUP BY i.indexrelid, i.indnatts
     ),
     indexes AS (
