@@ -16,7 +16,7 @@ generated, in one transaction: a million jobs take seconds. Seeding refuses a da
 
 Example:
     >>> from copythat_ops.seed import seed_database
-    >>> seed_database(jobs=1000, projects=10, seed=7)["jobs"]    # doctest: +SKIP
+    >>> seed_database(jobs=1000, projects=10, seed=7)["jobs"]
     1000
 """
 
@@ -110,8 +110,8 @@ def seed_database(
     (and skipped, when nothing was loaded).
 
     Example:
-        >>> seed_database(jobs=100_000, projects=200, seed=42, if_empty=True)   # doctest: +SKIP
-        {'projects': 200, 'jobs': 100000, 'seconds': 1.1, 'jobs_per_second': 90909}
+        >>> seed_database(jobs=100_000, projects=200, seed=42, if_empty=True)   # this database has jobs already
+        {'projects': 0, 'jobs': 0, 'skipped': 'extraction_jobs already has rows'}
     """
     number(jobs, name="jobs", integer=True)
     number(projects, name="projects", minimum=1, integer=True)
@@ -404,7 +404,7 @@ def seed_history(
         rng = np.random.default_rng(seed)
         buckets = [history._bucket((end - k * pd.Timedelta(step)).to_pydatetime(), step) for k in range(int(span / step), -1, -1)]
         written = 0
-        with (history._history_connection(separate) if separate is not None else _same(snap.conn)) as conn:
+        with (history._HistoryConnection(separate) if separate is not None else _same(snap.conn)) as conn:
             for bucket in buckets:
                 frames = _history_frames(rng, today, (end.to_pydatetime() - bucket) / timedelta(days=1), bucket, days)
                 snap_row = {"source": name, "bucket": bucket, "every": int(step.total_seconds()), "version": int(facts["version"]), "synthetic": True,

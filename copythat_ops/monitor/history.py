@@ -187,7 +187,7 @@ def capture(
         if separate is None:
             snapshot_id = _write(snap.conn, write, frames)
         else:
-            with _history_connection(separate) as conn:
+            with _HistoryConnection(separate) as conn:
                 snapshot_id = _write(conn, write, frames)
     counts = {kind: len(frame) for kind, frame in frames.items() if kind != "texts"}
     status = "captured" if snapshot_id is not None else "skipped"
@@ -266,7 +266,7 @@ def prune_history(keep: str | timedelta, *, batch: int = PRUNE_BATCH, engine: En
         )
         """
     )
-    with (_history_connection(separate) if separate is not None else connection(target)) as conn:
+    with (_HistoryConnection(separate) if separate is not None else connection(target)) as conn:
         _require_tables(conn, None if separate is None else separate.url)
         while True:
             with conn.begin():
@@ -464,7 +464,10 @@ def insert_snapshot(conn: Connection, snap: dict, frames: dict[str, pd.DataFrame
     `snap` holds source, bucket, every (seconds), bytes, version and optionally synthetic.
 
     Example:
-        >>> insert_snapshot                       # doctest: +SKIP
+        >>> snap = {"source": "demo", "bucket": datetime(2026, 11, 1, tzinfo=UTC), "every": 300, "bytes": 8_000_000, "version": 180000}
+        >>> with connection() as conn:
+        ...     insert_snapshot(conn, snap, {"jobs": pd.DataFrame({"status": ["failed"], "extraction_type": ["color"], "jobs": [3]})}) > 0
+        True
     """
     with conn.begin() as tx:
         conn.execute(text("SELECT set_config('statement_timeout', :t, true), set_config('lock_timeout', '1s', true)"), {"t": WRITE_TIMEOUT})
@@ -528,7 +531,7 @@ def _bucket_taken(source: str, bucket: datetime, conn: Connection | None, separa
     return bool(run_query(sql, params, name="monitor.history.bucket", engine=separate, timeout="10s")["taken"][0])
 
 
-class _history_connection:
+class _HistoryConnection:
     """A connection to the separate history database; a connect failure names COPYTHAT_HISTORY_URL."""
 
     def __init__(self, engine: Engine):
@@ -548,7 +551,7 @@ class _history_connection:
 
 def _check_history(engine: Engine) -> None:
     """Refuse before reading anything when the history database cannot be reached or lacks the history tables."""
-    with _history_connection(engine) as conn:
+    with _HistoryConnection(engine) as conn:
         _require_tables(conn, engine.url)
 
 
