@@ -119,8 +119,14 @@ def cancel_query(pid: int, *, apply: bool = False, engine: Engine | None = None)
     is refused and nothing happens.
 
     Example:
-        >>> cancel_query(12345)                 # doctest: +SKIP
-        >>> cancel_query(12345, apply=True)     # doctest: +SKIP
+        >>> from copythat_ops.engine import get_engine
+        >>> other = get_engine().connect()          # another session
+        >>> pid = other.connection.dbapi_connection.get_backend_pid()
+        >>> cancel_query(pid)["action"].tolist()
+        ['would cancel']
+        >>> cancel_query(pid, apply=True)["action"].tolist()
+        ['cancel']
+        >>> other.close()
     """
     return _signal(pid, "cancel", apply=apply, engine=engine)
 
@@ -133,7 +139,12 @@ def terminate_backend(pid: int, *, apply: bool = False, engine: Engine | None = 
     is refused and nothing happens.
 
     Example:
-        >>> terminate_backend(12345, apply=True)   # doctest: +SKIP
+        >>> from copythat_ops.engine import get_engine
+        >>> other = get_engine().connect()          # another session
+        >>> pid = other.connection.dbapi_connection.get_backend_pid()
+        >>> terminate_backend(pid, apply=True)["action"].tolist()
+        ['terminate']
+        >>> other.invalidate()
     """
     return _signal(pid, "terminate", apply=apply, engine=engine)
 

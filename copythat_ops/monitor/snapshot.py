@@ -57,8 +57,11 @@ def snapshot(engine: Engine | None = None, *, timeout: str = TIMEOUT) -> Iterato
     Refuses servers older than PostgreSQL 14.
 
     Example:
+        >>> from copythat_ops.monitor import connections, table_sizes
         >>> with snapshot() as snap:
-        ...     frame = connections()              # doctest: +SKIP
+        ...     by_state, sizes = connections(), table_sizes()   # one connection for both
+        >>> snap.major >= 14
+        True
     """
     active = _active.get()
     if active is not None:
