@@ -19,7 +19,7 @@ import warnings
 from ..config import ENV_FILE_VAR, mask_text
 from ..errors import CopythatError
 from . import db, jobs, migrate, monitor, notebooks, seed
-from .args import Parser, cli_words, in_cli_words
+from .args import DURATIONS, Parser, cli_words, in_cli_words
 from .failures import debug, plain_failure, print_traceback, show_warning
 from .output import FORMATS, Report, emit
 
@@ -53,7 +53,11 @@ def parser() -> argparse.ArgumentParser:
         >>> parser().parse_args(["db", "check", "--format", "json"]).format
         'json'
     """
-    top = Parser(prog="copythat-ops", description="Operate the Copy That PostgreSQL database.")
+    top = Parser(
+        prog="copythat-ops",
+        description="Operate the Copy That PostgreSQL database.",
+        epilog="A DURATION takes a unit: 30s, 30min, 2h, 1 day or 00:30:00. Set COPYTHAT_DEBUG=1 to see a failure's traceback.",
+    )
     top.add_argument("--env-file", help="read DATABASE_URL from this file instead of the nearest .env")
     top.add_argument("--format", choices=FORMATS, default="table", help="output format")
     groups = top.add_subparsers(dest="group", required=True, parser_class=Parser)
@@ -62,6 +66,9 @@ def parser() -> argparse.ArgumentParser:
     for sub in _subparsers(top):  # SUPPRESS: given after a sub-command, it overrides; not given, the top-level value stays
         sub.add_argument("--env-file", default=argparse.SUPPRESS, help="read DATABASE_URL from this file instead of the nearest .env")
         sub.add_argument("--format", choices=FORMATS, default=argparse.SUPPRESS, help="output format (default table)")
+        for action in sub._actions:
+            if action.type in DURATIONS and action.metavar is None:
+                action.metavar = "DURATION"
     return top
 
 

@@ -194,3 +194,6 @@ def whole(minimum: int = 1) -> Callable[[str], int]:
         return validate.number(value, name=ARGUMENT, minimum=minimum, integer=True)
 
     return whole_number
+
+
+DURATIONS = (duration, positive_duration, duration_or_none, since)  # shown as DURATION in the help
