@@ -93,11 +93,13 @@ def _is_connection_error(exc: BaseException) -> bool:
 
 
 def _database() -> str:
-    """The configured database, masked; or 'the database' when even that cannot be told."""
+    """The configured database, masked, or the embedded one (without starting it); 'the database' when that cannot be told."""
     try:
-        from ..engine import database_url
+        from .. import embedded
+        from ..config import settings
 
-        return mask_url(database_url())
+        url = settings().url
+        return mask_url(url) if url is not None else f"the embedded PostgreSQL in {embedded.data_dir()}"
     except Exception:
         return "the database"
 
