@@ -373,3 +373,33 @@ def test_health_forecasts_the_size_against_a_limit_given_on_the_command_line(eng
     assert result.returncode == 3 and "size_forecast" in result.stderr
     bad = run("monitor", "health", "--threshold", "size_limit=lots", url=db_url)
     assert bad.returncode == 2 and "size_limit 'lots' is not a size" in bad.stderr
+
+
+def test_capture_records_statement_totals_when_pg_stat_statements_is_enabled(engine, db_url):
+    from test_monitor import execute
+
+    try:
+        execute(db_url, "CREATE EXTENSION IF NOT EXISTS pg_stat_statements", "SELECT count(*) FROM extraction_jobs WHERE status = 'failed'")
+    except Exception:
+        pytest.skip("pg_stat_statements cannot be created here")
+    if not monitor.query_stats_status(engine=engine)["enabled"]:
+        pytest.skip("the server does not preload pg_stat_statements")
+    clear(engine)
+    result = monitor.capture(engine=engine)
+    assert result["statements"] > 0
+    texts = run_query("SELECT query FROM copythat_history.statement_texts WHERE query LIKE '%extraction_jobs WHERE status%'", engine=engine)
+    assert not texts.empty
+
+
+def test_history_and_forecast_from_the_command_line(engine, db_url):
+    from test_cli import run
+
+    clear(engine)
+    monitor.capture(engine=engine)
+    summary = run("--format", "json", "monitor", "history", url=db_url)
+    assert summary.returncode == 0 and '"snapshots":1' in summary.stdout.replace(" ", "")
+    single = run("monitor", "forecast", "sequences", url=db_url)
+    assert single.returncode == 2 and single.stderr.startswith("error: sequence_forecast needs 1 day of history") and "there is 1 snapshot" in single.stderr
+    assert len(single.stderr.strip().splitlines()) == 1
+    itself = run("monitor", "schema-diff", db_url.render_as_string(hide_password=False), db_url.render_as_string(hide_password=False), url=db_url)
+    assert itself.returncode == 2 and itself.stderr.startswith("error: URL_A and URL_B are the same database (")
