@@ -228,33 +228,47 @@ def job_trends(interval: str | timedelta = "1h", *, days: float = 7, source: str
     step = days_duration(interval, name="interval")
     with snapshot(engine):
         name = resolve_source(source)
-        rows = read_history(
+        out = read_history(
             f"""
-            SELECT s.bucket,
-                   j.status,
-                   sum(j.jobs)::bigint AS jobs
-            FROM {SCHEMA}.snapshots AS s
-            JOIN {SCHEMA}.jobs AS j ON j.snapshot_id = s.id
-            WHERE s.source = :source
-              AND s.bucket >= (SELECT max(bucket) FROM {SCHEMA}.snapshots WHERE source = :source) - make_interval(secs => :seconds)
-            GROUP BY s.bucket, j.status
-            ORDER BY s.bucket, j.status
+            WITH levels AS (
+                SELECT s.bucket,
+                       coalesce(sum(j.jobs) FILTER (WHERE j.status = 'completed'), 0) AS completed,
+                       coalesce(sum(j.jobs) FILTER (WHERE j.status = 'failed'), 0) AS failed,
+                       coalesce(sum(j.jobs) FILTER (WHERE j.status = 'pending'), 0) AS pending,
+                       coalesce(sum(j.jobs) FILTER (WHERE j.status = 'processing'), 0) AS processing
+                FROM {SCHEMA}.snapshots AS s
+                JOIN {SCHEMA}.jobs AS j ON j.snapshot_id = s.id
+                WHERE s.source = :source
+                  AND s.bucket >= (SELECT max(bucket) FROM {SCHEMA}.snapshots WHERE source = :source) - make_interval(secs => :seconds)
+                GROUP BY s.bucket
+            ),
+            changes AS (
+                SELECT bucket,
+                       greatest(completed - lag(completed) OVER w, 0) AS completed,
+                       greatest(failed - lag(failed) OVER w, 0) AS failed,
+                       pending,
+                       processing,
+                       row_number() OVER w AS n
+                FROM levels
+                WINDOW w AS (ORDER BY bucket)
+            )
+            SELECT date_bin(make_interval(secs => :step), bucket, :epoch) AS bucket,
+                   (sum(completed) FILTER (WHERE n > 1))::bigint AS completed,
+                   (sum(failed) FILTER (WHERE n > 1))::bigint AS failed,
+                   ((array_agg(pending ORDER BY bucket DESC))[1])::bigint AS pending,
+                   ((array_agg(processing ORDER BY bucket DESC))[1])::bigint AS processing
+            FROM changes
+            GROUP BY 1
+            HAVING count(*) FILTER (WHERE n > 1) > 0
+            ORDER BY 1
             """,
-            {"source": name, "seconds": float(days) * 86400},
+            {"source": name, "seconds": float(days) * 86400, "step": step.total_seconds(), "epoch": EPOCH},
             name="job_trends",
         )
+        if out.empty:
+            raise not_enough_history(name, "job_trends", _snapshot_count(name), None, "two snapshots with job counts")
     columns = ["bucket", "completed", "failed", "pending", "processing", "failure_rate", "usual_low", "usual_high", "unusual"]
-    levels = rows.pivot_table(index="bucket", columns="status", values="jobs", aggfunc="sum", fill_value=0)
-    if len(levels) < 2:
-        raise not_enough_history(name, "job_trends", len(levels), None, "two snapshots with job counts")
-    for status in ("completed", "failed", "pending", "processing"):
-        if status not in levels:
-            levels[status] = 0
-    levels.index = pd.to_datetime(levels.index, utc=True)
-    finished = levels[["completed", "failed"]].diff().clip(lower=0).iloc[1:]
-    per = finished.groupby(_floor(finished.index, step)).sum()
-    ends = levels[["pending", "processing"]].groupby(_floor(levels.index, step)).last()
-    out = per.join(ends, how="left")
+    out["bucket"] = pd.to_datetime(out["bucket"], utc=True)
     total = out["completed"] + out["failed"]
     out["failure_rate"] = (out["failed"] / total.where(total > 0)).round(4)
     # The usual range: Tukey's fences around the window's quartiles, widened to 3 binomial standard
@@ -264,7 +278,6 @@ def job_trends(interval: str | timedelta = "1h", *, days: float = 7, source: str
     out["usual_low"] = pd.concat([pd.Series(q1 - 1.5 * (q3 - q1), index=out.index), median - noise], axis=1).min(axis=1).clip(lower=0).round(4)
     out["usual_high"] = pd.concat([pd.Series(q3 + 1.5 * (q3 - q1), index=out.index), median + noise], axis=1).max(axis=1).clip(upper=1).round(4)
     out["unusual"] = ((out["failure_rate"] < out["usual_low"]) | (out["failure_rate"] > out["usual_high"])).fillna(False).astype(bool)
-    out = out.rename_axis("bucket").reset_index()
     return out[columns].astype({"completed": "int64", "failed": "int64", "pending": "int64", "processing": "int64"})
 
 
@@ -308,11 +321,6 @@ def _statement_deltas(source: str, days: float, step: timedelta) -> pd.DataFrame
 
 def _snapshot_count(source: str) -> int:
     return int(read_history(f"SELECT count(*) AS n FROM {SCHEMA}.snapshots WHERE source = :source", {"source": source}, name="count")["n"][0])
-
-
-def _floor(index: pd.DatetimeIndex, step: timedelta) -> pd.DatetimeIndex:
-    epoch = pd.Timestamp(EPOCH)
-    return epoch + ((index - epoch) // step) * step
 
 
 def _timestamp(value: str | datetime | None, *, name: str) -> pd.Timestamp | None:
