@@ -377,7 +377,7 @@ def seed_history(
     from .monitor import history  # the monitoring package reads; this module writes demo data
 
     span = timedelta(days=number(days, name="days", minimum=0.01))
-    step = duration(every, name="every", positive=True)
+    step = history.days_duration(every, name="every")
     engine = engine or get_engine()
     if not allow_remote and not is_local(engine.url) and history.history_engine() is None:
         raise InputError(

@@ -73,9 +73,10 @@ def growth(days: float = 7, *, source: str | None = None, engine: Engine | None 
     created since has no earlier size. Refuses with fewer than two snapshots.
 
     Example:
-        >>> capture(interval="1s")["status"]               # doctest: +SKIP
-        'captured'
-        >>> growth(days=7).columns.tolist()[:4]            # doctest: +SKIP
+        >>> from copythat_ops.seed import seed_history
+        >>> seed_history(days=7, every="1d")["snapshots"]      # demo history, a snapshot a day
+        8
+        >>> growth(days=7).columns.tolist()[:4]
         ['schema', 'table', 'size_bytes_then', 'size_bytes_now']
     """
     positive_days(days)
