@@ -80,7 +80,7 @@ VIEWS = {
 
 def register(groups) -> None:
     """Add the `monitor` sub-commands."""
-    mon = groups.add_parser("monitor", help="health verdict, connections, sizes, indexes, activity, maintenance, sequences, queries")
+    mon = groups.add_parser("monitor", help="health verdict, connections, sizes, indexes, activity, maintenance, sequences, queries; history, trends, forecasts")
     checks = mon.add_subparsers(dest="check", required=True)
 
     health = checks.add_parser("health", help=f"every check with a status; exit {FAIL_EXIT} on CRIT")
