@@ -91,8 +91,19 @@ def main(argv: list[str] | None = None) -> int:
     """
     top = parser()
     args = top.parse_args(argv)
+    before = os.environ.get(ENV_FILE_VAR)
     if args.env_file:
-        os.environ[ENV_FILE_VAR] = args.env_file
+        os.environ[ENV_FILE_VAR] = args.env_file  # for the library and the notebooks' kernels, for this command only
+    try:
+        return _run(top, args)
+    finally:
+        if before is None:
+            os.environ.pop(ENV_FILE_VAR, None)
+        else:
+            os.environ[ENV_FILE_VAR] = before
+
+
+def _run(top: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     try:
         with warnings.catch_warnings():
             if not debug():  # a library's warning as one plain line, without its class name
