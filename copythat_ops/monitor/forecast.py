@@ -20,7 +20,7 @@ import pandas as pd
 from sqlalchemy.engine import Engine
 
 from ..errors import InputError
-from .history import SCHEMA, read_history
+from .history import RECENT_SNAPSHOTS, SCHEMA, read_history
 from .snapshot import snapshot
 from .trends import not_enough_history, positive_days, resolve_source
 
@@ -64,12 +64,7 @@ def sequence_forecast(*, days: float = 30, min_days: float = 1, source: str | No
         name = resolve_source(source)
         found = read_history(
             f"""
-            WITH s AS (
-                SELECT id, bucket
-                FROM {SCHEMA}.snapshots
-                WHERE source = :source
-                  AND bucket >= (SELECT max(bucket) FROM {SCHEMA}.snapshots WHERE source = :source) - make_interval(secs => :seconds)
-            ),
+            WITH {RECENT_SNAPSHOTS},
             span AS (
                 SELECT count(*) AS snapshots,
                        extract(epoch FROM max(bucket) - min(bucket)) / 86400 AS history_days,
@@ -141,12 +136,7 @@ def size_forecast(size_limit: int | str, *, days: float = 30, min_days: float = 
         name = resolve_source(source)
         found = read_history(
             f"""
-            WITH s AS (
-                SELECT bucket, database_bytes
-                FROM {SCHEMA}.snapshots
-                WHERE source = :source
-                  AND bucket >= (SELECT max(bucket) FROM {SCHEMA}.snapshots WHERE source = :source) - make_interval(secs => :seconds)
-            ),
+            WITH {RECENT_SNAPSHOTS},
             fit AS (
                 SELECT regr_slope(database_bytes, extract(epoch FROM bucket) / 86400) AS bytes_per_day,
                        count(*) AS snapshots,

@@ -46,6 +46,13 @@ HISTORY_URL_VAR = "COPYTHAT_HISTORY_URL"
 SCHEMA = "copythat_history"
 REVISION = "a41f008744a3"
 EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+# The source's snapshots in the `:seconds` before its latest one: the `s` every trend and forecast starts from.
+RECENT_SNAPSHOTS = f"""s AS (
+    SELECT id, bucket, database_bytes
+    FROM {SCHEMA}.snapshots
+    WHERE source = :source
+      AND bucket >= (SELECT max(bucket) FROM {SCHEMA}.snapshots WHERE source = :source) - make_interval(secs => :seconds)
+)"""
 PRUNE_BATCH = 20  # snapshots per DELETE (their rows go with them)
 WRITE_TIMEOUT = "30s"
 APPLY_FIX = (

@@ -25,7 +25,7 @@ from sqlalchemy.engine import Engine
 
 from .. import validate
 from ..errors import CopythatError, InputError
-from .history import EPOCH, SCHEMA, current_source, days_duration, read_history, validate_source
+from .history import EPOCH, RECENT_SNAPSHOTS, SCHEMA, current_source, days_duration, read_history, validate_source
 from .snapshot import snapshot
 
 
@@ -286,12 +286,7 @@ def _statement_deltas(source: str, days: float, step: timedelta) -> pd.DataFrame
     """Calls and milliseconds each statement added per `step`, over the last `days` of the source's history."""
     rows = read_history(
         f"""
-        WITH s AS (
-            SELECT id, bucket
-            FROM {SCHEMA}.snapshots
-            WHERE source = :source
-              AND bucket >= (SELECT max(bucket) FROM {SCHEMA}.snapshots WHERE source = :source) - make_interval(secs => :seconds)
-        ),
+        WITH {RECENT_SNAPSHOTS},
         d AS (
             SELECT s.bucket,
                    x.query_id,
@@ -376,12 +371,7 @@ def size_history(*, days: float = 30, top: int = 5, source: str | None = None, e
     with snapshot(engine):
         return _series(
             f"""
-            WITH s AS (
-                SELECT id, bucket
-                FROM {SCHEMA}.snapshots
-                WHERE source = :source
-                  AND bucket >= (SELECT max(bucket) FROM {SCHEMA}.snapshots WHERE source = :source) - make_interval(secs => :seconds)
-            ),
+            WITH {RECENT_SNAPSHOTS},
             largest AS (
                 SELECT "schema", "table"
                 FROM {SCHEMA}.table_sizes
