@@ -27,9 +27,11 @@ run: install
 	$(OPS) migrate upgrade head
 	$(OPS) notebooks run --output-dir $(REPORTS) --keep $(KEEP)
 
-## test: the whole suite (library, CLI, notebooks under nbval) against a real PostgreSQL
+## test: the whole suite (library, CLI, notebooks under nbval, docstring examples) against a real PostgreSQL,
+##       a file per worker process (each with a server of its own, or databases of its own on $$COPYTHAT_TEST_DATABASE_URL)
+TEST_WORKERS ?= auto
 test: install
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --maxprocesses 4 --dist loadfile
 
 ## lab: JupyterLab rooted at the checkout, opened on notebooks/ (the reports are in build/reports/)
 lab: install
