@@ -123,7 +123,7 @@ class Neon:
         """Return the project (checks the key and the project id).
 
         Example:
-            >>> Neon().project()["id"]          # doctest: +SKIP
+            >>> Neon().project()["id"]
             'icy-lake-85661769'
         """
         return self.request("GET", f"/projects/{self.project_id}")["project"]
@@ -132,7 +132,7 @@ class Neon:
         """Return the project's branches: id, name, parent_id, default, current_state, created_at.
 
         Example:
-            >>> Neon().branches()["name"].tolist()   # doctest: +SKIP
+            >>> Neon().branches()["name"].tolist()
             ['main']
         """
         found = self.request("GET", f"/projects/{self.project_id}/branches").get("branches", [])
@@ -218,7 +218,9 @@ def rehearse_on_neon(target: str = "head", *, keep: bool = False, url: URL | str
     attrs["clone"] is the branch id.
 
     Example:
-        >>> rehearse_on_neon()                   # doctest: +SKIP
+        >>> report = rehearse_on_neon()
+        >>> report.attrs["ok"], report.attrs["method"]
+        (True, 'Neon branch')
     """
     from .rehearse import COLUMNS, rehearse_copy, revisions_to_rehearse
 
@@ -261,7 +263,7 @@ def snapshot(*, client: Neon | None = None, parent_id: str | None = None, name: 
     `restore_to(snapshot_id)` brings the parent back to it.
 
     Example:
-        >>> snapshot()["id"]                     # doctest: +SKIP
+        >>> snapshot()["id"]
         'br-...'
     """
     client = client or Neon()
@@ -278,7 +280,8 @@ def restore_to(*, client: Neon | None = None, branch_id: str | None = None, sour
     as a branch named `preserve_under_name` (default: restore-backup-<time>).
 
     Example:
-        >>> restore_to(timestamp="2026-11-25T12:00:00Z")   # doctest: +SKIP
+        >>> restore_to(timestamp="2026-11-25T12:00:00Z")["preserved_as"]
+        'restore-backup-...'
     """
     client = client or Neon()
     target = branch_id or client.default_branch()

@@ -59,9 +59,9 @@ def revision(message: str, *, autogenerate: bool = False, url=None) -> NewRevisi
     database at `url` (default: the configured one), index changes in their concurrent form.
 
     Example:
-        >>> new = revision("add jobs.priority", autogenerate=True)   # doctest: +SKIP
-        >>> new.ok, new.path.name                                    # doctest: +SKIP
-        (True, '5f1c0a9e2b7d_add_jobs_priority.py')
+        >>> new = revision("add jobs.priority", autogenerate=True)
+        >>> new.ok, new.path.name
+        (True, '..._add_jobs_priority.py')
     """
     from . import migrations
     from .lint import _all_revisions, lint

@@ -5,6 +5,9 @@ and seeded (as of a fixed time, so the examples show the same jobs every run), w
 downgrade, an applied action) cannot touch another example's database, nor any
 real one. The embedded server's examples get a server of their own in a
 temporary folder, so `embedded.stop()` stops that one, not the test server.
+The Neon client's examples talk to tests/neon_fake.py, whose branches are
+databases on the test server, and the migration examples use a copy of
+alembic.ini, .squawk.toml and alembic/, so a new revision is written into the copy.
 """
 
 from __future__ import annotations
@@ -18,14 +21,16 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from neon_fake import FakeNeon
 from sqlalchemy import URL, text
 
 import copythat_ops
-from copythat_ops import embedded, migrations
+from copythat_ops import embedded, migrations, neon
 from copythat_ops.config import URL_VAR
 from copythat_ops.engine import dispose_engines, get_engine
 from copythat_ops.seed import seed_database
 
+CHECKOUT = Path(__file__).resolve().parent.parent
 FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 SEEDED_AT = datetime(2026, 11, 2, 14, 0, tzinfo=UTC)  # the same data every run: the seed follows the time of day
 
@@ -71,11 +76,20 @@ def test_docstring_example_holds(test: doctest.DocTest, server, template, embedd
     monkeypatch.setenv(URL_VAR, url.render_as_string(hide_password=False))
     monkeypatch.setenv(embedded.DIR_VAR, str(embedded_dir))
     monkeypatch.chdir(tmp_path)
+    shutil.copytree(CHECKOUT / "alembic", tmp_path / "alembic", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("alembic.ini", ".squawk.toml"):
+        shutil.copy(CHECKOUT / name, tmp_path / name)
+    monkeypatch.setenv(migrations.INI_VAR, str(tmp_path / "alembic.ini"))
     dispose_engines()
     runner = doctest.DocTestRunner(optionflags=FLAGS)
     report: list[str] = []
-    try:
-        runner.run(test, out=report.append)
-    finally:
-        server.drop_database(url)
+    with FakeNeon(server, url, project_id="icy-lake-85661769") as api:
+        monkeypatch.setenv(neon.API_KEY_VAR, api.api_key)
+        monkeypatch.setenv(neon.PROJECT_VAR, api.project_id)
+        monkeypatch.setenv(neon.API_URL_VAR, api.url)
+        try:
+            runner.run(test, out=report.append)
+        finally:
+            for database in [*api.branch_databases(), url.database]:
+                server.drop_database(url.set(database=database))
     assert runner.failures == 0, "".join(report)
