@@ -27,11 +27,13 @@ run: install
 	$(OPS) migrate upgrade head
 	$(OPS) notebooks run --output-dir $(REPORTS) --keep $(KEEP)
 
-## test: the whole suite (library, CLI, notebooks under nbval, docstring examples) against a real PostgreSQL,
-##       a file per worker process (each with a server of its own, or databases of its own on $$COPYTHAT_TEST_DATABASE_URL)
+## test: the whole suite against a real PostgreSQL: tests/ (library, CLI, docstring examples) a file per worker
+##       process (each with a server of its own, or databases of its own on $$COPYTHAT_TEST_DATABASE_URL), then the
+##       notebooks under nbval in one process, in order, as a user runs them (01 migrates the database the others read)
 TEST_WORKERS ?= auto
 test: install
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --maxprocesses 4 --dist loadfile
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --maxprocesses 4 --dist loadfile tests
+	$(BIN)/python -m pytest notebooks
 
 ## lab: JupyterLab rooted at the checkout, opened on notebooks/ (the reports are in build/reports/)
 lab: install
