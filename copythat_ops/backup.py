@@ -32,6 +32,7 @@ from sqlalchemy.engine import URL
 from .config import libpq_url, mask_text, mask_url
 from .engine import connection, database_url, dispose_engines, get_engine
 from .errors import ConfigError, InputError
+from .validate import database_name
 
 BACKUP_DIR_VAR = "COPYTHAT_BACKUP_DIR"
 CHECKOUT = Path(__file__).resolve().parents[1]
@@ -281,7 +282,7 @@ def _create_database(server: URL, database: str) -> None:
             fix="choose a new name (database=...), or drop that one yourself first if it is really unwanted",
             params="database",
         )
-    _autocommit(server, f'CREATE DATABASE "{_ident(database)}"')
+    _autocommit(server, f'CREATE DATABASE "{database_name(database)}"')
 
 
 def drop_database(database: str, *, url: URL | str | None = None) -> None:
@@ -294,19 +295,13 @@ def drop_database(database: str, *, url: URL | str | None = None) -> None:
     if database == server.database:
         raise InputError(f"{database} is the database in use; it is never dropped here", fix="name another database", params="database")
     dispose_engines()
-    _autocommit(server, f'DROP DATABASE IF EXISTS "{_ident(database)}" WITH (FORCE)')
+    _autocommit(server, f'DROP DATABASE IF EXISTS "{database_name(database)}" WITH (FORCE)')
 
 
 def _autocommit(server: URL, statement: str) -> None:
     engine = get_engine(server).execution_options(isolation_level="AUTOCOMMIT")
     with engine.connect() as conn:
         conn.execute(text(statement))
-
-
-def _ident(name: str) -> str:
-    if '"' in name or "\x00" in name:
-        raise InputError(f"database name {name!r} has a double quote", fix="choose a name without quotes", params="database")
-    return name
 
 
 def _last_line(stderr: str) -> str:

@@ -43,6 +43,7 @@ from sqlalchemy.pool import NullPool
 from .config import mask_text, mask_url
 from .engine import database_url, dispose_engines, get_engine
 from .errors import CopythatError, InputError, MigrationError
+from .validate import database_name
 
 COLUMNS = ["revision", "description", "seconds", "statements", "locks_taken", "longest_lock_wait_s", "downgrade_ok", "checks_ok", "error"]
 SAMPLE_SECONDS = 0.02  # how often lock waits are sampled
@@ -197,7 +198,7 @@ def clone_database(source: URL, name: str, *, admin: Engine) -> str:
         )
         if not others:
             try:
-                conn.execute(text(f'CREATE DATABASE "{_ident(name)}" TEMPLATE "{_ident(source.database)}"'))
+                conn.execute(text(f'CREATE DATABASE "{database_name(name)}" TEMPLATE "{database_name(source.database)}"'))
                 return "template"
             except DBAPIError as exc:
                 if "being accessed by other users" not in str(exc.orig):
@@ -241,7 +242,7 @@ def drop_clone(name: str, *, admin: Engine) -> None:
     """Drop the clone (its sessions closed first); nothing happens when it does not exist."""
     dispose_engines()
     with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{_ident(name)}" WITH (FORCE)'))
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{database_name(name)}" WITH (FORCE)'))
 
 
 def _apply(revision: str, description: str, clone: URL) -> dict:
@@ -346,10 +347,4 @@ def _sample_waits(clone: URL, stop: threading.Event, seen: dict) -> None:
         pass
     finally:
         engine.dispose()
-
-
-def _ident(name: str) -> str:
-    if '"' in name or "\x00" in name:
-        raise MigrationError(f"database name {name!r} has a double quote", fix="choose a name without quotes")
-    return name
 

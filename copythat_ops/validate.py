@@ -89,3 +89,15 @@ def number(value: float, *, name: str, minimum: float = 0, maximum: float | None
         bounds = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
         raise InputError(f"{name} {value!r} is out of range", fix=f"give {kind} {bounds}", params=name)
     return value
+
+
+def database_name(value: str, *, name: str = "database") -> str:
+    """Return `value` as a database name that can stand between double quotes in SQL; refuse one holding a quote.
+
+    Example:
+        >>> f'DROP DATABASE "{database_name("copythat_clone")}"'
+        'DROP DATABASE "copythat_clone"'
+    """
+    if '"' in value or "\x00" in value:
+        raise InputError(f"database name {value!r} has a double quote", fix="choose a name without quotes", params=name)
+    return value
