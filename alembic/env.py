@@ -12,7 +12,7 @@ from alembic import context
 
 from copythat_ops.migrations import lock_timeout, locked_for_migration
 from copythat_ops.models import Base
-from copythat_ops.revisions import safe_directives
+from copythat_ops.migrations.revisions import safe_directives
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logger", True):

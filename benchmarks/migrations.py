@@ -30,7 +30,8 @@ import psycopg2
 from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
-from copythat_ops import embedded, migrations, rehearse
+from copythat_ops import embedded, migrations
+from copythat_ops.migrations import rehearsal as rehearse
 from copythat_ops.config import libpq_url, mask_url, normalize_url
 from copythat_ops.engine import dispose_engines, get_engine
 from copythat_ops.seed import seed_database

@@ -8,15 +8,54 @@ Example:
     True
 """
 
-from . import config, embedded, jobs, migrations, monitor
-from .check import check_connection
-from .config import mask_url, normalize_url, settings
-from .engine import database_url, get_db, get_engine, run_query, session_scope
-from .errors import ConfigError, ConnectError, CopythatError, EmbeddedError, MigrationError
-from .job_actions import ActionResult, audit_log, cancel_jobs, fail_stuck_jobs, requeue_jobs
-from .jobs import failure_reasons, iter_jobs_frames, job_summary, job_throughput, jobs_frame, stuck_jobs
-from .models import EXTRACTION_TYPES, JOB_STATUSES, ExtractionJob, ExtractionType, JobActionAudit, JobStatus, Project
-from .seed import seed_database
+import importlib
+from typing import TYPE_CHECKING
+
+# Loaded on first use, so `import copythat_ops` (and every CLI command) starts at once:
+# pandas, Alembic, pyarrow and matplotlib load only for the work that needs them.
+_MODULES = {"charts", "check", "config", "display", "embedded", "engine", "errors", "jobs", "migrations", "models",
+            "monitor", "recovery", "runbooks", "seed", "validate"}
+_NAMES = {
+    "check_connection": "check",
+    "mask_url": "config", "normalize_url": "config", "settings": "config",
+    "database_url": "engine", "get_db": "engine", "get_engine": "engine", "run_query": "engine", "session_scope": "engine",
+    "ConfigError": "errors", "ConnectError": "errors", "CopythatError": "errors", "EmbeddedError": "errors",
+    "MigrationError": "errors",
+    "ActionResult": "jobs", "audit_log": "jobs", "cancel_jobs": "jobs", "fail_stuck_jobs": "jobs", "requeue_jobs": "jobs",
+    "failure_reasons": "jobs", "iter_jobs_frames": "jobs", "job_summary": "jobs", "job_throughput": "jobs",
+    "jobs_frame": "jobs", "stuck_jobs": "jobs",
+    "EXTRACTION_TYPES": "models", "JOB_STATUSES": "models", "ExtractionJob": "models", "ExtractionType": "models",
+    "JobActionAudit": "models", "JobStatus": "models", "Project": "models",
+    "seed_database": "seed",
+}
+
+
+def __getattr__(name: str):
+    if name in _MODULES:
+        return importlib.import_module(f".{name}", __name__)
+    if name in _NAMES:
+        value = getattr(importlib.import_module(f".{_NAMES[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'copythat_ops' has no attribute '{name}'")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | _MODULES | set(_NAMES))
+
+
+if TYPE_CHECKING:  # what editors and type checkers see
+    from . import config, embedded, jobs, migrations, monitor  # noqa: F401
+    from .check import check_connection  # noqa: F401
+    from .config import mask_url, normalize_url, settings  # noqa: F401
+    from .engine import database_url, get_db, get_engine, run_query, session_scope  # noqa: F401
+    from .errors import ConfigError, ConnectError, CopythatError, EmbeddedError, MigrationError  # noqa: F401
+    from .jobs import (  # noqa: F401
+        ActionResult, audit_log, cancel_jobs, fail_stuck_jobs, failure_reasons, iter_jobs_frames, job_summary,
+        job_throughput, jobs_frame, requeue_jobs, stuck_jobs,
+    )
+    from .models import EXTRACTION_TYPES, JOB_STATUSES, ExtractionJob, ExtractionType, JobActionAudit, JobStatus, Project  # noqa: F401
+    from .seed import seed_database  # noqa: F401
 
 __all__ = [
     "ActionResult",

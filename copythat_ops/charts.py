@@ -243,7 +243,7 @@ def _step_label(step: pd.Timedelta) -> str:
 
 
 def rehearsal_chart(report: pd.DataFrame) -> Figure:
-    """Return bars of each revision's seconds in a rehearsal (`rehearse.rehearse()`), failed ones in the critical colour.
+    """Return bars of each revision's seconds in a rehearsal (`migrations.rehearse()`), failed ones in the critical colour.
 
     Example:
         >>> frame = pd.DataFrame({"revision": ["a1", "b2"], "seconds": [0.5, 1.5], "error": [None, "boom"]})

@@ -10,6 +10,10 @@ Example:
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 
 class CopythatError(Exception):
     """Base class; the CLI prints these as one line, without a traceback.
@@ -43,3 +47,28 @@ class MigrationError(CopythatError):
 
 class InputError(CopythatError, ValueError):
     """A value given to a function or command is unknown, malformed or out of range; nothing was changed."""
+
+
+_MISSING_TABLE = re.compile(r'(relation|column) ("[^"]+"|\S+) does not exist')
+
+
+@contextmanager
+def schema_required(purpose: str) -> Iterator[None]:
+    """Turn "relation / column ... does not exist" from the block into a MigrationError saying to migrate first.
+
+    Example:
+        >>> from copythat_ops.engine import run_query
+        >>> with schema_required("the job analyses"):
+        ...     int(run_query("SELECT count(*) AS n FROM extraction_jobs")["n"][0])
+        500
+    """
+    try:
+        yield
+    except Exception as exc:
+        missing = _MISSING_TABLE.search(str(getattr(exc, "orig", None) or exc))
+        if not missing:
+            raise
+        raise MigrationError(
+            f"the database lacks a {'table' if missing.group(1) == 'relation' else 'column'} {purpose} need ({missing.group(0)})",
+            fix="migrate it to head: copythat-ops migrate upgrade",
+        ) from None

@@ -13,7 +13,9 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
-from copythat_ops import backup, migrations, rehearse
+from copythat_ops import migrations
+from copythat_ops.migrations import rehearsal as rehearse
+from copythat_ops.recovery import dumps as backup
 from copythat_ops.engine import dispose_engines, get_engine
 from copythat_ops.errors import ConfigError, InputError, MigrationError
 from copythat_ops.seed import seed_database

@@ -25,7 +25,8 @@ from neon_fake import FakeNeon
 from sqlalchemy import URL, text
 
 import copythat_ops
-from copythat_ops import embedded, migrations, neon
+from copythat_ops import embedded, migrations
+from copythat_ops.recovery import neon
 from copythat_ops.config import URL_VAR
 from copythat_ops.engine import dispose_engines, get_engine
 from copythat_ops.seed import seed_database

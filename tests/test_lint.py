@@ -12,7 +12,8 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
-from copythat_ops import lint, migrations, revisions
+from copythat_ops import migrations
+from copythat_ops.migrations import revisions, squawk as lint
 from copythat_ops.engine import dispose_engines
 from copythat_ops.errors import InputError, MigrationError
 

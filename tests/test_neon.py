@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from copythat_ops import migrations, neon
+from copythat_ops import migrations
+from copythat_ops.migrations import rehearsal as rehearse
+from copythat_ops.recovery import neon
 from copythat_ops.engine import dispose_engines, get_engine
 from copythat_ops.errors import ConfigError
 from copythat_ops.seed import seed_database
@@ -41,7 +43,7 @@ def client(fake: FakeNeon, **kw) -> neon.Neon:
 
 
 def test_rehearse_on_a_branch_migrates_it_and_deletes_it(fake, main):
-    report = neon.rehearse_on_neon(url=main, client=client(fake))
+    report = rehearse.rehearse_on_neon(url=main, client=client(fake))
     assert report.attrs["ok"] and report.attrs["method"] == "Neon branch"
     assert report["revision"].tolist() == migrations.pending(url=main)["revision"].tolist()
     assert report["downgrade_ok"].iloc[-1] and report["checks_ok"].iloc[-1]
@@ -53,7 +55,7 @@ def test_rehearse_on_a_branch_migrates_it_and_deletes_it(fake, main):
 
 
 def test_keep_leaves_the_branch_migrated(fake, main):
-    report = neon.rehearse_on_neon(url=main, client=client(fake), keep=True)
+    report = rehearse.rehearse_on_neon(url=main, client=client(fake), keep=True)
     kept = fake.branches[report.attrs["clone"]]
     assert migrations.current(url=main.set(database=kept["database"])) == migrations.heads()[0]
     dispose_engines()
@@ -68,13 +70,13 @@ def test_a_missing_api_key_is_named(monkeypatch, tmp_path):
 
 def test_a_rejected_api_key_is_named_and_nothing_is_made(fake, main):
     with pytest.raises(ConfigError, match=r"Neon rejected NEON_API_KEY \(401 authentication required\)"):
-        neon.rehearse_on_neon(url=main, client=client(fake, api_key="wrong"))
+        rehearse.rehearse_on_neon(url=main, client=client(fake, api_key="wrong"))
     assert fake.branch_databases() == [] and not [r for r in fake.requests if r[0] == "POST"]
 
 
 def test_an_unknown_project_is_named_and_nothing_is_made(fake, main):
     with pytest.raises(ConfigError, match="Neon project no-such-project does not exist"):
-        neon.rehearse_on_neon(url=main, client=client(fake, project_id="no-such-project"))
+        rehearse.rehearse_on_neon(url=main, client=client(fake, project_id="no-such-project"))
     assert fake.branch_databases() == []
 
 
@@ -115,6 +117,6 @@ def test_cli_backup_neon_makes_a_snapshot_branch(fake, main):
 def test_a_failed_branch_operation_leaves_no_branch(fake, main):
     fake.fail_operations = True
     with pytest.raises(neon.NeonError, match="create_branch .* failed"):
-        neon.rehearse_on_neon(url=main, client=client(fake))
+        rehearse.rehearse_on_neon(url=main, client=client(fake))
     fake.fail_operations = False
     assert fake.branch_databases() == [] and any(method == "DELETE" for method, _, _ in fake.requests)

@@ -16,7 +16,7 @@ import sys
 from collections.abc import Callable
 from contextlib import redirect_stdout
 
-from ..job_actions import STUCK_AFTER, STUCK_REASON, ActionResult, audit_log, cancel_jobs, fail_stuck_jobs, requeue_jobs
+from ..jobs.actions import STUCK_AFTER, STUCK_REASON, ActionResult, audit_log, cancel_jobs, fail_stuck_jobs, requeue_jobs
 from .confirm import add_yes, confirm_change
 from .args import duration, positive_duration, whole
 from .output import emit

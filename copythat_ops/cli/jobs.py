@@ -9,7 +9,7 @@ Example:
 
 from __future__ import annotations
 
-from .. import jobs as analyses
+from ..jobs import analyses
 from . import job_actions
 from .args import duration, duration_or_none, positive_duration, since, whole
 

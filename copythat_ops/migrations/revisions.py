@@ -26,7 +26,9 @@ from alembic.operations import ops
 from alembic.script.revision import RevisionError
 from alembic.util import CommandError
 
-from .errors import InputError, MigrationError
+from ..errors import InputError, MigrationError
+from .squawk import all_revisions, lint
+from .scripts import COMMAND_LOCK, alembic_config, explained, heads
 
 CONCURRENT_UPGRADES = "concurrent_upgrades"
 CONCURRENT_DOWNGRADES = "concurrent_downgrades"
@@ -63,25 +65,22 @@ def revision(message: str, *, autogenerate: bool = False, url=None) -> NewRevisi
         >>> new.ok, new.path.name
         (True, '..._add_jobs_priority.py')
     """
-    from . import migrations
-    from .lint import _all_revisions, lint
-
     if not message or not message.strip():
         raise InputError("the revision needs a message saying what it changes", fix='give one, e.g. revision("add jobs.priority")', params="message")
-    _all_revisions()  # a revision file that does not load is named before anything is written
-    heads = migrations.heads()
-    if len(heads) > 1:
+    all_revisions()  # a revision file that does not load is named before anything is written
+    tips = heads()
+    if len(tips) > 1:
         raise MigrationError(
-            f"the migration scripts have {len(heads)} heads ({', '.join(heads)}), so a new revision has no single parent",
-            fix=f"make one of them revise the other (its down_revision), or merge them: alembic merge -m \"merge\" {' '.join(heads)}",
+            f"the migration scripts have {len(tips)} heads ({', '.join(tips)}), so a new revision has no single parent",
+            fix=f"make one of them revise the other (its down_revision), or merge them: alembic merge -m \"merge\" {' '.join(tips)}",
         )
-    cfg = migrations.alembic_config(url)
+    cfg = alembic_config(url)
     cfg.cmd_opts = argparse.Namespace(quiet=True)  # the caller says where the file went
-    with migrations._command_lock:
+    with COMMAND_LOCK:
         try:
             written = command.revision(cfg, message=message.strip(), autogenerate=autogenerate)
         except (CommandError, RevisionError) as exc:
-            raise migrations._explain(exc) from None
+            raise explained(exc) from None
     if isinstance(written, list):  # several heads written at once: not reached with one head
         written = written[0]
     if written is None:

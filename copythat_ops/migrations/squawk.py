@@ -1,7 +1,7 @@
 """Migration lint: every revision's offline SQL, upgrade and downgrade, checked by squawk.
 
 squawk (the `squawk-cli` package, a real PostgreSQL migration linter) reads the
-SQL exactly as `migrations.sql()` writes it for one revision, so it sees the
+SQL exactly as `sql()` writes it for one revision, so it sees the
 toolkit's own context: env.py's `SET lock_timeout` first, each revision in its
 own `BEGIN ... COMMIT`, and the statements of an `autocommit_block` outside any
 transaction (where squawk asks for `IF NOT EXISTS` guards and CONCURRENTLY).
@@ -33,7 +33,9 @@ from alembic.script import Script, ScriptDirectory
 from alembic.script.revision import RevisionError
 from alembic.util import CommandError
 
-from .errors import ConfigError, InputError, MigrationError
+from ..errors import ConfigError, InputError, MigrationError
+from .scripts import alembic_config
+from .verbs import sql
 
 COLUMNS = ["revision", "direction", "rule", "line", "message", "help", "statement"]
 IGNORE_ATTRIBUTE = "SQUAWK_IGNORE"
@@ -79,15 +81,13 @@ def revision_sql(revision: str, direction: str = "upgrade") -> str:
         >>> "DROP TABLE job_action_audit" in revision_sql("2e88296926d0", "downgrade")
         True
     """
-    from . import migrations
-
     if direction not in DIRECTIONS:
         raise InputError(f"direction must be upgrade or downgrade (got {direction!r})", params="direction")
     script = _revision(revision)
     before = _before(script)
     if direction == "upgrade":
-        return migrations.sql(before, script.revision)
-    return migrations.sql(script.revision, before or "base")
+        return sql(before, script.revision)
+    return sql(script.revision, before or "base")
 
 
 def ignored_rules(revision: str) -> dict[str, str]:
@@ -110,7 +110,7 @@ def ignored_rules(revision: str) -> dict[str, str]:
 def lint(revisions: list[str] | str | None = None, *, pg_version: str | None = None) -> pd.DataFrame:
     """Return squawk's findings on each revision's offline SQL, upgrade and downgrade (empty when all pass).
 
-    Columns: revision, direction, rule, line (in that revision's `migrations.sql()` script),
+    Columns: revision, direction, rule, line (in that revision's `sql()` script),
     message, help, statement (the SQL line found). `revisions` defaults to every revision;
     `pg_version` (e.g. "15") lets squawk judge for that server version (default: its newest).
 
@@ -169,8 +169,6 @@ def _findings(done: subprocess.CompletedProcess, files: dict) -> pd.DataFrame:
 
 
 def _config() -> str | None:
-    from .migrations import alembic_config
-
     found = Path(alembic_config().config_file_name).parent / CONFIG
     return str(found) if found.is_file() else None
 
@@ -182,15 +180,13 @@ def _squawk_env() -> dict[str, str]:
 
 
 def _script_directory() -> ScriptDirectory:
-    from .migrations import alembic_config
-
     try:
         return ScriptDirectory.from_config(alembic_config())
     except (CommandError, RevisionError) as exc:
         raise MigrationError(str(exc), fix="see `copythat-ops migrate history`") from None
 
 
-def _all_revisions() -> list[Script]:
+def all_revisions() -> list[Script]:
     """Every revision, oldest first; a revision file that does not load is named with its error."""
     script = _script_directory()
     try:
@@ -205,7 +201,7 @@ def _all_revisions() -> list[Script]:
 
 
 def _revision(revision: str) -> Script:
-    by_id = {s.revision: s for s in _all_revisions()}
+    by_id = {s.revision: s for s in all_revisions()}
     if revision in by_id:
         return by_id[revision]
     matches = [s for rev, s in by_id.items() if rev.startswith(revision)] if revision else []
@@ -219,7 +215,7 @@ def _revision(revision: str) -> Script:
 
 
 def _selected(revisions: list[str] | str | None) -> list[Script]:
-    every = _all_revisions()
+    every = all_revisions()
     if not revisions:
         return every
     names = [revisions] if isinstance(revisions, str) else list(revisions)

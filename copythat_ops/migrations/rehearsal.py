@@ -8,7 +8,7 @@ DATABASE fail). On Neon the copy is a branch (`neon.py`). On the copy:
 
 1. each pending revision is applied on its own, timed, with the statements it sent,
    the table locks it held and the longest time a statement waited for a lock;
-2. `migrations.check()` (models and schema agree, when the target is head) and the
+2. `check()` (models and schema agree, when the target is head) and the
    health checks (no CRIT) run;
 3. the last revision is downgraded one step and upgraded again, so a downgrade
    that does not work is found before anyone needs it.
@@ -32,7 +32,8 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
+from datetime import UTC, datetime
 
 import pandas as pd
 from sqlalchemy import create_engine, event, text
@@ -40,10 +41,17 @@ from sqlalchemy.engine import URL, Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
-from .config import mask_text, mask_url
-from .engine import database_url, dispose_engines, get_engine
-from .errors import CopythatError, InputError, MigrationError
-from .validate import database_name
+from ..config import mask_text, mask_url, normalize_url
+from ..engine import database_url, dispose_engines, get_engine
+from ..errors import CopythatError, InputError, MigrationError
+from ..monitor import health, verdict
+from ..recovery import dumps
+from ..recovery.neon import Neon
+from ..validate import database_name
+from .compare import check
+from .plans import history, pending
+from .scripts import current, heads
+from .verbs import downgrade, upgrade
 
 COLUMNS = ["revision", "description", "seconds", "statements", "locks_taken", "longest_lock_wait_s", "downgrade_ok", "checks_ok", "error"]
 SAMPLE_SECONDS = 0.02  # how often lock waits are sampled
@@ -159,15 +167,13 @@ def summary(report: pd.DataFrame) -> str:
 
 
 def revisions_to_rehearse(target: str, source: URL) -> list[tuple[str, str]]:
-    from . import migrations
-
-    todo = migrations.pending(target, url=source)
+    todo = pending(target, url=source)
     if not todo.empty:
         return list(zip(todo["revision"], todo["description"]))
-    at = migrations.current(url=source)
+    at = current(url=source)
     if at is None:
         raise MigrationError("the database has no revision applied and nothing to apply", fix="name a target revision, e.g. head")
-    frame = migrations.history(url=source)
+    frame = history(url=source)
     row = frame[frame["revision"] == at.split(", ")[0]]
     return [(at, row["description"].iloc[0] if len(row) else "")]  # nothing pending: rehearse the last one's downgrade
 
@@ -210,12 +216,10 @@ def clone_database(source: URL, name: str, *, admin: Engine) -> str:
 def _clone_by_dump(source: URL, name: str) -> None:
     import tempfile
 
-    from . import backup
-
     with tempfile.TemporaryDirectory(prefix="copythat-rehearsal-") as folder:
-        taken = backup.backup(url=source, folder=folder)
+        taken = dumps.backup(url=source, folder=folder)
         try:
-            backup.restore(taken["path"], database=name, url=source)
+            dumps.restore(taken["path"], database=name, url=source)
         except CopythatError as exc:
             if "permission denied" in str(exc).lower():
                 raise _permission(source, name) from None
@@ -246,13 +250,11 @@ def drop_clone(name: str, *, admin: Engine) -> None:
 
 
 def _apply(revision: str, description: str, clone: URL) -> dict:
-    from . import migrations
-
     row = {c: None for c in COLUMNS} | {"revision": revision, "description": description}
     with _observed(clone) as seen:
         began = time.perf_counter()
         try:
-            migrations.upgrade(revision, url=clone)
+            upgrade(revision, url=clone)
         except CopythatError as exc:
             row["error"] = exc.problem
         row["seconds"] = round(time.perf_counter() - began, 3)
@@ -263,12 +265,10 @@ def _apply(revision: str, description: str, clone: URL) -> dict:
 
 
 def _checks(clone: URL, target: str) -> tuple[bool, str | None, str | None]:
-    from . import migrations
-    from .monitor import health, verdict
 
     problems = []
-    if target == "head" or target in migrations.heads():
-        diffs = migrations.check(url=clone)
+    if target == "head" or target in heads():
+        diffs = check(url=clone)
         if diffs:
             problems.append(f"models and schema differ after the upgrade ({len(diffs)} difference(s): {mask_text(str(diffs[0]))[:120]})")
     report = health(engine=get_engine(clone))
@@ -280,11 +280,9 @@ def _checks(clone: URL, target: str) -> tuple[bool, str | None, str | None]:
 
 
 def _down_and_up(clone: URL, revision: str) -> tuple[bool, str | None]:
-    from . import migrations
-
     try:
-        migrations.downgrade("-1", url=clone)
-        migrations.upgrade(revision, url=clone)
+        downgrade("-1", url=clone)
+        upgrade(revision, url=clone)
     except CopythatError as exc:
         return False, f"downgrade one step and upgrade again failed: {exc.problem}"
     return True, None
@@ -348,3 +346,47 @@ def _sample_waits(clone: URL, stop: threading.Event, seen: dict) -> None:
     finally:
         engine.dispose()
 
+
+def rehearse_on_neon(target: str = "head", *, keep: bool = False, url: URL | str | None = None, client: Neon | None = None,
+                     parent_id: str | None = None) -> pd.DataFrame:
+    """`rehearse()` on a Neon branch: branch the parent (default: the default branch) at its head,
+    migrate the branch, check it, downgrade / upgrade its last revision, delete the branch (unless `keep`).
+
+    The database and role are those of `url` (default: DATABASE_URL). Same report as `rehearse()`;
+    attrs["clone"] is the branch id.
+
+    Example:
+        >>> report = rehearse_on_neon()
+        >>> report.attrs["ok"], report.attrs["method"]
+        (True, 'Neon branch')
+    """
+    started = time.perf_counter()
+    client = client or Neon()
+    client.project()  # a rejected key or an unknown project stops here, before anything is made
+    source = database_url() if url is None else normalize_url(url)
+    todo = revisions_to_rehearse(target, source)
+    name = f"rehearsal-{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}"
+    attrs = {"ok": False, "clone": None, "method": "Neon branch", "seconds": None, "health": None, "source": mask_url(source)}
+    rows: list[dict] = []
+    dispose_engines()  # hold no idle connection to the parent while the branch is made
+    made = client.create_branch(name, parent_id=parent_id, wait=False)
+    branch_id = made["branch"]["id"]
+    attrs["clone"] = branch_id
+    try:
+        client.wait(made.get("operations", []))
+        copy = client.connection_uri(branch_id, source.database, source.username)
+        rows, attrs["health"] = rehearse_copy(copy, todo, target)
+        attrs["ok"] = bool(rows) and all(not r["error"] for r in rows)
+    except BaseException:
+        dispose_engines()
+        if not keep:
+            with suppress(CopythatError):  # the first error is the one to report
+                client.delete_branch(branch_id)
+        raise
+    dispose_engines()
+    if not keep:
+        client.delete_branch(branch_id)
+    attrs["seconds"] = round(time.perf_counter() - started, 3)
+    report = pd.DataFrame(rows, columns=COLUMNS)
+    report.attrs.update(attrs)
+    return report

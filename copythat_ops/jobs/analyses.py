@@ -37,11 +37,10 @@ import pyarrow.compute as pc
 from sqlalchemy.engine import Engine
 from tqdm.auto import tqdm
 
-from .engine import APP_NAME, CONNECT_TIMEOUT, connect_error, get_engine, run_query
-from .errors import InputError
-from .migrations import schema_required
-from .models import EXTRACTION_TYPES, JOB_STATUSES
-from .validate import choices, duration, number
+from ..engine import APP_NAME, CONNECT_TIMEOUT, connect_error, get_engine, run_query
+from ..errors import InputError, schema_required
+from ..models import EXTRACTION_TYPES, JOB_STATUSES
+from ..validate import choices, duration, number
 
 SUMMARY_GROUPS = {"status": ["status"], "extraction_type": ["extraction_type"], "project": ["project_id", "project_name"]}
 MAX_BUCKETS = 100_000

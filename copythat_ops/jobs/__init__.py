@@ -1,0 +1,15 @@
+"""Extraction jobs: the analyses on-call reads (`analyses`) and the actions it takes on them (`actions`).
+
+Example:
+    >>> from copythat_ops import jobs
+    >>> int(jobs.job_summary()["jobs"].sum())
+    500
+"""
+
+from .actions import STUCK_AFTER, STUCK_REASON, ActionResult, audit_log, cancel_jobs, fail_stuck_jobs, requeue_jobs
+from .analyses import adbc_connection, failure_reasons, iter_jobs_frames, job_summary, job_throughput, jobs_frame, stuck_jobs
+
+__all__ = [
+    "STUCK_AFTER", "STUCK_REASON", "ActionResult", "adbc_connection", "audit_log", "cancel_jobs", "fail_stuck_jobs",
+    "failure_reasons", "iter_jobs_frames", "job_summary", "job_throughput", "jobs_frame", "requeue_jobs", "stuck_jobs",
+]

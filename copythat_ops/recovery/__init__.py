@@ -1,0 +1,12 @@
+"""Recovery: pg_dump backups restored only into a new database (`dumps`), Neon branches (`neon`), and the
+PostgreSQL client programs they run (`pgtools`).
+
+Example:
+    >>> from copythat_ops import recovery
+    >>> list(recovery.backups("no-such-folder").columns)[:3]
+    ['file', 'database', 'revision']
+"""
+
+from .dumps import backup, backup_dir, backups, drop_database, is_dump, restore
+
+__all__ = ["backup", "backup_dir", "backups", "drop_database", "is_dump", "restore"]
