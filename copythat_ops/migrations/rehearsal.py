@@ -19,7 +19,7 @@ show what the migration waits for by itself (e.g. CONCURRENTLY waiting on older
 transactions), not what production traffic would add.
 
 Example:
-    >>> from copythat_ops.rehearse import rehearse
+    >>> from copythat_ops.migrations.rehearsal import rehearse
     >>> report = rehearse()
     >>> bool(report.attrs["ok"])
     True

@@ -9,7 +9,7 @@ transaction; a new foreign key is added `NOT VALID` and validated in that block
 (`safe_directives`, which env.py applies).
 
 Example:
-    >>> from copythat_ops.revisions import safe_directives
+    >>> from copythat_ops.migrations.revisions import safe_directives
     >>> callable(safe_directives)
     True
 """

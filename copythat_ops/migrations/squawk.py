@@ -13,7 +13,7 @@ module-level dict of the revision file; lint passes it to squawk as its own
     SQUAWK_IGNORE = {"prefer-text-field": "the initial schema exactly as the setup guide gives it"}
 
 Example:
-    >>> from copythat_ops.lint import lint
+    >>> from copythat_ops.migrations.squawk import lint
     >>> lint(["c1a36d61036a"]).empty      # passes: its squawk exceptions are justified in SQUAWK_IGNORE
     True
 """

@@ -11,7 +11,7 @@ POST /projects/{id}/branches, GET /projects/{id}/operations/{op}, GET
 POST /projects/{id}/branches/{branch}/restore.
 
 Example:
-    >>> from copythat_ops.neon import API_URL
+    >>> from copythat_ops.recovery.neon import API_URL
     >>> API_URL
     'https://console.neon.tech/api/v2'
 """
