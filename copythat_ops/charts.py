@@ -2,7 +2,8 @@
 
 Each chart takes the DataFrame a library function returns and gives back a
 Figure; nothing here queries the database. `figure()`, `PALETTE`,
-`bytes_axis()` and `note_empty()` give every chart the same look.
+`bytes_axis()` and `note_empty()` give every chart the same look; `alt_text()`
+describes a chart in words, for a report's readers who cannot see it.
 
 Example:
     >>> from copythat_ops import charts, monitor
@@ -16,7 +17,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
+from matplotlib.container import BarContainer
 from matplotlib.figure import Figure
+from matplotlib.patches import Polygon
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 PALETTE = {
@@ -83,6 +86,59 @@ def note_empty(ax: Axes, message: str) -> None:
     ax.text(0.5, 0.5, message, ha="center", va="center", color=PALETTE["muted"], transform=ax.transAxes)
     ax.set_xticks([])
     ax.set_yticks([])
+
+
+def alt_text(fig: Figure, *, most: int = 6) -> str:
+    """Return what `fig` shows, in words: its title, then per chart its kind, axes, series and the first `most` categories, or what it says when empty.
+
+    A report gives it as the chart's alt text, and a notebook as the figure's text form.
+
+    Example:
+        >>> fig, (ax,) = figure("Long-running queries")
+        >>> note_empty(ax, "no long-running queries")
+        >>> alt_text(fig)
+        'Long-running queries: no long-running queries.'
+    """
+    parts = [_axes_text(ax, most) for ax in fig.axes if ax.get_visible()]
+    title = fig.get_suptitle() or fig.get_label() or "Chart"
+    return f"{title}: " + " ".join(part for part in parts if part) if any(parts) else f"{title}."
+
+
+def _axes_text(ax: Axes, most: int) -> str:
+    """One chart of a figure in words, e.g. 'by state: horizontal bars of connections for idle, active.'"""
+    title = f"{ax.get_title()}: " if ax.get_title() else ""
+    if not ax.has_data():
+        notes = [t.get_text() for t in ax.texts if t.get_text()]
+        return f"{title}{'; '.join(notes) or 'empty'}." if title or notes else ""
+    kinds, categories = [], []
+    for container in ax.containers:
+        if isinstance(container, BarContainer):
+            horizontal = container.orientation == "horizontal"
+            kinds.append("horizontal bars" if horizontal else "bars")
+            labels = ax.get_yticklabels() if horizontal else ax.get_xticklabels()
+            categories = [t.get_text() for t in labels if t.get_text()]
+            break
+    if any(isinstance(p, Polygon) for p in ax.patches):
+        kinds.append("histograms" + (" on a log scale" if ax.get_xscale() == "log" else ""))
+    if ax.collections:
+        kinds.append("areas" if not any(type(c).__name__ == "PathCollection" for c in ax.collections) else "points")
+    if any(len(line.get_xdata()) > 2 for line in ax.get_lines()):  # not a threshold or marker line
+        kinds.append("lines")
+    words = title + " and ".join(dict.fromkeys(kinds or ["a chart"]))
+    axis = ax.get_ylabel() if ax.get_ylabel() and not categories else ax.get_xlabel()
+    if axis:
+        words += f" of {axis}"
+    if ax.get_ylabel() and ax.get_xlabel() and not categories:
+        words += f" against {ax.get_xlabel()}"
+    legend = ax.get_legend()
+    series = [t.get_text() for t in legend.get_texts()] if legend else []
+    if series:
+        words += f"; legend: {', '.join(series)}"
+    if categories:
+        shown = categories[::-1] if kinds[:1] == ["horizontal bars"] and not ax.yaxis_inverted() else categories  # top first
+        more = f" and {len(shown) - most} more" if len(shown) > most else ""
+        words += f" for {', '.join(shown[:most])}{more}"
+    return words + "."
 
 
 def _barh(ax: Axes, counts: pd.Series, color: str, xlabel: str) -> None:
