@@ -23,7 +23,7 @@ import shutil
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pandas as pd
@@ -126,6 +126,72 @@ def parameter_value(text: str) -> object:
         return ast.literal_eval(text)
     except (ValueError, SyntaxError, MemoryError, RecursionError):
         return text
+
+
+def checked_parameter(name: str, value: object, default: str) -> object:
+    """Return `value` for the notebook parameter `name` once it is the kind of value its `default` (as written) is, else raise InputError.
+
+    A default that is a duration ("7 days") takes a duration, a size ("10 GB") a size, a whole
+    number a whole number (not negative when the default is not), a float a number, True/False
+    True or False (also spelled true/false/yes/no); a number given for a text default becomes text;
+    a None default takes anything, true/false read as True/False (not as text, which would count as true).
+
+    Example:
+        >>> checked_parameter("SINCE", "3 days", '"7 days"'), checked_parameter("TARGET", 5, '"head"')
+        ('3 days', '5')
+        >>> checked_parameter("SINCE", "3 dayz", '"7 days"')
+        Traceback (most recent call last):
+        ...
+        copythat_ops.errors.InputError: parameter SINCE '3 dayz' is not a duration. Fix: give e.g. 30s, 30min, 2h, 1 day or 00:30:00
+    """
+    from . import validate
+
+    example = parameter_value(default) if isinstance(default, str) else default
+    shown = f"parameter {name}"
+    if isinstance(example, bool):
+        word = value.strip().lower() if isinstance(value, str) else None
+        if word in _BOOL_WORDS:
+            return _BOOL_WORDS[word]
+        if not isinstance(value, bool):
+            raise InputError(f"{shown} must be True or False, not {value!r}", fix="give True or False")
+    elif isinstance(example, int | float):
+        validate.number(value, name=shown, minimum=0 if example >= 0 else float("-inf"), integer=isinstance(example, int))
+    elif isinstance(example, str):
+        if _is_duration(example):
+            validate.duration(value, name=shown, positive=True)
+        elif _is_size(example):
+            from .monitor.forecast import parse_size
+
+            try:
+                parse_size(value, name=shown)
+            except InputError:
+                raise InputError(f"{shown} {value!r} is not a size", fix="give a size with a unit, e.g. 10 GB or 512 MB") from None
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            return str(value)
+    elif example is None and isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    return value
+
+
+_BOOL_WORDS = {"true": True, "yes": True, "false": False, "no": False}
+
+
+def _is_duration(example: str) -> bool:
+    from . import validate
+
+    try:
+        return validate.duration(example) > timedelta(0)
+    except InputError:
+        return False
+
+
+def _is_size(example: str) -> bool:
+    from .monitor.forecast import parse_size
+
+    try:
+        return bool(re.search(r"[A-Za-z]", example)) and parse_size(example) > 0
+    except InputError:
+        return False
 
 
 def run_summary() -> dict:
@@ -295,14 +361,14 @@ def _parameters_per_notebook(selected: list[Path], parameters: Mapping[str, obje
                 raise InputError(f"parameter {key!r} is for {path.stem}, which this run does not include", fix=f"also select notebook {target}")
             if name not in declared[path]:
                 raise InputError(f"{path.stem} has no parameter {name!r}", fix=f"use one of its parameters: {_names(declared[path])}")
-            plan[path][name] = value
+            plan[path][name] = checked_parameter(name, value, declared[path][name])
             continue
         having = [path for path in selected if name in declared[path]]
         if not having:
             known = "; ".join(f"{path.stem}: {_names(declared[path])}" for path in selected)
             raise InputError(f"no selected notebook has a parameter {name!r}", fix=f"use one they have ({known})")
         for path in having:
-            plan[path][name] = value
+            plan[path][name] = checked_parameter(name, value, declared[path][name])
     return plan
 
 
