@@ -65,7 +65,7 @@ def test_backup_is_listed_and_restores_into_a_new_database(source, server, tmp_p
 
 def test_restore_never_overwrites_an_existing_database(source, tmp_path):
     taken = backup.backup(url=source, folder=tmp_path)
-    with pytest.raises(InputError, match=f"database {source.database} already exists; restore never overwrites"):
+    with pytest.raises(InputError, match=f"{source.database} already exists on the server, and restore only makes new databases"):
         backup.restore(taken["path"], database=source.database, url=source)
     assert migrations.current(url=source) == BEFORE_HEAD
 
@@ -90,11 +90,15 @@ def test_a_backup_folder_that_cannot_be_written_is_named(source, tmp_path):
     assert result.returncode == 2 and "cannot be written" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_the_password_reaches_pg_dump_in_the_environment_not_argv(server, tmp_path, monkeypatch):
+@pytest.mark.parametrize("form", ["user-info", "query"])
+def test_the_password_reaches_pg_dump_in_the_environment_not_argv(server, tmp_path, monkeypatch, form):
     fresh = server.create_database("password")
     url = server.password_url.set(database=fresh.database)
     if not url.password:
         pytest.skip("the test server's login has no password")
+    password = url.password
+    if form == "query":  # ?password= instead of user:password@
+        url = url.set(password=None, query={**url.query, "password": password})
     with server.engine.connect() as conn:
         conn.execute(text(f'ALTER DATABASE "{fresh.database}" OWNER TO "{url.username}"'))
     calls = []
@@ -104,15 +108,15 @@ def test_the_password_reaches_pg_dump_in_the_environment_not_argv(server, tmp_pa
         calls.append((command, kwargs.get("env") or {}))
         return real(command, *args, **kwargs)
 
-    monkeypatch.setattr(backup.subprocess, "run", recording)
+    monkeypatch.setattr(subprocess, "run", recording)
     try:
         backup.backup(url=url, folder=tmp_path)
     finally:
         monkeypatch.undo()
         server.drop_database(fresh)
     dump = [(c, e) for c, e in calls if "pg_dump" in Path(c[0]).name and "--version" not in c]
-    assert dump and all(url.password not in " ".join(c) for c, _ in dump)
-    assert all(e.get("PGPASSWORD") == url.password for _, e in dump)
+    assert dump and all(password not in " ".join(c) for c, _ in dump)
+    assert all(e.get("PGPASSWORD") == password for _, e in dump)
 
 
 def test_cli_backup_then_backups(source, tmp_path):

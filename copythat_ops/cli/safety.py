@@ -9,25 +9,42 @@ Example:
 
 from __future__ import annotations
 
+import re
 import sys
+from contextlib import contextmanager
 
-from ..migrations import rehearsal as rehearse, revisions, squawk as lint
-from ..recovery import dumps as backup
-from ..config import is_local
-from ..engine import database_url
-from ..errors import InputError
+from ..errors import CopythatError, InputError
+from .args import positive_duration
 from .confirm import add_yes, confirm_change
+from .lazy import library
 from .output import Report
 
+rehearse, revisions, lint = library("migrations.rehearsal"), library("migrations.revisions"), library("migrations.squawk")
+backup = library("recovery.dumps", BACKUP_DIR_VAR="COPYTHAT_BACKUP_DIR", LOCK_WAIT_TIMEOUT="5s")
 MIGRATE_ACTIONS = ("lint", "new", "rehearse")
 DB_ACTIONS = ("backup", "restore", "backups")
 FOLDER_HELP = f"the backup folder (default ${backup.BACKUP_DIR_VAR}, else .copythat/backups of the checkout)"
+LOCK_WAIT_HELP = f"give up when a table stays locked this long, naming the session that holds it (default {backup.LOCK_WAIT_TIMEOUT})"
+# "backups() (`copythat-ops db backups`)": a library message names the function and the command; the CLI says the command.
+_BOTH = re.compile(r"(?<![\w.])[a-z_]+\([^()]*\) \((`copythat-ops [^`]+`)\)")
+
+
+@contextmanager
+def cli_words():
+    """Errors from the library in the CLI's words: the command instead of the function, one `Fix:`."""
+    try:
+        yield
+    except CopythatError as exc:
+        problem, _, inner_fix = exc.problem.partition(". Fix: ")
+        fix = exc.fix or inner_fix or None
+        raise type(exc)(_BOTH.sub(r"\1", problem), fix=_BOTH.sub(r"\1", fix) if fix else None, params=exc.params) from None
 
 
 def register_migrate(actions, upgrade) -> None:
     """Add `migrate lint | new | rehearse` and `migrate upgrade --backup`."""
     upgrade.add_argument("--backup", action="store_true", help="take a backup (pg_dump -Fc) before applying anything")
     upgrade.add_argument("--folder", help=FOLDER_HELP)
+    upgrade.add_argument("--lock-wait-timeout", type=positive_duration, default=backup.LOCK_WAIT_TIMEOUT, help=f"with --backup: {LOCK_WAIT_HELP}")
     check = actions.add_parser("lint", help="check revisions' SQL (upgrade and downgrade) with squawk; exit 1 on a finding")
     check.add_argument("revisions", nargs="*", metavar="REV", help="revisions to lint (default: all)")
     check.add_argument("--pg-version", help="judge for this PostgreSQL version, e.g. 15 (default: squawk's newest)")
@@ -44,6 +61,7 @@ def register_db(actions) -> None:
     """Add `db backup | restore | backups`."""
     take = actions.add_parser("backup", help="pg_dump -Fc the database into the backup folder")
     take.add_argument("--folder", help=FOLDER_HELP)
+    take.add_argument("--lock-wait-timeout", type=positive_duration, default=backup.LOCK_WAIT_TIMEOUT, help=LOCK_WAIT_HELP)
     take.add_argument("--neon", action="store_true", help="instead: a Neon branch of the default branch at its current LSN")
     back = actions.add_parser("restore", help="restore a backup into a NEW database (never over an existing one)")
     back.add_argument("path", nargs="?", metavar="FILE", help="a .dump file (see `db backups`)")
@@ -56,6 +74,11 @@ def register_db(actions) -> None:
 
 
 def run_migrate(args) -> object:
+    with cli_words():
+        return _run_migrate(args)
+
+
+def _run_migrate(args) -> object:
     if args.action == "lint":
         found = lint.lint(args.revisions or None, pg_version=args.pg_version)
         if found.empty:
@@ -79,6 +102,9 @@ def run_migrate(args) -> object:
 
 def offer_backup(args) -> None:
     """`migrate upgrade` on a database that is not local, without --backup: say how to take one first."""
+    from ..config import is_local
+    from ..engine import database_url
+
     if not getattr(args, "backup", False) and not is_local(database_url()):
         print("No backup will be taken: add --backup to pg_dump the database first (copythat-ops db backups lists them).", file=sys.stderr)
 
@@ -86,17 +112,23 @@ def offer_backup(args) -> None:
 def backup_before_upgrade(args) -> None:
     """`migrate upgrade --backup`: the dump comes first; a failed dump stops the upgrade."""
     if getattr(args, "backup", False):
-        taken = backup.backup(folder=args.folder)
+        with cli_words():
+            taken = backup.backup(folder=args.folder, lock_wait_timeout=getattr(args, "lock_wait_timeout", backup.LOCK_WAIT_TIMEOUT))
         print(f"backup: {taken['path']} ({taken['size_bytes']} bytes, {taken['tool']})", file=sys.stderr)
 
 
 def run_db(args) -> object:
+    with cli_words():
+        return _run_db(args)
+
+
+def _run_db(args) -> object:
     if args.action == "backup":
         if args.neon:
             from ..recovery import neon
 
             return neon.snapshot()
-        return backup.backup(folder=args.folder)
+        return backup.backup(folder=args.folder, lock_wait_timeout=args.lock_wait_timeout)
     if args.action == "backups":
         return backup.backups(args.folder)
     if args.neon:
@@ -108,7 +140,12 @@ def run_db(args) -> object:
         confirm_change(f"db restore --neon (Neon project {client.project_id}, default branch back to {args.timestamp})", yes=args.yes)
         return neon.restore_to(client=client, timestamp=args.timestamp)
     if not args.path or not args.database:
-        raise InputError("restore needs FILE and --database NAME (a new database)", fix="e.g. copythat-ops db restore .copythat/backups/X.dump --database copythat_restored")
+        raise InputError(
+            "restore needs FILE and --database NAME (a new database)",
+            fix="name a file listed by `copythat-ops db backups`, e.g. copythat-ops db restore FILE --database copythat_restored",
+        )
+    from ..engine import database_url
+
     server = database_url()
     confirm_change(f"db restore (creates database {args.database})", yes=args.yes, url=server)
     return backup.restore(args.path, database=args.database)

@@ -13,7 +13,12 @@ DATABASE fail). On Neon the copy is a branch (`neon.py`). On the copy:
 3. the last revision is downgraded one step and upgraded again, so a downgrade
    that does not work is found before anyone needs it.
 
-The copy is dropped at the end, also after a failure or Ctrl-C. The source
+The copy is dropped at the end, also after a failure or Ctrl-C. A clone is named
+`SOURCE_rehearsal_HOST_PID_XXXX` (HOST: six hex digits naming the machine) and noted
+"rehearsal in progress" on the server, so a run killed outright (`kill -9`, a lost
+terminal) is recognised by the next rehearsal: a clone whose run is gone from this
+machine is dropped, its sessions ended, and a `LeftoverWarning` says so; one made on
+another machine is named with the statement that drops it. The source
 database is only read (or dumped). The clone has no other sessions, so lock waits
 show what the migration waits for by itself (e.g. CONCURRENTLY waiting on older
 transactions), not what production traffic would add.
@@ -27,10 +32,12 @@ Example:
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 import time
 import uuid
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
@@ -46,7 +53,9 @@ from ..engine import database_url, dispose_engines, get_engine
 from ..errors import CopythatError, InputError, MigrationError
 from ..monitor import health, verdict
 from ..recovery import dumps
+from ..recovery.dumps import LeftoverWarning
 from ..recovery.neon import Neon
+from ..recovery.pgtools import HOST, host_tag, mark, parse_mark, run_is_alive
 from ..validate import database_name
 from .compare import check
 from .plans import history, pending
@@ -55,6 +64,12 @@ from .verbs import downgrade, upgrade
 
 COLUMNS = ["revision", "description", "seconds", "statements", "locks_taken", "longest_lock_wait_s", "downgrade_ok", "checks_ok", "error"]
 SAMPLE_SECONDS = 0.02  # how often lock waits are sampled
+LOCK_TIMEOUT = "5s"  # every statement on the maintenance database gives up waiting for a lock after this
+STATEMENT_TIMEOUT = "30min"  # ... and runs at most this long (CREATE DATABASE ... TEMPLATE copies the files)
+# SOURCE_rehearsal_HOST_PID_XXXX: the clone of a run, which the next run can tell is gone.
+_CLONE = re.compile(r"^(?P<source>.*)_rehearsal_(?P<host>[0-9a-f]{6})_(?P<pid>\d+)_[0-9a-f]{4}$")
+_LEGACY_CLONE = re.compile(r"^(?P<source>.*)_rehearsal_[0-9a-f]{8}$")  # made before clones carried their run
+KEPT = "copythat-ops rehearsal clone kept"
 # The toolkit's and Alembic's own bookkeeping, not the migration's statements.
 _HOUSEKEEPING = re.compile(
     r"pg_try_advisory_lock|pg_advisory_unlock|set_config\('lock_timeout'|RESET lock_timeout|FROM pg_locks|alembic_version|pg_catalog\.pg_class",
@@ -112,22 +127,31 @@ def rehearse(target: str = "head", *, url: URL | str | None = None, keep: bool =
     started = time.perf_counter()
     source = database_url() if url is None else get_engine(url).url
     todo = revisions_to_rehearse(target, source)
-    name = clone_name or f"{source.database}_rehearsal_{uuid.uuid4().hex[:8]}"[:63]
+    name = clone_name or clone_name_for(source.database)
     rows: list[dict] = []
-    attrs = {"ok": False, "clone": name, "method": None, "seconds": None, "health": None, "source": mask_url(source)}
+    attrs = {"ok": False, "clone": name, "method": None, "seconds": None, "health": None, "source": mask_url(source), "leftovers": []}
     admin = admin_engine(source)
-    with admin.connect() as conn:
-        taken = conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name})
+    try:
+        attrs["leftovers"] = leftover_clones(admin)
+        with admin.connect() as conn:
+            taken = conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name})
+    except BaseException:
+        admin.dispose()
+        raise
     if taken:
         admin.dispose()
         raise InputError(f"database {name} already exists; a rehearsal copies into a new database and drops it", fix="leave clone_name unset or name a database that does not exist", params="clone_name")
     try:
         attrs["method"] = clone_database(source, name, admin=admin)
+        _note(admin, name, mark("rehearsal", f"clone of {source.database}"))
         rows, attrs["health"] = rehearse_copy(source.set(database=name), todo, target)
         attrs["ok"] = bool(rows) and all(not r["error"] for r in rows)
     finally:
         if not keep:
             drop_clone(name, admin=admin)
+        else:
+            with suppress(DBAPIError):
+                _note(admin, name, f"{KEPT}: clone of {source.database}, made by pid {os.getpid()} at {datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC")
         admin.dispose()
         attrs["seconds"] = round(time.perf_counter() - started, 3)
     report = pd.DataFrame(rows, columns=COLUMNS)
@@ -178,12 +202,96 @@ def revisions_to_rehearse(target: str, source: URL) -> list[tuple[str, str]]:
     return [(at, row["description"].iloc[0] if len(row) else "")]  # nothing pending: rehearse the last one's downgrade
 
 
+def clone_name_for(source: str) -> str:
+    """The name of a new clone of database `source`: `SOURCE_rehearsal_HOST_PID_XXXX`, at most 63 characters.
+
+    Example:
+        >>> bool(_CLONE.match(clone_name_for("copythat")))
+        True
+    """
+    tail = f"_rehearsal_{host_tag()}_{os.getpid()}_{uuid.uuid4().hex[:4]}"
+    return source[: 63 - len(tail)] + tail
+
+
+def leftover_clones(admin: Engine) -> list[dict]:
+    """Find rehearsal clones on the server whose run is over: drop those made on this machine, say how to drop the others.
+
+    A clone is its run's while the run's process lives (pid and host from the clone's note,
+    else from its name); kept clones (`keep=True`) and those of live runs are left alone.
+    Returns one dict per leftover: clone, pid, host, sessions, action ("dropped" or "left: another host").
+    A `LeftoverWarning` says what was done.
+
+    Example:
+        >>> leftover_clones(admin_engine(database_url()))
+        []
+    """
+    with admin.connect() as conn:
+        found = conn.execute(
+            text(
+                """
+                SELECT d.datname,
+                       shobj_description(d.oid, 'pg_database') AS note,
+                       (SELECT count(*) FROM pg_stat_activity a WHERE a.datname = d.datname) AS sessions
+                FROM pg_database d
+                WHERE d.datname LIKE '%\\_rehearsal\\_%'
+                   OR shobj_description(d.oid, 'pg_database') LIKE 'copythat-ops rehearsal%'
+                ORDER BY d.datname
+                """
+            )
+        ).all()
+    leftovers = []
+    for row in found:
+        note, named, legacy = parse_mark(row.note), _CLONE.match(row.datname), _LEGACY_CLONE.match(row.datname)
+        if (row.note or "").startswith(KEPT):
+            continue
+        if note is not None:
+            pid, host, since = note["pid"], note["host"], note["since"]
+            alive = run_is_alive(pid, host, since)
+        elif named is not None:
+            pid, since = int(named["pid"]), None
+            mine = named["host"] == host_tag()
+            host = HOST if mine else f"tagged {named['host']}"
+            alive = run_is_alive(pid) if mine else None
+        elif legacy is not None and not row.note:
+            pid, host, since, alive = None, "unknown", None, None
+        else:
+            continue
+        if alive:
+            continue
+        entry = {"clone": row.datname, "pid": pid, "host": host, "sessions": int(row.sessions), "action": None}
+        run = f"pid {pid} on host {host}" if pid else "a run of an earlier version"
+        if alive is False:
+            drop_clone(row.datname, admin=admin)
+            entry["action"] = "dropped"
+            ended = f"; ended its {entry['sessions']} session(s) still running" if entry["sessions"] else ""
+            warnings.warn(f"dropped the rehearsal clone {row.datname} left by an interrupted run ({run}, gone){ended}", LeftoverWarning, stacklevel=2)
+        else:
+            entry["action"] = "left: another host"
+            busy = f", {entry['sessions']} session(s) on it" if entry["sessions"] else ""
+            warnings.warn(
+                f"the rehearsal clone {row.datname} was made by {run}{busy}; when that run is over, drop it: DROP DATABASE \"{row.datname}\" WITH (FORCE)",
+                LeftoverWarning,
+                stacklevel=2,
+            )
+        leftovers.append(entry)
+    return leftovers
+
+
+def _note(admin: Engine, name: str, note: str) -> None:
+    with admin.connect() as conn:
+        conn.execute(text(f'COMMENT ON DATABASE "{database_name(name)}" IS :note'), {"note": note})
+
+
 def admin_engine(source: URL) -> Engine:
-    """An AUTOCOMMIT engine on the same server as `source` but another database (CREATE DATABASE ... TEMPLATE needs the source idle)."""
+    """An AUTOCOMMIT engine on the same server as `source` but another database (CREATE DATABASE ... TEMPLATE needs the source idle).
+
+    Its sessions give up waiting for a lock after 5 s and on a statement after 30 min."""
+    connect_args = {} if "connect_timeout" in source.query else {"connect_timeout": 10}
     for maintenance in ("postgres", "template1"):
         if maintenance == source.database:
             continue
-        engine = create_engine(source.set(database=maintenance), poolclass=NullPool, isolation_level="AUTOCOMMIT")
+        engine = create_engine(source.set(database=maintenance), poolclass=NullPool, isolation_level="AUTOCOMMIT", connect_args=connect_args)
+        event.listen(engine, "connect", _timeouts)
         try:
             with engine.connect():
                 return engine
@@ -193,6 +301,12 @@ def admin_engine(source: URL) -> Engine:
         f"cannot connect to the maintenance database (postgres or template1) of {mask_url(source)} to make the clone",
         fix="let the role connect to the postgres database, or rehearse on Neon",
     )
+
+
+def _timeouts(dbapi_connection, record) -> None:
+    with dbapi_connection.cursor() as cursor:
+        cursor.execute(f"SET lock_timeout = '{LOCK_TIMEOUT}'; SET statement_timeout = '{STATEMENT_TIMEOUT}'; SET application_name = 'copythat-ops'")
+    dbapi_connection.commit()
 
 
 def clone_database(source: URL, name: str, *, admin: Engine) -> str:

@@ -5,8 +5,17 @@ A backup file is named `DATABASE__REVISION__YYYYMMDDTHHMMSSZ.dump` (REVISION is
 $COPYTHAT_BACKUP_DIR. pg_dump and pg_restore are taken to match the server: the
 embedded wheel's own (PostgreSQL 18) for a server of that version, otherwise the
 Debian client of the server's major version (/usr/lib/postgresql/NN/bin), else
-the nearest newer one found; each result names the binary used. The password
-reaches them in PGPASSWORD, never on the command line.
+the nearest newer one found; each result names the binary used. Every secret of
+the URL reaches them in the environment, never on the command line.
+
+Nothing waits forever: pg_dump gives up on a table lock after `lock_wait_timeout`
+(5 s) and the error names the session holding it; every statement has a lock and
+statement timeout. Nothing is left behind unexplained: while pg_dump writes, the
+file is `NAME.dump.writer-PID@HOST.partial`, and pg_dump dies with the command; the
+next `backup()` or `backups()` removes the partial file of a run that is gone and
+says so (a `LeftoverWarning`). A restore marks its new database "restore in
+progress" until it is done, so running the same restore again after an
+interruption replaces the half-made database instead of refusing it.
 
 Example:
     >>> from copythat_ops.recovery import dumps
@@ -18,29 +27,38 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import subprocess
 import time
-from dataclasses import dataclass
-from datetime import UTC, datetime
+import warnings
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
 from alembic.migration import MigrationContext
 from sqlalchemy import text
 from sqlalchemy.engine import URL
+from sqlalchemy.exc import DBAPIError
 
-from ..config import libpq_url, mask_text, mask_url
+from ..config import mask_url
 from ..engine import connection, database_url, dispose_engines, get_engine
-from ..errors import ConfigError, InputError
-from ..validate import database_name
-from .pgtools import client_env, pg_tool, server_major
+from ..errors import ConfigError, CopythatError, InputError
+from ..validate import database_name, duration
+from .pgtools import HOST, client_env, describe_holder, last_line, lock_holders, mark, parse_mark, pg_tool, run_is_alive, run_tool, server_major
 
 BACKUP_DIR_VAR = "COPYTHAT_BACKUP_DIR"
 CHECKOUT = Path(__file__).resolve().parents[2]
 MAGIC = b"PGDMP"  # the first bytes of every pg_dump custom-format archive
+LOCK_WAIT_TIMEOUT = "5s"  # how long pg_dump, and every statement here, waits for a lock
+STATEMENT_TIMEOUT = "60s"  # CREATE / DROP / COMMENT ON DATABASE and the lookups around them
+LEGACY_PARTIAL_AGE = timedelta(minutes=10)  # a `.dump.partial` without its writer's name, untouched this long, is a leftover
 _NAME = re.compile(r"^(?P<database>.+)__(?P<revision>[^_]+)__(?P<stamp>\d{8}T\d{6}Z)\.dump$")
+_PARTIAL = re.compile(r"^(?P<final>.+\.dump)\.writer-(?P<pid>\d+)@(?P<host>[^/]+)\.partial$")
+_LOCKED_TABLE = re.compile(r"LOCK TABLE (\S+) IN ACCESS SHARE MODE")
+_LOCK_TIMEOUT = re.compile(r"canceling statement due to (lock|statement) timeout|lock timeout", re.IGNORECASE)
 COLUMNS = ["file", "database", "revision", "taken_at", "size_bytes", "size", "path"]
+
+
+class LeftoverWarning(UserWarning):
+    """Something an interrupted earlier run left behind was found: removed when it was safe, else how to remove it."""
 
 
 def backup_dir(folder: str | os.PathLike | None = None) -> Path:
@@ -71,8 +89,12 @@ def _writable(folder: Path) -> Path:
     return folder
 
 
-def backup(*, url: URL | str | None = None, folder: str | os.PathLike | None = None) -> dict:
+def backup(*, url: URL | str | None = None, folder: str | os.PathLike | None = None, lock_wait_timeout: str | timedelta = LOCK_WAIT_TIMEOUT) -> dict:
     """Dump the database at `url` (default: the configured one) with `pg_dump -Fc`; return what was written.
+
+    pg_dump gives up when a table stays locked longer than `lock_wait_timeout` (default 5s);
+    the error then names the session that holds the lock. Partial files of earlier runs that
+    are gone are removed first (a `LeftoverWarning` says which).
 
     Returns a dict: path, database, revision, size_bytes, seconds, tool (the pg_dump used).
 
@@ -81,25 +103,30 @@ def backup(*, url: URL | str | None = None, folder: str | os.PathLike | None = N
         >>> taken["path"].name.endswith(".dump"), taken["revision"] is not None
         (True, True)
     """
+    wait = duration(lock_wait_timeout, name="lock_wait_timeout", positive=True)
     target = database_url() if url is None else get_engine(url).url
     where = _writable(backup_dir(folder))
+    leftover_partials(where)
     tool = pg_tool("pg_dump", server_major(target))
-    with connection(get_engine(target)) as conn:
-        revision = ", ".join(MigrationContext.configure(conn).get_current_heads()) or None
+    revision = _revision(target, wait)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     path = where / f"{target.database}__{(revision or 'base').replace(', ', '+')}__{stamp}.dump"
-    partial = path.with_suffix(".dump.partial")
+    partial = where / f"{path.name}.writer-{os.getpid()}@{HOST}.partial"
     started = time.perf_counter()
-    done = subprocess.run(
-        [str(tool.path), "--format=custom", f"--file={partial}", "--dbname", libpq_url(target)],
-        capture_output=True,
-        text=True,
-        env=client_env(target),
-    )
-    if done.returncode != 0:
+    try:
+        with client_env(target) as env:
+            done = run_tool(
+                [str(tool.path), "--format=custom", f"--lock-wait-timeout={_ms(wait)}", f"--file={partial}", "--dbname", _libpq(target)],
+                env=env,
+            )
+        if done.returncode != 0:
+            locked = _LOCKED_TABLE.search(done.stderr or "")
+            if locked and _LOCK_TIMEOUT.search(done.stderr or ""):
+                raise _lock_wait_error(target, locked.group(1), wait, "pg_dump")
+            raise ConfigError(f"pg_dump of {mask_url(target)} failed ({last_line(done.stderr)}); nothing was kept", fix="correct what pg_dump names and run again")
+        partial.rename(path)
+    finally:
         partial.unlink(missing_ok=True)
-        raise ConfigError(f"pg_dump of {mask_url(target)} failed ({_last_line(done.stderr)})", fix="correct what pg_dump names and run again")
-    partial.rename(path)
     return {
         "path": path,
         "database": target.database,
@@ -110,14 +137,120 @@ def backup(*, url: URL | str | None = None, folder: str | os.PathLike | None = N
     }
 
 
+def _libpq(url: URL) -> str:
+    from ..config import libpq_url
+
+    return libpq_url(url)
+
+
+def _ms(wait: timedelta) -> int:
+    return max(1, int(wait / timedelta(milliseconds=1)))
+
+
+def _revision(target: URL, wait: timedelta) -> str | None:
+    """The revision(s) the database is at, read under the lock timeout (alembic_version may be locked too)."""
+    with connection(get_engine(target)) as conn:
+        try:
+            conn.execute(
+                text("SELECT set_config('lock_timeout', :lock, true), set_config('statement_timeout', :statement, true)"),
+                {"lock": f"{_ms(wait)}ms", "statement": STATEMENT_TIMEOUT},
+            )
+            heads = MigrationContext.configure(conn).get_current_heads()
+        except DBAPIError as exc:
+            if getattr(exc.orig, "pgcode", None) in ("55P03", "57014"):
+                raise _lock_wait_error(target, "alembic_version", wait, "reading the revision") from None
+            raise
+        finally:
+            conn.rollback()
+    return ", ".join(heads) or None
+
+
+def _lock_wait_error(target: URL, table: str | None, wait: timedelta, what: str) -> CopythatError:
+    """The error for a wait on a lock that ran out: who holds it, what it is doing, and how to end it."""
+    seconds = f"{wait.total_seconds():g} s"
+    try:
+        holders = lock_holders(target, table)
+    except (CopythatError, DBAPIError):
+        holders = []
+    shown = table or "a table"
+    if not holders:
+        return CopythatError(
+            f"{what} of {mask_url(target)} gave up after {seconds} waiting for a lock on {shown}; the session holding it has ended since; nothing was kept",
+            fix="run the command again",
+        )
+    pid = holders[0]["pid"]
+    named = "; ".join(describe_holder(h) for h in holders[:3]) + (f"; and {len(holders) - 3} more" if len(holders) > 3 else "")
+    return CopythatError(
+        f"{what} of {mask_url(target)} gave up after {seconds} waiting for a lock on {shown}: {named}; nothing was kept",
+        fix=f"wait for pid {pid} to end its transaction and run again, or end it with `copythat-ops monitor terminate {pid} --apply` (SQL: SELECT pg_terminate_backend({pid}))",
+    )
+
+
+def leftover_partials(folder: str | os.PathLike | None = None) -> list[dict]:
+    """Find the partial backup files in the folder; remove those whose writer is gone; return them all.
+
+    Each: file, size_bytes, pid, host, action ("removed", "being written", "left: another host"
+    or "left: recent"). A `LeftoverWarning` says what was removed, and what was left and why.
+
+    Example:
+        >>> leftover_partials("no-such-folder")
+        []
+    """
+    where = backup_dir(folder)
+    found = []
+    for path in sorted(where.glob("*.partial")) if where.is_dir() else []:
+        match = _PARTIAL.match(path.name)
+        try:
+            status = path.stat()
+        except FileNotFoundError:  # its writer finished meanwhile
+            continue
+        row = {"file": str(path), "size_bytes": status.st_size, "pid": None, "host": None, "action": None}
+        size = _readable(status.st_size)
+        if match:
+            row["pid"], row["host"] = int(match["pid"]), match["host"]
+            alive = run_is_alive(row["pid"], row["host"], since=status.st_mtime)
+            if alive is None:
+                row["action"] = "left: another host"
+                warnings.warn(
+                    f"a partial backup {path} ({size}) was written by pid {row['pid']} on host {row['host']}; when that run is over, delete the file",
+                    LeftoverWarning,
+                    stacklevel=3,
+                )
+            elif alive:
+                row["action"] = "being written"
+            else:
+                row["action"] = "removed"
+        elif path.name.endswith(".dump.partial"):
+            if time.time() - status.st_mtime > LEGACY_PARTIAL_AGE.total_seconds():
+                row["action"] = "removed"
+            else:
+                row["action"] = "left: recent"
+                warnings.warn(
+                    f"a partial backup {path} ({size}) changed in the last {LEGACY_PARTIAL_AGE.seconds // 60} min and names no writer; when no backup is running, delete the file",
+                    LeftoverWarning,
+                    stacklevel=3,
+                )
+        else:
+            continue
+        if row["action"] == "removed":
+            path.unlink(missing_ok=True)
+            writer = f" (pid {row['pid']}, gone)" if row["pid"] else ""
+            warnings.warn(f"removed a partial backup left by an interrupted run{writer}: {path} ({size})", LeftoverWarning, stacklevel=3)
+        found.append(row)
+    return found
+
+
 def backups(folder: str | os.PathLike | None = None) -> pd.DataFrame:
     """Return the backups in the folder, newest first: file, database, revision, taken_at, size_bytes, size, path.
+
+    Partial files of runs that are gone are removed first (a `LeftoverWarning` says which).
 
     Example:
         >>> list(backups("no-such-folder").columns)[:3]
         ['file', 'database', 'revision']
     """
     where = backup_dir(folder)
+    leftover_partials(where)
     rows = []
     for path in sorted(where.glob("*.dump")) if where.is_dir() else []:
         match = _NAME.match(path.name)
@@ -140,7 +273,7 @@ def backups(folder: str | os.PathLike | None = None) -> pd.DataFrame:
 
 
 def is_dump(path: str | os.PathLike) -> bool:
-    """Return True when the file is a pg_dump custom-format archive (what `backup()` writes).
+    """Return True when the file starts as a pg_dump custom-format archive does (what `backup()` writes).
 
     Example:
         >>> is_dump(__file__)
@@ -156,8 +289,12 @@ def is_dump(path: str | os.PathLike) -> bool:
 def restore(path: str | os.PathLike, *, database: str, url: URL | str | None = None) -> dict:
     """Restore a backup into a NEW database `database` on the server at `url` (default: the configured one).
 
-    Never overwrites: an existing database of that name is refused, nothing changed. The
-    restore runs in one transaction; when it fails the new database is dropped again.
+    The file is read through first (`pg_restore --list`, then all of it): a truncated or
+    foreign file is refused before any database is made. Never overwrites: an existing
+    database of that name is refused, nothing changed, except a half-made restore left by an
+    interrupted run of this function (marked "restore in progress" on the server), which is
+    dropped and made again (a `LeftoverWarning` says so). The restore runs in one transaction;
+    when it fails the new database is dropped again.
     Returns a dict: database, url (masked), seconds, tool (the pg_restore used).
 
     Example:
@@ -171,42 +308,108 @@ def restore(path: str | os.PathLike, *, database: str, url: URL | str | None = N
         raise InputError(f"no backup file {source}", fix="name a file listed by backups() (`copythat-ops db backups`)", params="path")
     if not is_dump(source):
         raise InputError(
-            f"{source} is not a pg_dump custom-format backup (it does not start with PGDMP)",
-            fix="name a .dump file written by backup() (`copythat-ops db backup`)",
+            f"{source} is not a pg_dump custom-format backup (it does not start with PGDMP); no database was made",
+            fix="name a .dump file listed by backups() (`copythat-ops db backups`)",
             params="path",
         )
     if not database or not database.strip():
         raise InputError("restore needs the name of a new database", fix="pass database=NAME (a name not in use)", params="database")
+    database_name(database)
     server = database_url() if url is None else get_engine(url).url
     target = server.set(database=database)
-    _create_database(server, database)
     tool = pg_tool("pg_restore", server_major(server))
+    _check_archive(tool, source)
+    _create_database(server, database, source)
     started = time.perf_counter()
-    done = subprocess.run(
-        [str(tool.path), "--single-transaction", "--exit-on-error", "--no-owner", "--no-privileges", "--dbname", libpq_url(target), str(source)],
-        capture_output=True,
-        text=True,
-        env=client_env(target),
-    )
+    try:
+        with client_env(target, options=f"-c lock_timeout={LOCK_WAIT_TIMEOUT}") as env:
+            done = run_tool(
+                [str(tool.path), "--single-transaction", "--exit-on-error", "--no-owner", "--no-privileges", "--dbname", _libpq(target), str(source)],
+                env=env,
+            )
+    except BaseException:  # Ctrl-C: the half-made database goes too
+        _drop_half_made(server, database, "the restore was interrupted")
+        raise
     if done.returncode != 0:
-        drop_database(database, url=server)
+        _drop_half_made(server, database, f"pg_restore into {database} failed ({last_line(done.stderr)})")
         raise ConfigError(
-            f"pg_restore into {database} failed and the new database was dropped ({_last_line(done.stderr)})",
+            f"pg_restore into {database} failed ({last_line(done.stderr)}) and the new database was dropped",
             fix="correct what pg_restore names (a server older than the backup's, a missing extension or role) and run again",
         )
+    _admin(server, f'COMMENT ON DATABASE "{database}" IS NULL')
     return {"database": database, "url": mask_url(target), "seconds": round(time.perf_counter() - started, 3), "tool": str(tool)}
 
 
-def _create_database(server: URL, database: str) -> None:
-    with connection(get_engine(server)) as conn:
-        exists = conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :d"), {"d": database})
-    if exists:
+def _check_archive(tool, source: Path) -> None:
+    """Read the whole archive with pg_restore (its table of contents, then every entry to /dev/null); refuse it when that fails."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+    for command in ([str(tool.path), "--list", str(source)], [str(tool.path), f"--file={os.devnull}", str(source)]):
+        done = run_tool(command, env=env)
+        if done.returncode == 0:
+            continue
+        reason = last_line(done.stderr)
+        if "unsupported version" in reason:
+            raise ConfigError(
+                f"{source} was written by a newer pg_dump than {tool} can read ({reason}); no database was made",
+                fix="install the newer PostgreSQL client (apt-get install postgresql-client-NN) or restore on a newer server",
+            )
         raise InputError(
-            f"database {database} already exists; restore never overwrites a database",
-            fix="choose a new name (database=...), or drop that one yourself first if it is really unwanted",
-            params="database",
+            f"{source} is not a complete pg_dump custom-format backup (`{Path(command[0]).name} {command[1].split('=')[0]}` fails: {reason}); no database was made",
+            fix="name a complete .dump file listed by backups() (`copythat-ops db backups`); a file cut short by an interrupted backup or copy cannot be restored",
+            params="path",
         )
-    _autocommit(server, f'CREATE DATABASE "{database_name(database)}"')
+
+
+def _create_database(server: URL, database: str, source: Path) -> None:
+    """Make the new database, marked "restore in progress"; a half-made restore of a run that is gone is made again."""
+    with connection(get_engine(server)) as conn, conn.begin():
+        conn.execute(text("SELECT set_config('statement_timeout', :s, true), set_config('lock_timeout', :l, true)"), {"s": STATEMENT_TIMEOUT, "l": LOCK_WAIT_TIMEOUT})
+        found = conn.execute(
+            text(
+                """
+                SELECT shobj_description(d.oid, 'pg_database') AS note,
+                       (SELECT count(*) FROM pg_stat_activity a WHERE a.datname = d.datname) AS sessions
+                FROM pg_database d
+                WHERE d.datname = :d
+                ORDER BY 1
+                """
+            ),
+            {"d": database},
+        ).first()
+    if found is not None:
+        note = parse_mark(found.note)
+        if not note or note["what"] != "restore":
+            raise InputError(
+                f"{database} already exists on the server, and restore only makes new databases",
+                fix="give database another name (one not in use), or drop that one yourself first if it is really unwanted",
+                params="database",
+            )
+        alive = run_is_alive(note["pid"], note["host"], note["since"])
+        since = f"since {note['since']:%Y-%m-%d %H:%M:%S} UTC" if note["since"] else ""
+        if alive or (alive is None and found.sessions):
+            raise InputError(
+                f"a restore into {database} is running now (pid {note['pid']} on host {note['host']} {since})",
+                fix="wait for it to finish, or stop it and run this again",
+                params="database",
+            )
+        _drop(server, database)
+        warnings.warn(
+            f"{database} was a half-made restore left by an interrupted run (pid {note['pid']} on host {note['host']} {since}, {note['detail'] or 'file unknown'}); dropped it to restore again",
+            LeftoverWarning,
+            stacklevel=3,
+        )
+    _admin(server, f'CREATE DATABASE "{database}" TEMPLATE template0')
+    _admin(server, f'COMMENT ON DATABASE "{database}" IS :note', {"note": mark("restore", f"from {source.name}")})
+
+
+def _drop_half_made(server: URL, database: str, why: str) -> None:
+    try:
+        _drop(server, database)
+    except (CopythatError, DBAPIError):
+        raise ConfigError(
+            f"{why}, and the half-made database {database} could not be dropped (the server cannot be reached)",
+            fix="run the same restore again once the server is back: it recognises its half-made database and makes it again",
+        ) from None
 
 
 def drop_database(database: str, *, url: URL | str | None = None) -> None:
@@ -218,19 +421,35 @@ def drop_database(database: str, *, url: URL | str | None = None) -> None:
     server = database_url() if url is None else get_engine(url).url
     if database == server.database:
         raise InputError(f"{database} is the database in use; it is never dropped here", fix="name another database", params="database")
+    _drop(server, database)
+
+
+def _drop(server: URL, database: str) -> None:
     dispose_engines()
-    _autocommit(server, f'DROP DATABASE IF EXISTS "{database_name(database)}" WITH (FORCE)')
+    _admin(server, f'DROP DATABASE IF EXISTS "{database_name(database)}" WITH (FORCE)')
 
 
-def _autocommit(server: URL, statement: str) -> None:
+def _admin(server: URL, statement: str, params: dict | None = None) -> None:
+    """Run one statement outside a transaction, under the lock and statement timeouts (reset afterwards: the connection is pooled)."""
     engine = get_engine(server).execution_options(isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.execute(text(statement))
+    try:
+        conn = engine.connect()
+    except DBAPIError as exc:
+        from ..engine import connect_error
+
+        raise connect_error(exc, server) from None
+    with conn:
+        conn.execute(text(f"SET lock_timeout = '{LOCK_WAIT_TIMEOUT}'"))
+        conn.execute(text(f"SET statement_timeout = '{STATEMENT_TIMEOUT}'"))
+        try:
+            conn.execute(text(statement), params or {})
+        finally:
+            conn.execute(text("RESET lock_timeout"))
+            conn.execute(text("RESET statement_timeout"))
 
 
 def _last_line(stderr: str) -> str:
-    lines = [line.strip() for line in (stderr or "").splitlines() if line.strip()]
-    return mask_text(lines[-1]) if lines else "no message"
+    return last_line(stderr)
 
 
 def _readable(size: int) -> str:
