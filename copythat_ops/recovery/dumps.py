@@ -52,7 +52,7 @@ STATEMENT_TIMEOUT = "60s"  # CREATE / DROP / COMMENT ON DATABASE and the lookups
 LEGACY_PARTIAL_AGE = timedelta(minutes=10)  # a `.dump.partial` without its writer's name, untouched this long, is a leftover
 _NAME = re.compile(r"^(?P<database>.+)__(?P<revision>[^_]+)__(?P<stamp>\d{8}T\d{6}Z)\.dump$")
 _PARTIAL = re.compile(r"^(?P<final>.+\.dump)\.writer-(?P<pid>\d+)@(?P<host>[^/]+)\.partial$")
-_LOCKED_TABLE = re.compile(r"LOCK TABLE (\S+) IN ACCESS SHARE MODE")
+_LOCKED_TABLES = re.compile(r"LOCK TABLE (?P<tables>.+?) IN ACCESS SHARE MODE")  # one table, or (pg_dump 18) a list of them
 _LOCK_TIMEOUT = re.compile(r"canceling statement due to (lock|statement) timeout|lock timeout", re.IGNORECASE)
 COLUMNS = ["file", "database", "revision", "taken_at", "size_bytes", "size", "path"]
 
@@ -120,9 +120,9 @@ def backup(*, url: URL | str | None = None, folder: str | os.PathLike | None = N
                 env=env,
             )
         if done.returncode != 0:
-            locked = _LOCKED_TABLE.search(done.stderr or "")
+            locked = _LOCKED_TABLES.search(done.stderr or "")
             if locked and _LOCK_TIMEOUT.search(done.stderr or ""):
-                raise _lock_wait_error(target, locked.group(1), wait, "pg_dump")
+                raise _lock_wait_error(target, [t.strip() for t in locked["tables"].split(",")], wait, "pg_dump")
             raise ConfigError(f"pg_dump of {mask_url(target)} failed ({last_line(done.stderr)}); nothing was kept", fix="correct what pg_dump names and run again")
         partial.rename(path)
     finally:
@@ -158,21 +158,22 @@ def _revision(target: URL, wait: timedelta) -> str | None:
             heads = MigrationContext.configure(conn).get_current_heads()
         except DBAPIError as exc:
             if getattr(exc.orig, "pgcode", None) in ("55P03", "57014"):
-                raise _lock_wait_error(target, "alembic_version", wait, "reading the revision") from None
+                raise _lock_wait_error(target, ["alembic_version"], wait, "reading the revision") from None
             raise
         finally:
             conn.rollback()
     return ", ".join(heads) or None
 
 
-def _lock_wait_error(target: URL, table: str | None, wait: timedelta, what: str) -> CopythatError:
+def _lock_wait_error(target: URL, tables: list[str], wait: timedelta, what: str) -> CopythatError:
     """The error for a wait on a lock that ran out: who holds it, what it is doing, and how to end it."""
     seconds = f"{wait.total_seconds():g} s"
     try:
-        holders = lock_holders(target, table)
+        holders = lock_holders(target, tables)
     except (CopythatError, DBAPIError):
         holders = []
-    shown = table or "a table"
+    named_tables = sorted({h["table_name"] for h in holders})
+    shown = ", ".join(named_tables) if named_tables else tables[0] if len(tables) == 1 else f"one of {len(tables)} tables"
     if not holders:
         return CopythatError(
             f"{what} of {mask_url(target)} gave up after {seconds} waiting for a lock on {shown}; the session holding it has ended since; nothing was kept",
@@ -348,7 +349,7 @@ def _check_archive(tool, source: Path) -> None:
         if done.returncode == 0:
             continue
         reason = last_line(done.stderr)
-        if "unsupported version" in reason:
+        if re.search(r"unsupported version \(1\.\d+\) in file header", reason):
             raise ConfigError(
                 f"{source} was written by a newer pg_dump than {tool} can read ({reason}); no database was made",
                 fix="install the newer PostgreSQL client (apt-get install postgresql-client-NN) or restore on a newer server",

@@ -294,14 +294,14 @@ _HOLDERS = """
       AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
       AND l.mode = 'AccessExclusiveLock'
       AND l.pid <> pg_backend_pid()
-      AND (CAST(:table AS text) IS NULL OR l.relation = to_regclass(:table))
+      AND (CAST(:tables AS text[]) IS NULL OR l.relation IN (SELECT to_regclass(t) FROM unnest(CAST(:tables AS text[])) AS t))
     ORDER BY l.granted DESC, a.xact_start NULLS LAST, l.pid
 """
 _SQL_PASSWORD = re.compile(r"(password\s+)('[^']*'|\S+)", re.IGNORECASE)
 
 
-def lock_holders(url: URL, table: str | None = None) -> list[dict]:
-    """Return the sessions holding (or queued for) ACCESS EXCLUSIVE on `table` (default: any table of the database).
+def lock_holders(url: URL, tables: list[str] | None = None) -> list[dict]:
+    """Return the sessions holding (or queued for) ACCESS EXCLUSIVE on any of `tables` (default: any table of the database).
 
     Each: pid, granted, mode, table_name, user_name, application_name, state, query_start, xact_start, query.
 
@@ -311,7 +311,7 @@ def lock_holders(url: URL, table: str | None = None) -> list[dict]:
     """
     with connection(get_engine(url)) as conn, conn.begin():
         conn.execute(text("SELECT set_config('statement_timeout', '5s', true), set_config('lock_timeout', '5s', true)"))
-        return [dict(row._mapping) for row in conn.execute(text(_HOLDERS), {"table": table})]
+        return [dict(row._mapping) for row in conn.execute(text(_HOLDERS), {"tables": list(tables) if tables else None})]
 
 
 def describe_holder(holder: dict) -> str:
