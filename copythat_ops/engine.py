@@ -20,22 +20,27 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
-import pandas as pd
 import psycopg2
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import Session
 
 from . import embedded, validate
 from .config import mask_text, normalize_url, settings
-from .errors import ConnectError
+from .errors import ConnectError, CopythatError
+
+if TYPE_CHECKING:  # pandas and the ORM load where they are used: finding the database (`copythat-ops db url`) needs neither
+    import pandas as pd
+    from sqlalchemy.orm import Session
 
 APP_NAME = "copythat-ops"
 POOL = {"pool_size": 5, "max_overflow": 10, "pool_pre_ping": True}
 CONNECT_TIMEOUT = 10
 CONNECT_RETRIES = 3
+LOCK_TIMEOUT = "3s"  # how long any statement waits for a lock before it gives up and names who holds it
+LOCK_NOT_AVAILABLE = "55P03"
 RETRY_BACKOFF = 0.25
 # libpq errors that retrying cannot fix.
 _PERMANENT = re.compile(
@@ -182,6 +187,7 @@ def run_query(
     name: str = "query",
     engine: Engine | None = None,
     timeout: str = "30s",
+    lock_timeout: str = LOCK_TIMEOUT,
     read_only: bool = True,
     conn: Connection | None = None,
     settings: dict[str, str] | None = None,
@@ -192,21 +198,202 @@ def run_query(
     Reads run in a read-only transaction unless `read_only=False`.
     With `conn`, the query runs in a transaction of its own on that open connection instead of a pooled one.
     `settings` (e.g. `{"work_mem": "128MB"}`) hold for this query's transaction only.
+    A lock another session holds is waited on for `lock_timeout` (default 3s) at most; then a
+    LockWaitError names the relation, the holder's pid, what it is doing and since when. A caller
+    that sets `lock_timeout` in `settings` handles the driver's error itself.
 
     Example:
         >>> run_query("SELECT :n + 1 AS two", {"n": 1}, name="example")["two"].tolist()
         [2]
     """
+    import pandas as pd
+
     if not _NAME.match(name):
         raise ValueError(f"query name {name!r} must be letters, digits, '.', ':', '-' or '_'")
-    statement_timeout = f"{validate.duration(timeout, name='timeout') // timedelta(milliseconds=1)}ms"
-    with nullcontext(conn) if conn is not None else connection(engine) as conn, conn.begin():
-        if read_only:
-            conn.execute(text("SET TRANSACTION READ ONLY"))
-        for setting, value in {"statement_timeout": statement_timeout, **(settings or {})}.items():
-            conn.execute(text("SELECT set_config(:name, :value, true)"), {"name": setting, "value": value})
-        result = conn.execute(text(f"/* {APP_NAME}:{name} */ {sql}"), params or {})
+    statement_timeout = _millis(timeout, "timeout")
+    own_lock_timeout = "lock_timeout" not in (settings or {})
+    values = {"statement_timeout": statement_timeout, "lock_timeout": _millis(lock_timeout, "lock_timeout"), **(settings or {})}
+    given = conn
+    with explain_lock_waits(name, sql, engine=engine, conn=given, lock_timeout=lock_timeout, read_only=read_only, enabled=own_lock_timeout):
+        with nullcontext(given) if given is not None else connection(engine) as conn, conn.begin():
+            if read_only:
+                conn.execute(text("SET TRANSACTION READ ONLY"))
+            for setting, value in values.items():
+                conn.execute(text("SELECT set_config(:name, :value, true)"), {"name": setting, "value": value})
+            result = conn.execute(text(f"/* {APP_NAME}:{name} */ {sql}"), params or {})
+            return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+
+
+def _millis(value: str, name: str) -> str:
+    return f"{validate.duration(value, name=name) // timedelta(milliseconds=1)}ms"
+
+
+class LockWaitError(CopythatError):
+    """A statement waited its whole `lock_timeout` for a lock another session holds (or queues for) and gave up.
+
+    `holders` are the sessions in the way: a DataFrame with relation, pid, mode,
+    granted, state, state_seconds, query_start, query (empty when they were gone
+    by the time it looked).
+    """
+
+    def __init__(self, problem: str, *, fix: str, holders: pd.DataFrame, name: str = "query"):
+        super().__init__(problem, fix=fix)
+        self.holders = holders
+        self.name = name
+
+    @property
+    def pids(self) -> list[int]:
+        """The pids of the sessions in the way, holders first."""
+        return list(dict.fromkeys(int(pid) for pid in self.holders["pid"]))
+
+
+# Relation locks of other sessions in this database, held or queued for, with what those sessions do.
+# `conflicts` lists the modes that make this statement wait: a read (ACCESS SHARE) waits only behind
+# ACCESS EXCLUSIVE; a write (ROW EXCLUSIVE) also behind SHARE, SHARE ROW EXCLUSIVE and EXCLUSIVE.
+_HOLDERS = """
+    SELECT coalesce(owner.relname, c.relname) AS relation,
+           l.pid,
+           l.mode,
+           l.granted,
+           a.usename AS user_name,
+           a.state,
+           date_part('epoch', now() - coalesce(a.state_change, a.backend_start)) AS state_seconds,
+           date_part('epoch', now() - a.xact_start) AS transaction_seconds,
+           a.query_start,
+           left(regexp_replace(a.query, '\\s+', ' ', 'g'), 100) AS query
+    FROM pg_locks AS l
+    JOIN pg_class AS c ON c.oid = l.relation
+    LEFT JOIN pg_index AS i ON i.indexrelid = c.oid
+    LEFT JOIN pg_class AS owner ON owner.oid = coalesce(i.indrelid, (SELECT t.oid FROM pg_class AS t WHERE t.reltoastrelid = c.oid))
+    LEFT JOIN pg_stat_activity AS a ON a.pid = l.pid
+    WHERE l.locktype = 'relation'
+      AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+      AND l.pid <> pg_backend_pid()
+      AND l.mode = ANY(:conflicts)
+    ORDER BY l.granted DESC, a.xact_start NULLS LAST, l.pid
+"""
+_READ_CONFLICTS = ["AccessExclusiveLock"]
+_WRITE_CONFLICTS = ["ShareLock", "ShareRowExclusiveLock", "ExclusiveLock", "AccessExclusiveLock"]
+
+
+def is_lock_timeout(exc: BaseException) -> bool:
+    """True when `exc` (SQLAlchemy, psycopg2 or ADBC) is PostgreSQL's "canceling statement due to lock timeout" (55P03).
+
+    Example:
+        >>> is_lock_timeout(ValueError("no"))
+        False
+    """
+    orig = getattr(exc, "orig", None) or exc
+    return (getattr(orig, "pgcode", None) or getattr(orig, "sqlstate", None)) == LOCK_NOT_AVAILABLE
+
+
+@contextmanager
+def explain_lock_waits(
+    name: str,
+    sql: str = "",
+    *,
+    engine: Engine | None = None,
+    conn: Connection | None = None,
+    lock_timeout: str = LOCK_TIMEOUT,
+    read_only: bool = True,
+    enabled: bool = True,
+) -> Iterator[None]:
+    """Turn a lock timeout inside the block into a LockWaitError naming the relation, the holder's pid, its state, since when and its query.
+
+    `sql` (the statement that waited) narrows the holders to the relations it
+    names; `read_only` says whether it waited as a read (only ACCESS EXCLUSIVE is
+    in its way) or a write. The holders are read on `conn` (its transaction
+    already ended) or a fresh connection of `engine`.
+
+    Example:
+        >>> with explain_lock_waits("example"):
+        ...     pass
+    """
+    try:
+        yield
+    except Exception as exc:
+        if not enabled or not is_lock_timeout(exc):
+            raise
+        raise lock_wait_error(name, sql, engine=engine, conn=conn, lock_timeout=lock_timeout, read_only=read_only) from None
+
+
+def lock_wait_error(
+    name: str,
+    sql: str = "",
+    *,
+    engine: Engine | None = None,
+    conn: Connection | None = None,
+    lock_timeout: str = LOCK_TIMEOUT,
+    read_only: bool = True,
+) -> LockWaitError:
+    """Return the LockWaitError for the query tagged `name` that gave up after `lock_timeout`: who was in its way, and what to do.
+
+    Example:
+        >>> str(lock_wait_error("example", "SELECT 1"))[:36]
+        'gave up after waiting 3s for a lock '
+    """
+    import pandas as pd
+
+    try:
+        holders = _lock_holders(conn, engine, _WRITE_CONFLICTS if not read_only else _READ_CONFLICTS)
+    except Exception:  # the connection went away meanwhile: say what is known
+        holders = pd.DataFrame(columns=["relation", "pid", "mode", "granted", "user_name", "state", "state_seconds", "transaction_seconds", "query_start", "query"])
+    named = {word.lower() for word in re.findall(r"\w+", sql)}
+    mentioned = holders[holders["relation"].str.lower().isin(named)] if len(holders) else holders
+    holders = (mentioned if len(mentioned) else holders).reset_index(drop=True)
+    if holders.empty:
+        return LockWaitError(
+            f"gave up after waiting {lock_timeout} for a lock another session held (it is released now)",
+            fix="run the command again; if it keeps happening, see who takes the lock with `copythat-ops monitor activity locks`",
+            holders=holders,
+            name=name,
+        )
+    relations = ", ".join(dict.fromkeys(holders["relation"]))
+    who = "; ".join(_holder(row) for row in holders.head(3).itertuples())
+    more = f" and {len(holders) - 3} more" if len(holders) > 3 else ""
+    pids = list(dict.fromkeys(int(p) for p in holders["pid"]))
+    first = pids[0]
+    return LockWaitError(
+        f"gave up after waiting {lock_timeout} for a lock on {relations}: {who}{more}",
+        fix=(
+            "see it with `copythat-ops monitor activity locks`; wait for it to end and run again, "
+            f"or stop it: SELECT pg_cancel_backend({first}) cancels its query, pg_terminate_backend({first}) ends its session"
+        ),
+        holders=holders,
+        name=name,
+    )
+
+
+def _lock_holders(conn: Connection | None, engine: Engine | None, conflicts: list[str]) -> pd.DataFrame:
+    import pandas as pd
+
+    with nullcontext(conn) if conn is not None else connection(engine) as db, db.begin():
+        db.execute(text("SELECT set_config('statement_timeout', '5s', true), set_config('lock_timeout', '100ms', true)"))
+        result = db.execute(text(f"/* {APP_NAME}:lock_holders */ {_HOLDERS}"), {"conflicts": conflicts})
         return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+
+
+def _holder(row) -> str:
+    """'pid 4242 holds AccessExclusiveLock on extraction_jobs (idle in transaction for 12 s, in a transaction open 40 s; query started 2026-11-30 20:01:02 UTC: LOCK TABLE ...)'."""
+    import pandas as pd
+
+    verb = "holds" if row.granted else "queues for"
+    if pd.isna(row.state) or row.state is None:  # another role's session: pg_stat_activity hides what it does
+        owner = f"a session of {row.user_name}" if isinstance(row.user_name, str) else "a session"
+        return f"pid {row.pid} {verb} {row.mode} on {row.relation} ({owner}; what it runs is visible only to its role or to pg_read_all_stats)"
+    state = f"{row.state} for {_seconds(row.state_seconds)}" if pd.notna(row.state_seconds) else row.state
+    open_for = f", in a transaction open {_seconds(row.transaction_seconds)}" if pd.notna(row.transaction_seconds) else ""
+    started = f"; query started {pd.Timestamp(row.query_start).tz_convert('UTC'):%Y-%m-%d %H:%M:%S} UTC: {row.query}" if pd.notna(row.query_start) else ""
+    return f"pid {row.pid} {verb} {row.mode} on {row.relation} ({state}{open_for}{started})"
+
+
+def _seconds(value: float) -> str:
+    value = float(value)
+    if value < 120:
+        return f"{value:.0f} s"
+    if value < 7200:
+        return f"{value / 60:.0f} min"
+    return f"{value / 3600:.1f} h"
 
 
 @contextmanager
@@ -218,6 +405,8 @@ def session_scope(engine: Engine | None = None) -> Iterator[Session]:
         >>> with session_scope() as session:
         ...     session.add(Project(name="Brand refresh"))
     """
+    from sqlalchemy.orm import Session
+
     with Session(engine or get_engine()) as session, session.begin():
         yield session
 
@@ -229,6 +418,8 @@ def get_db() -> Iterator[Session]:
         >>> from fastapi import Depends                       # doctest: +SKIP
         >>> async def get_projects(db: Session = Depends(get_db)): ...  # doctest: +SKIP
     """
+    from sqlalchemy.orm import Session
+
     with Session(get_engine()) as session:
         yield session
 

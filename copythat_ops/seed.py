@@ -37,7 +37,7 @@ from sqlalchemy.engine import Engine
 from tqdm.auto import tqdm
 
 from .config import is_local, mask_url
-from .engine import get_engine
+from .engine import LOCK_TIMEOUT, explain_lock_waits, get_engine
 from .jobs import adbc_connection
 from .errors import InputError, MigrationError
 from .models import EXTRACTION_TYPES
@@ -100,6 +100,7 @@ def seed_database(
     engine: Engine | None = None,
     if_empty: bool = False,
     allow_remote: bool = False,
+    lock_timeout: str = LOCK_TIMEOUT,
 ) -> dict:
     """Add `projects` projects and `jobs` extraction jobs created over the last `window`; return what was loaded.
 
@@ -107,7 +108,8 @@ def seed_database(
     time). `if_empty=True` loads nothing when extraction_jobs already has rows
     (demo data on first use). A database that is not on this machine is refused
     unless `allow_remote=True`. Returns projects, jobs, seconds, jobs_per_second
-    (and skipped, when nothing was loaded).
+    (and skipped, when nothing was loaded). A lock another session holds on the
+    tables is waited on for `lock_timeout` (default 3s), then a LockWaitError names it.
 
     Example:
         >>> seed_database(jobs=100_000, projects=200, seed=42, if_empty=True)   # this database has jobs already
@@ -127,7 +129,9 @@ def seed_database(
             fix="seed a local or scratch database, or pass allow_remote=True (CLI: --yes) if you really mean it",
         )
     started = time.perf_counter()
-    with adbc_connection(engine) as conn, conn.cursor() as cur:
+    waits = explain_lock_waits("seed", "projects extraction_jobs", engine=engine, lock_timeout=lock_timeout, read_only=False)
+    with waits, adbc_connection(engine) as conn, conn.cursor() as cur:
+        cur.execute(f"SET LOCAL lock_timeout = {duration(lock_timeout, name='lock_timeout') // timedelta(milliseconds=1)}")
         cur.execute("SELECT to_regclass('public.extraction_jobs') IS NOT NULL AND to_regclass('public.projects') IS NOT NULL")
         if not cur.fetchone()[0]:
             raise MigrationError("the database has no projects / extraction_jobs tables", fix="migrate it first: copythat-ops migrate upgrade")

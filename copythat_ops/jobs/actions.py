@@ -3,7 +3,8 @@
 Each is a dry run unless `apply=True`: the dry run shows the rows as they are and
 as they would be, and locks and changes nothing. Applied, an action runs in one
 transaction: it locks its rows with `FOR UPDATE SKIP LOCKED` (a row a worker
-holds is skipped and reported, never waited on), makes only its own status
+holds is skipped and reported, never waited on; a lock on a whole table is waited
+on for engine.LOCK_TIMEOUT, then a LockWaitError names its holder), makes only its own status
 transition, and writes an audit row (database role, OS user, time, job ids,
 rows before and after) that `audit_log()` shows. Any failure rolls all of it back.
 
@@ -28,7 +29,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 
 from .. import validate
-from ..engine import APP_NAME, connection, run_query
+from ..engine import APP_NAME, LOCK_TIMEOUT, connection, explain_lock_waits, run_query
 from ..errors import InputError, schema_required
 
 COLUMNS = ["id", "project_id", "extraction_type", "status", "error_message", "created_at", "completed_at"]
@@ -311,8 +312,9 @@ def _act(
             after = candidates[COLUMNS].assign(**{c: candidates[f"new_{c}"] for c in CHANGED})
             return ActionResult(action, apply, _tidy(candidates[COLUMNS]), _tidy(after), audit_id=None)
         wanted = candidates["id"].tolist()
-        with connection(engine) as conn, conn.begin():
-            conn.execute(text("SELECT set_config('statement_timeout', '30s', true), set_config('lock_timeout', '5s', true)"))
+        waits = explain_lock_waits(f"job_actions.{action}", _LOCK + _UPDATE + _AUDIT, engine=engine, read_only=False)
+        with waits, connection(engine) as conn, conn.begin():
+            conn.execute(text("SELECT set_config('statement_timeout', '30s', true), set_config('lock_timeout', :lock, true)"), {"lock": LOCK_TIMEOUT})
             before = _tidy(_rows(conn, _LOCK, {"ids": wanted, "source": t.source}, name=f"job_actions.{action}.lock"))
             locked = before["id"].tolist()
             skipped = tuple(sorted(set(wanted) - set(locked)))

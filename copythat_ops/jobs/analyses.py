@@ -37,7 +37,7 @@ import pyarrow.compute as pc
 from sqlalchemy.engine import Engine
 from tqdm.auto import tqdm
 
-from ..engine import APP_NAME, CONNECT_TIMEOUT, connect_error, get_engine, run_query
+from ..engine import APP_NAME, CONNECT_TIMEOUT, LOCK_TIMEOUT, connect_error, explain_lock_waits, get_engine, run_query
 from ..errors import InputError, schema_required
 from ..models import EXTRACTION_TYPES, JOB_STATUSES
 from ..validate import choices, duration, number
@@ -78,6 +78,7 @@ def jobs_frame(
     parse_results: bool = False,
     engine: Engine | None = None,
     timeout: str = BULK_TIMEOUT,
+    lock_timeout: str = LOCK_TIMEOUT,
 ) -> pd.DataFrame:
     """Return extraction jobs, oldest id first, as a typed DataFrame (the bulk path: ADBC, binary COPY to Arrow).
 
@@ -88,7 +89,8 @@ def jobs_frame(
     created_at, completed_at (UTC), duration (timedelta: completed_at - created_at),
     error_message, result_data; with `parse_results` also result (the parsed JSON,
     None when absent or malformed) and result_malformed (True when result_data is
-    not valid JSON).
+    not valid JSON). A lock held on the tables is waited on for `lock_timeout`
+    (default 3s) at most, then a LockWaitError names its holder.
 
     Example:
         >>> failed = jobs_frame(status="failed", project_id=2, with_project=True)
@@ -99,7 +101,7 @@ def jobs_frame(
         2  108  Hooli campaign 2           color
     """
     sql, params = _jobs_query(status, extraction_type, project_id, since, until, limit, with_project)
-    with _reader(engine, timeout) as cursor:
+    with _reader(engine, timeout, lock_timeout, "jobs_frame", sql) as cursor:
         cursor.execute(f"/* {APP_NAME}:jobs_frame */ {sql}", params)
         return _typed(cursor.fetch_arrow_table(), parse_results)
 
@@ -111,6 +113,7 @@ def iter_jobs_frames(
     parse_results: bool = False,
     engine: Engine | None = None,
     timeout: str = BULK_TIMEOUT,
+    lock_timeout: str = LOCK_TIMEOUT,
     **filters,
 ) -> Iterator[pd.DataFrame]:
     """Yield the DataFrames of `jobs_frame` (same filters and columns) `chunk_rows` rows at a time, in bounded memory.
@@ -125,7 +128,7 @@ def iter_jobs_frames(
     """
     number(chunk_rows, name="chunk_rows", minimum=1, integer=True)
     sql, params = _jobs_query(**filters)
-    with _reader(engine, timeout) as cursor:
+    with _reader(engine, timeout, lock_timeout, "iter_jobs_frames", sql) as cursor:
         cursor.execute(f"/* {APP_NAME}:iter_jobs_frames */ SELECT count(*) FROM ({sql}) AS matching", params)
         total = cursor.fetchone()[0]
         cursor.execute(f"/* {APP_NAME}:iter_jobs_frames */ {sql}", params)
@@ -505,12 +508,15 @@ def adbc_connection(engine: Engine | None = None) -> Iterator:
 
 
 @contextmanager
-def _reader(engine: Engine | None, timeout: str) -> Iterator:
-    """An ADBC cursor in a read-only transaction under `timeout`."""
+def _reader(engine: Engine | None, timeout: str, lock_timeout: str, name: str, sql: str) -> Iterator:
+    """An ADBC cursor in a read-only transaction under `timeout`, waiting `lock_timeout` at most for a lock (then naming its holder)."""
     millis = int(duration(timeout, name="timeout") / timedelta(milliseconds=1))
-    with adbc_connection(engine) as conn, conn.cursor() as cursor:
+    lock_millis = int(duration(lock_timeout, name="lock_timeout") / timedelta(milliseconds=1))
+    engine = engine or get_engine(replica=True)
+    with explain_lock_waits(name, sql, engine=engine, lock_timeout=lock_timeout), adbc_connection(engine) as conn, conn.cursor() as cursor:
         cursor.execute("SET TRANSACTION READ ONLY")
         cursor.execute(f"SET LOCAL statement_timeout = {millis}")
+        cursor.execute(f"SET LOCAL lock_timeout = {lock_millis}")
         yield cursor
 
 
