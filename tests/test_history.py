@@ -116,6 +116,24 @@ def test_capture_with_keep_prunes_after_capturing(engine):
     assert result["status"] == "captured" and result["pruned"] == 1 and count(engine) == 1
 
 
+def test_a_keep_shorter_than_the_interval_is_refused_before_anything_is_written(engine, db_url):
+    from test_cli import run
+
+    clear(engine)
+    with pytest.raises(InputError, match="shorter than interval"):
+        monitor.capture(interval="5min", keep="1s", engine=engine)
+    with pytest.raises(InputError, match="shorter than every"):
+        monitor.capture_loop("1h", keep="10min", times=1, engine=engine)
+    assert count(engine) == 0
+    refused = run("monitor", "capture", "--keep", "1s", url=db_url)
+    assert refused.returncode == 2 and count(engine) == 0, refused.stderr
+    assert refused.stderr.startswith("error: --keep 1s is shorter than --interval 5min") and refused.stderr.count("Fix:") == 1, refused.stderr
+    looped = run("monitor", "capture", "--every", "1h", "--keep", "30min", url=db_url)
+    assert looped.returncode == 2 and "--keep 30min is shorter than --every 1h" in looped.stderr and count(engine) == 0, looped.stderr
+    kept = run("monitor", "capture", "--interval", "1h", "--keep", "1h", url=db_url)
+    assert kept.returncode == 0 and count(engine) == 1, kept.stderr
+
+
 def test_capture_without_the_history_revision_says_how_to_apply_it_and_writes_nothing(server):
     url = server.create_database("history_norev")
     try:

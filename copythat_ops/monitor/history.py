@@ -148,7 +148,8 @@ def capture(
     counts by status and type. `interval` (default 5min) is the time bucket: a
     second capture of the same source in the same bucket writes nothing and
     returns status "skipped". `keep` (e.g. "90d") then deletes older snapshots in
-    batches (`prune_history`). `source` names the monitored database in the
+    batches (`prune_history`); a `keep` shorter than `interval` is refused, as it
+    would delete the snapshot just written. `source` names the monitored database in the
     history (default: its database name). Nothing is written when the history
     revision is missing or the history database cannot be reached.
 
@@ -165,6 +166,7 @@ def capture(
     if every < timedelta(seconds=1):
         raise InputError(f"interval {interval!r} is shorter than a second", fix="give e.g. 5min", params="interval")
     keep_for = days_duration(keep, name="keep")
+    _keep_covers(keep, keep_for, interval, every, "interval")
     separate = history_engine()
     if separate is not None:
         _check_history(separate)
@@ -223,6 +225,8 @@ def capture_loop(
         ['captured']
     """
     step = days_duration(every, name="every")
+    bucket = days_duration(interval, name="interval") if interval is not None else step
+    _keep_covers(keep, days_duration(keep, name="keep"), interval if interval is not None else every, bucket, "interval" if interval is not None else "every")
     if times is not None:
         validate.number(times, name="times", minimum=1, integer=True)
     results: list[dict] = []
@@ -244,6 +248,16 @@ def capture_loop(
     except KeyboardInterrupt:
         pass
     return results
+
+
+def _keep_covers(keep, keep_for: timedelta | None, interval, every: timedelta, name: str) -> None:
+    """Refuse a retention shorter than one bucket: the capture would delete the snapshot it just wrote."""
+    if keep_for is not None and keep_for < every:
+        raise InputError(
+            f"keep {keep!r} is shorter than {name} {str(interval)!r}: each capture would delete the snapshot it just wrote",
+            fix=f"keep at least one {name} of snapshots, e.g. keep '90d'",
+            params=("keep", name),
+        )
 
 
 def prune_history(keep: str | timedelta, *, batch: int = PRUNE_BATCH, engine: Engine | None = None) -> int:
