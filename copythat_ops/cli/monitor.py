@@ -14,18 +14,28 @@ Example:
 
 from __future__ import annotations
 
-import inspect
 import sys
 
-from .. import monitor
 from ..errors import InputError
 from . import history
 from .confirm import add_yes, confirm_change
 from .args import duration, whole
+from .lazy import library
 from .output import Report
 
+monitor = library("monitor")
 FAIL_EXIT = 3
-THRESHOLDS = [name for name in inspect.signature(monitor.health).parameters if name != "engine"]
+# monitor.health's parameters but engine, written here so that building the parser imports no library (tests/test_startup.py compares them).
+THRESHOLDS = [
+    "connections_warn_percent", "connections_crit_percent", "total_connections", "idle_in_transaction",
+    "long_running_seconds", "cache_hit_percent", "cache_hit_min_blocks", "unused_index_scans", "missing_index_rows",
+    "index_use_percent", "index_stats_min_scans", "sequence_warn_percent", "sequence_crit_percent",
+    "xids_left_warn", "xids_left_crit", "dead_rows_percent", "dead_rows_min", "replication_lag_seconds",
+    "slow_query_calls", "slow_query_mean_ms", "forecast_warn_days", "forecast_crit_days", "size_limit",
+    "bloat_warn_bytes", "bloat_crit_bytes", "prepared_warn_seconds", "prepared_crit_seconds",
+    "transaction_warn_seconds", "transaction_crit_seconds", "commit_ratio_warn_percent",
+    "commit_ratio_crit_percent", "commit_ratio_min_transactions",
+]  # fmt: skip
 VIEWS = {
     "connections": {
         "summary": lambda a: monitor.connections(),
@@ -128,10 +138,21 @@ def run_signal(args) -> object:
 
 
 def run_health(args) -> object:
+    from ..monitor.health import unjudged
+
     report = monitor.health(**dict(_threshold(item) for item in args.threshold))
     worst = monitor.verdict(report)
     failing = report[report["status"].isin(["CRIT"] if args.fail_on == "crit" else ["WARN", "CRIT"])]
-    print(f"health: {worst}" + (f" ({', '.join(failing['check'])})" if len(failing) else ""), file=sys.stderr)
+    problems = report[report["status"].isin(["WARN", "CRIT"])]["check"].tolist()  # whether or not they set the exit code
+    unknown = report[report["status"] == "UNKNOWN"]["check"].tolist()
+    young = unjudged(report)
+    print(
+        f"health: {worst}"
+        + (f" ({', '.join(problems)})" if problems else "")
+        + (f"; not checked: {', '.join(unknown)}" if unknown else "")
+        + (f"; too young to judge yet: {', '.join(young)}" if young else ""),
+        file=sys.stderr,
+    )
     return Report(report, exit_code=FAIL_EXIT if len(failing) else 0)
 
 

@@ -41,6 +41,7 @@ from .transactions import commit_ratio, open_transactions, prepared_transactions
 from .space import database_size
 
 STATUSES = ("OK", "UNKNOWN", "WARN", "CRIT")  # best to worst: a check that could not run is not OK
+YOUNG = "too young to judge"  # in the detail of an OK check whose numbers cannot tell yet (a fresh server, a cold cache)
 COLUMNS = ["check", "status", "value", "threshold", "detail", "action"]
 PERCENTS = {"connections_warn_percent", "connections_crit_percent", "cache_hit_percent", "index_use_percent",
             "sequence_warn_percent", "sequence_crit_percent", "dead_rows_percent",
@@ -96,7 +97,10 @@ def health(
     95 % of usable connections, a sequence 99 % used or under 10 million ids
     left; WARN at 80 % of connections and at tables with 20 % and 1,000+ dead
     rows. The cache hit rate is judged once `cache_hit_min_blocks` blocks
-    have been read (a fresh server's first reads all miss). Blocked queries, invalid or duplicate indexes and inactive
+    have been read, and only for a database larger than shared_buffers (one
+    that fits misses only on first reads: a fresh server, a freshly seeded demo).
+    A check whose numbers cannot tell yet is OK and says "too young to judge"
+    (see `unjudged`), so the verdict names only problems to act on. Blocked queries, invalid or duplicate indexes and inactive
     replication slots WARN when there are any.
 
     Index use is judged only on tables scanned at least `index_stats_min_scans`
@@ -149,6 +153,17 @@ def verdict(report: pd.DataFrame) -> str:
         'WARN'
     """
     return max(report["status"], key=STATUSES.index, default="OK")
+
+
+def unjudged(report: pd.DataFrame) -> list[str]:
+    """Return the checks of a `health()` report that are OK only because they are too young to judge (a cold cache, few scans or transactions).
+
+    Example:
+        >>> unjudged(pd.DataFrame({"check": ["cache_hit", "sequences"], "status": ["OK", "OK"], "detail": ["...; too young to judge", "fine"]}))
+        ['cache_hit']
+    """
+    young = report[(report["status"] == "OK") & report["detail"].astype(str).str.contains(YOUNG, regex=False)]
+    return young["check"].tolist()
 
 
 def _row(check: str, status: str, value: float | None, threshold: str, detail: str, action: str) -> dict:
@@ -266,13 +281,30 @@ def _cache_hit(t: dict) -> list[dict]:
     ratio = cache_hit_ratio().dropna(subset=["hit_percent"])
     ratio = ratio[ratio["hits"] + ratio["reads"] >= t["cache_hit_min_blocks"]]
     worst = ratio.loc[ratio["hit_percent"].idxmin()] if len(ratio) else None
+    memory = query(
+        """
+        SELECT pg_database_size(current_database()) AS database_bytes,
+               pg_size_pretty(pg_database_size(current_database())) AS database_size,
+               (SELECT setting::bigint * pg_size_bytes(coalesce(unit, '1')) FROM pg_settings WHERE name = 'shared_buffers') AS buffers_bytes,
+               current_setting('shared_buffers') AS buffers
+        ORDER BY database_bytes
+        """,
+        name="cache_room",
+    ).iloc[0]
+    fits = memory["database_bytes"] <= memory["buffers_bytes"]
+    if worst is None:
+        young = f"fewer than {t['cache_hit_min_blocks']:,} blocks read yet; {YOUNG}"
+    elif fits:  # every block can stay cached: the misses are first reads (a cold cache) and bulk loads, not a cache too small
+        young = f"the whole database ({memory['database_size']}) fits in shared_buffers ({memory['buffers']}): its misses are a cold cache's first reads; {YOUNG}"
+    else:
+        young = ""
     return [
         _row(
             "cache_hit",
-            _level(None if worst is None else worst["hit_percent"], t["cache_hit_percent"], below=True),
+            "OK" if young else _level(worst["hit_percent"], t["cache_hit_percent"], below=True),
             None if worst is None else worst["hit_percent"],
             f"warn < {t['cache_hit_percent']} %",
-            f"fewer than {t['cache_hit_min_blocks']:,} blocks read yet" if worst is None else f"lowest: {worst['kind']} {worst['hit_percent']} %",
+            young if worst is None else f"lowest: {worst['kind']} {worst['hit_percent']} %" + (f"; {young}" if young else ""),
             "the working set outgrows shared_buffers: give the server more memory, or avoid large full scans",
         )
     ]
@@ -291,7 +323,7 @@ def _index_checks(t: dict) -> list[dict]:
 
     def too_young(found: pd.DataFrame) -> str:
         tables = sorted(set(found.loc[_keys(found).isin(young), "table"]))
-        return f"; too young to judge (under {t['index_stats_min_scans']} scans, {since}): {_names(tables)}" if tables else ""
+        return f"; {YOUNG} (under {t['index_stats_min_scans']} scans, {since}): {_names(tables)}" if tables else ""
 
     left_to_missing = f"; {_names(unused_by_table.index)}: see missing_indexes" if len(unused_by_table) else ""
     missing_names = [
@@ -549,7 +581,7 @@ def _commit_ratio(t: dict) -> list[dict]:
             _level(row["commit_percent"] if judged else None, t["commit_ratio_warn_percent"], t["commit_ratio_crit_percent"], below=True),
             row["commit_percent"],
             f"warn < {t['commit_ratio_warn_percent']} %, crit < {t['commit_ratio_crit_percent']} % (after {t['commit_ratio_min_transactions']:,} transactions)",
-            f"{int(row['rollbacks']):,} rollbacks of {total:,} transactions" + ("" if judged else "; too few to judge"),
+            f"{int(row['rollbacks']):,} rollbacks of {total:,} transactions" + ("" if judged else f"; {YOUNG}"),
             "find what rolls back: the application's error logs, failed statements in the server log (log_min_error_statement)",
         )
     ]
