@@ -17,11 +17,14 @@ from __future__ import annotations
 
 import ast
 import html
+import json
 import os
 import re
 import shutil
+import tempfile
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -29,16 +32,28 @@ from pathlib import Path
 import pandas as pd
 from sqlalchemy.exc import SQLAlchemyError
 
-from .config import mask_text, mask_url
+from .config import ENV_FILE_VAR, REPLICA_URL_VAR, URL_VAR, mask_text, mask_url
 from .errors import ConfigError, CopythatError, InputError
 
 NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 REPORTS_DIR = Path("build/reports")
 RUN_FOLDER = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{4}Z(-\d+)?$")
-COLUMNS = ["notebook", "status", "seconds", "report", "executed", "error"]
+COLUMNS = ["notebook", "status", "seconds", "report", "executed", "error", "database"]
 SEVERITY = ("OK", "UNKNOWN", "WARN", "CRIT")  # best to worst, as monitor.health ranks them
 TARGET_SECONDS = 60  # all curated notebooks with their reports, on the embedded database with demo data
-QUIET_VAR = "COPYTHAT_EMBEDDED_ANNOUNCED"  # set for the kernels: the run already said which database it uses
+# What a run hands each kernel besides DATABASE_URL: the database it resolved, as database_identity() saw it
+# (no password), for the kernel to compare with the one it connects to.
+RUN_DATABASE_VAR = "COPYTHAT_RUN_DATABASE"
+DATABASE_MIME = "application/vnd.copythat.database+json"  # a notebook's report of the database it used
+CHECK_TAG = "copythat-database"  # the cell a run puts before a notebook's code: the database it uses, checked
+END_TAG = "copythat-database-end"  # and after it: still the same database
+INJECTED_TAGS = {"injected-parameters", CHECK_TAG, END_TAG}
+_INJECTED_NOTE = "# Put here by `copythat-ops notebooks run` (not in the notebook's source): "
+CHECK_SOURCE = (
+    _INJECTED_NOTE + "the database this notebook uses, checked against the run's\n"
+    "from copythat_ops import runbooks\n\nrunbooks.describe_figures()\nrunbooks.notebook_database();"
+)
+END_SOURCE = _INJECTED_NOTE + "still the run's database at the end\nfrom copythat_ops import runbooks\n\nrunbooks.notebook_database(end=True);"
 # JupyterLab's look, without the scripts it would fetch from a CDN (MathJax, require.js, mermaid, widgets):
 # a report is one file that opens offline.
 REPORT_TEMPLATE = """{%- extends 'lab/index.html.j2' -%}
@@ -46,6 +61,36 @@ REPORT_TEMPLATE = """{%- extends 'lab/index.html.j2' -%}
 {%- block jupyter_widgets -%}{%- endblock jupyter_widgets -%}
 {%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
 {%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
+{%- block body_header -%}
+{{ super() }}
+{%- if resources.copythat_failure %}
+<div class="copythat-failure" role="alert" style="border-left: 6px solid #C44E52; background: #f8d0d0; padding: 0.6em 1em; margin: 1em 0;">
+<p><strong>This notebook failed at {{ resources.copythat_failure.where | escape_html }}:</strong> {{ resources.copythat_failure.message | escape_html }}</p>
+{%- if resources.copythat_failure.fix %}
+<p><strong>Fix:</strong> {{ resources.copythat_failure.fix | escape_html }}</p>
+{%- endif %}
+<p>The failing cell is below, with its code; the traceback is folded under "Traceback".</p>
+</div>
+{%- endif %}
+{%- endblock body_header -%}
+{% block error scoped -%}
+<div class="jp-RenderedText jp-OutputArea-output copythat-error" data-mime-type="application/vnd.jupyter.stderr">
+<p><strong>{{ output.ename | escape_html }}</strong>: {{ output.evalue | escape_html }}</p>
+<details><summary>Traceback</summary>
+{{ super() }}
+</details>
+</div>
+{%- endblock error %}
+{% block data_png scoped %}
+<div class="jp-RenderedImage jp-OutputArea-output {{ extra_class }}">
+<img src="data:image/png;base64,{{ output.data['image/png'] | escape_html }}" alt="{{ output | get_metadata('alt', 'image/png') | escape_html }}"
+{%- set width=output | get_metadata('width', 'image/png') -%}
+{%- if width is not none %} width={{ width | escape_html }}{%- endif %}
+{%- set height=output | get_metadata('height', 'image/png') -%}
+{%- if height is not none %} height={{ height | escape_html }}{%- endif %}
+>
+</div>
+{%- endblock data_png %}
 """
 
 
@@ -250,7 +295,10 @@ def summary_text(summary: Mapping) -> str:
         jobs = "no jobs table"
     else:
         jobs = f"{summary['failure_rate'] * 100:.1f} % of finished jobs failed, {summary['stuck_jobs']} stuck"
-    lines = [("database", summary["database"]), ("revision", revision), ("health", summary["verdict"])]
+    lines = [("database", summary["database"])]
+    if summary.get("connected"):
+        lines.append(("", summary["connected"]))
+    lines += [("revision", revision), ("health", summary["verdict"])]
     lines += [("", f"- {problem}") for problem in summary.get("problems", [])]
     lines.append(("jobs", jobs))
     if "notebooks" in summary:
@@ -275,12 +323,19 @@ def run_notebooks(
 
     `notebooks` selects by number or name (all by default). `parameters` maps
     a name to its value for every selected notebook that has it, or
-    "03:NAME" to a value for one notebook; a name no selected notebook has is an
-    error naming the ones they have. `keep` deletes the oldest run folders
+    "03:NAME" to a value for one notebook; a name no selected notebook has, or a
+    value not of its default's kind (`checked_parameter`), is an error before anything runs.
+    `keep` deletes the oldest run folders
     beyond that many. The reports hide code unless `show_code`, except the cell
     that failed. One failing notebook does not stop the others, and still gets
     its report. `progress(notebook, status, seconds)` is called after each one.
     The sources are never modified.
+
+    The database is resolved once, here, whatever the working directory: each kernel gets it as
+    DATABASE_URL (and DATABASE_REPLICA_URL), with COPYTHAT_ENV_FILE naming the same env file (or an
+    empty one), so no kernel searches for a `.env` of its own. A cell put before each notebook's code
+    shows the database it connects to (`notebook_database()`) and one after it checks it is still the
+    same; a notebook that used another database stops the run with a ConfigError naming both.
 
     Example:
         >>> run = run_notebooks("reports", notebooks=["03"])
@@ -291,37 +346,198 @@ def run_notebooks(
     """
     if keep is not None and (isinstance(keep, bool) or not isinstance(keep, int) or keep < 1):
         raise InputError(f"keep must be a whole number of runs, at least 1 (got {keep!r})", fix="keep e.g. 10 runs")
+    from .config import env_file, settings, source_text
     from .engine import database_url
 
     selected = select_notebooks(notebooks, folder)
     plan = _parameters_per_notebook(selected, parameters or {}, folder)
-    database_url()  # which database, said once here (the embedded one starts now), not in every report
+    configured = settings()
+    url = database_url()  # which database, said once here (the embedded one starts now), not in every report
+    expected = database_identity(url)  # and what it says it is: each notebook must say the same
     run_folder = _new_run_folder(Path(output_dir))
     started = time.perf_counter()
-    rows = []
-    quiet, os.environ[QUIET_VAR] = os.environ.get(QUIET_VAR), "1"  # the kernels inherit it
-    try:
+    rows, wrong = [], None
+    with _kernel_environment(url, configured.replica_url, env_file(), expected):
         for source in selected:
-            rows.append(_execute(source, run_folder, plan[source], show_code))
+            rows.append(_execute(source, run_folder, plan[source], show_code, expected))
             if progress:
                 progress(rows[-1]["notebook"], rows[-1]["status"], rows[-1]["seconds"])
-    finally:
-        if quiet is None:
-            os.environ.pop(QUIET_VAR, None)
+            wrong = _wrong_database(rows[-1], expected)
+            if wrong:
+                break
+        results = pd.DataFrame(rows, columns=COLUMNS, dtype=object).astype({"seconds": float})  # None stays None, not NaN
+        if wrong:
+            summary = {"database": expected["url"], "revision": None, "head": None, "verdict": "UNKNOWN", "problems": [wrong], "failure_rate": None, "stuck_jobs": None}
         else:
-            os.environ[QUIET_VAR] = quiet
-    results = pd.DataFrame(rows, columns=COLUMNS, dtype=object).astype({"seconds": float})  # None stays None, not NaN
-    summary = run_summary()
+            summary = run_summary()
+    summary["database"] = expected["url"]
+    reported = results["database"].notna().sum()
+    summary["connected"] = f"{describe_database(expected)}: " + (
+        "the one every notebook reported" if reported == len(results) else f"reported by {reported} of {len(results)} notebooks"
+    )
     ok = int((results["status"] == "ok").sum())
     failed = results.loc[results["status"] != "ok", "notebook"].tolist()
     summary["notebooks"] = f"{ok} ok" + (f", {len(failed)} failed ({', '.join(failed)})" if failed else "")
+    if wrong:
+        summary["notebooks"] += f"; stopped, {len(selected) - len(rows)} not run"
     summary["seconds"] = round(time.perf_counter() - started, 1)
     index = run_folder / "index.html"
     summary["reports"] = str(index)
     index.write_text(_index_html(run_folder.name, results, summary), encoding="utf-8")
+    if wrong:
+        raise ConfigError(
+            f"{wrong}; the run stopped there, not {source_text(configured)}",
+            fix=f"let the run choose the database (DATABASE_URL, .env or --env-file), not the notebook; its report: {rows[-1]['report'] or index}",
+        )
     if keep is not None:
         prune_runs(output_dir, keep)
     return Run(run_folder, index, results, summary)
+
+
+def database_identity(url=None) -> dict:
+    """Return what the database at `url` (default: the one in use) says it is, without its password.
+
+    `url` masked; `database` (current_database()), `user`, `address` (inet_server_addr(), or the
+    socket folder), `port`, `server_version`, and `system_identifier` (None where the role may not read it).
+
+    Example:
+        >>> sorted(database_identity())
+        ['address', 'database', 'port', 'server_version', 'system_identifier', 'url', 'user']
+    """
+    from .config import normalize_url
+    from .engine import database_url, get_engine, run_query
+
+    url = normalize_url(url) if url is not None else database_url()
+    engine = get_engine(url)
+    row = run_query(
+        "SELECT current_database() AS database, current_user AS login, host(inet_server_addr()) AS address, "
+        "current_setting('port') AS port, current_setting('server_version') AS server_version",
+        name="runbooks:database",
+        engine=engine,
+    ).iloc[0]
+    try:
+        system = str(run_query("SELECT system_identifier::text AS id FROM pg_control_system()", name="runbooks:server", engine=engine)["id"][0])
+    except (CopythatError, SQLAlchemyError):
+        system = None
+    return {
+        "url": mask_url(url),
+        "database": str(row["database"]),
+        "user": str(row["login"]),
+        "address": str(row["address"]) if row["address"] else f"socket {url.query.get('host') or url.host or '(default)'}",
+        "port": int(row["port"]),
+        "server_version": str(row["server_version"]).split()[0],
+        "system_identifier": system,
+    }
+
+
+def describe_database(identity: Mapping) -> str:
+    """Return a database identity (`database_identity()`) in a few words.
+
+    Example:
+        >>> describe_database({"database": "neondb", "address": "10.0.0.5", "port": 5432, "server_version": "17.2"})
+        'neondb on 10.0.0.5:5432, PostgreSQL 17.2'
+    """
+    return f"{identity['database']} on {identity['address']}:{identity['port']}, PostgreSQL {identity['server_version']}"
+
+
+def notebook_database(*, end: bool = False) -> dict:
+    """Show the database this notebook uses and, in a run of `run_notebooks`, check it is the run's; return its identity.
+
+    The run puts a call first in each notebook, and `end=True` last. The line shown names the
+    database with its password masked. A database other than the run's raises ConfigError.
+
+    Example:
+        >>> notebook_database()["database"] == database_identity()["database"]  # doctest: +SKIP
+        Database: postgresql+psycopg2://...
+        True
+    """
+    used = database_identity()
+    line = f"Database: {used['url']} ({describe_database(used)})"
+    try:
+        from IPython.display import display
+
+        display({"text/plain": line if not end else f"Still the database: {used['url']}", DATABASE_MIME: used}, raw=True)
+    except ImportError:
+        print(line)
+    expected = json.loads(os.environ[RUN_DATABASE_VAR]) if os.environ.get(RUN_DATABASE_VAR) else None
+    wrong = _mismatch(expected, used) if expected else None
+    if wrong:
+        raise ConfigError(
+            f"this notebook {'ended on' if end else 'uses'} {used['url']} ({describe_database(used)}), "
+            f"not the run's database {expected['url']} ({describe_database(expected)}): {wrong}",
+            fix="let the run choose the database (DATABASE_URL, .env or --env-file): do not set DATABASE_URL or COPYTHAT_ENV_FILE in a notebook"
+            if end
+            else "check what the kernel reads besides the run's DATABASE_URL (its kernel spec's env, an IPython startup file)",
+        )
+    return used
+
+
+def describe_figures() -> None:
+    """Make this kernel give each matplotlib figure its description (`charts.alt_text`) as its text form: a report's alt text.
+
+    Example:
+        >>> describe_figures()  # outside IPython: nothing to do
+    """
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is None:
+        return
+
+    def text(fig, include=None, exclude=None) -> dict:
+        from .charts import alt_text
+
+        return {"text/plain": alt_text(fig)}  # the inline backend still adds the image
+
+    # the bundle formatter, as matplotlib's inline backend resets the text one when pyplot loads
+    shell.display_formatter.mimebundle_formatter.for_type_by_name("matplotlib.figure", "Figure", text)
+
+
+def _mismatch(expected: Mapping, used: Mapping) -> str | None:
+    """What differs between the run's database and the one a notebook used, in words; None when they are the same."""
+    different = [
+        f"{key} {used.get(key)!s} instead of {expected.get(key)!s}"
+        for key in ("url", "database", "address", "port", "user", "system_identifier")
+        if used.get(key) != expected.get(key) and not (key == "system_identifier" and None in (used.get(key), expected.get(key)))
+    ]
+    return ", ".join(different) or None
+
+
+@contextmanager
+def _kernel_environment(url, replica_url, env_path: Path | None, expected: Mapping) -> Iterator[None]:
+    """The environment the kernels start with: exactly the run's database, whatever their working directory."""
+    names = (URL_VAR, REPLICA_URL_VAR, ENV_FILE_VAR, RUN_DATABASE_VAR)
+    saved = {name: os.environ.get(name) for name in names}
+    with tempfile.TemporaryDirectory(prefix="copythat-run-") as scratch:
+        if env_path is None:  # nothing else to read, but a kernel must not look for a .env either
+            env_path = Path(scratch) / "nothing.env"
+            env_path.write_text("", encoding="utf-8")
+        os.environ[URL_VAR] = url.render_as_string(hide_password=False)
+        if replica_url is not None:
+            os.environ[REPLICA_URL_VAR] = replica_url.render_as_string(hide_password=False)
+        else:
+            os.environ.pop(REPLICA_URL_VAR, None)
+        os.environ[ENV_FILE_VAR] = str(Path(env_path).resolve())
+        os.environ[RUN_DATABASE_VAR] = json.dumps(dict(expected))
+        try:
+            yield
+        finally:
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
+
+
+def _wrong_database(row: Mapping, expected: Mapping) -> str | None:
+    """Why a notebook's run shows it used another database than the run's, or None."""
+    for used in row["identities"]:
+        wrong = _mismatch(expected, used)
+        if wrong:
+            return f"notebook {row['notebook']} used {used['url']} ({describe_database(used)}), not the run's database {expected['url']} ({describe_database(expected)})"
+    return None
 
 
 def prune_runs(output_dir: str | Path, keep: int) -> list[Path]:
@@ -398,8 +614,12 @@ def _run_order(path: Path) -> tuple[str, int]:
     return path.name[:16], int(path.name[17:] or 1)
 
 
-def _execute(source: Path, run_folder: Path, parameters: dict, show_code: bool) -> dict:
-    """Run one notebook into the run folder and write its HTML report; a failure is a row, not an exception."""
+def _execute(source: Path, run_folder: Path, parameters: dict, show_code: bool, expected: Mapping | None = None) -> dict:
+    """Run one notebook into the run folder and write its HTML report; a failure is a row, not an exception.
+
+    The executed copy gets the run's database check before the notebook's code and after it.
+    """
+    import nbformat
     import papermill
 
     executed = run_folder / source.name
@@ -407,8 +627,9 @@ def _execute(source: Path, run_folder: Path, parameters: dict, show_code: bool) 
     started = time.perf_counter()
     error = None
     try:
+        nbformat.write(_with_database_checks(nbformat.read(source, as_version=4)), executed)
         papermill.execute_notebook(
-            str(source),
+            str(executed),
             str(executed),
             parameters=parameters,
             cwd=str(source.parent),
@@ -417,9 +638,10 @@ def _execute(source: Path, run_folder: Path, parameters: dict, show_code: bool) 
             extra_arguments=["--IPKernelApp.log_level=ERROR"],  # no start-up chatter on stderr
         )
     except papermill.PapermillExecutionError as exc:
-        error = f"cell {exc.exec_count}: {exc.ename}: {mask_text(_first_line(exc.evalue))}"
+        error = f"{_failed_cell(executed) or f'cell {exc.exec_count}'}: {exc.ename}: {mask_text(_first_line(exc.evalue))}"
     except Exception as exc:  # the kernel died or could not start: still a row
         error = f"{type(exc).__name__}: {mask_text(_first_line(str(exc)))}"
+    identities = _reported_databases(executed) if executed.exists() else []
     if executed.exists():
         _write_report(executed, report, show_code)
     return {
@@ -429,20 +651,93 @@ def _execute(source: Path, run_folder: Path, parameters: dict, show_code: bool) 
         "report": str(report) if report.exists() else None,
         "executed": str(executed) if executed.exists() else None,
         "error": error,
+        "database": identities[0]["url"] if identities else None,
+        "identities": identities,
     }
 
 
+def _with_database_checks(notebook):
+    """The notebook with the run's database check before its first code cell and after its last."""
+    import nbformat
+
+    check = nbformat.v4.new_code_cell(CHECK_SOURCE, metadata={"tags": [CHECK_TAG]})
+    end = nbformat.v4.new_code_cell(END_SOURCE, metadata={"tags": [END_TAG]})
+    first = next((i for i, cell in enumerate(notebook.cells) if cell.cell_type == "code"), len(notebook.cells))
+    notebook.cells = [*notebook.cells[:first], check, *notebook.cells[first:], end]
+    return notebook
+
+
+def _tags(cell) -> set[str]:
+    return set(cell.get("metadata", {}).get("tags", []))
+
+
+def _failed_cell(executed: Path) -> str | None:
+    """Which cell of the notebook failed, counted as in its source (the run's own cells not counted): 'cell 3', or 'the database check'."""
+    import nbformat
+
+    try:
+        notebook = nbformat.read(executed, as_version=4)
+    except Exception:
+        return None
+    count = 0
+    for cell in notebook.cells:
+        if cell.cell_type != "code":
+            continue
+        injected = _tags(cell) & INJECTED_TAGS
+        count += not injected
+        if any(output.get("output_type") == "error" for output in cell.get("outputs", [])):
+            return "the run's database check" if injected - {"injected-parameters"} else f"cell {count}"
+    return None
+
+
+def _reported_databases(executed: Path) -> list[dict]:
+    """The databases the notebook's check cells reported, in order."""
+    import nbformat
+
+    try:
+        notebook = nbformat.read(executed, as_version=4)
+    except Exception:
+        return []
+    return [
+        dict(output["data"][DATABASE_MIME])
+        for cell in notebook.cells
+        if _tags(cell) & {CHECK_TAG, END_TAG}
+        for output in cell.get("outputs", [])
+        if DATABASE_MIME in output.get("data", {})
+    ]
+
+
 def _write_report(executed: Path, report: Path, show_code: bool) -> None:
-    """One self-contained HTML page from an executed notebook: code hidden (except a failing cell), charts inline."""
+    """One self-contained HTML page from an executed notebook: code hidden (except a failing cell), charts inline with alt text.
+
+    A failed notebook's page starts with the error and its fix; the traceback is folded away.
+    """
     import nbformat
     from jinja2 import DictLoader
     from nbconvert import HTMLExporter
 
     notebook = nbformat.read(executed, as_version=4)
+    failure = None
+    heading = ""
+    cells = []
     for cell in notebook.cells:
-        failed = any(output.get("output_type") == "error" for output in cell.get("outputs", []))
-        if cell.cell_type == "code" and not show_code and not failed:
+        errors = [output for output in cell.get("outputs", []) if output.get("output_type") == "error"]
+        if END_TAG in _tags(cell) and not errors:
+            continue  # the closing check said nothing new
+        if "papermill-error-cell-tag" in _tags(cell) and "papermill-error-cell" not in cell.source:
+            continue  # papermill's banner pointing down to the failing cell: the page starts with the error instead
+        if cell.cell_type == "markdown":
+            heading = next((line.lstrip("#").strip() for line in cell.source.splitlines() if line.startswith("#")), heading)
+        if cell.cell_type == "code" and not show_code and not errors:
             cell.metadata["transient"] = {"remove_source": True}
+        for output in cell.get("outputs", []):
+            _mask_output(output)
+            if "image/png" in output.get("data", {}):
+                output.setdefault("metadata", {}).setdefault("image/png", {})["alt"] = _alt(output, heading)
+        if errors and failure is None:
+            failure = _failure(errors[0], _failed_cell(executed) or "a cell")
+        cells.append(cell)
+    notebook.cells = cells
     exporter = HTMLExporter(
         extra_loaders=[DictLoader({"copythat-report.html.j2": REPORT_TEMPLATE})],
         template_file="copythat-report.html.j2",
@@ -450,8 +745,42 @@ def _write_report(executed: Path, report: Path, show_code: bool) -> None:
         exclude_output_prompt=True,
         embed_images=True,
     )
-    body, _ = exporter.from_notebook_node(notebook, resources={"metadata": {"name": executed.stem}})
+    body, _ = exporter.from_notebook_node(notebook, resources={"metadata": {"name": executed.stem}, "copythat_failure": failure})
     report.write_text(body, encoding="utf-8")
+
+
+def _mask_output(output) -> None:
+    """No password in a report: every text an output carries, masked."""
+    if "text" in output:
+        output["text"] = mask_text(output["text"])
+    if output.get("output_type") == "error":
+        output["evalue"] = mask_text(output.get("evalue", ""))
+        output["traceback"] = [mask_text(line) for line in output.get("traceback", [])]
+    for kind, value in output.get("data", {}).items():
+        if kind.startswith("text/") and isinstance(value, str):
+            output["data"][kind] = mask_text(value)
+
+
+def _alt(output, heading: str) -> str:
+    """A chart's alt text: the description the kernel gave the figure (charts.alt_text), else the section it is in."""
+    text = " ".join(str(output.get("data", {}).get("text/plain", "")).split())
+    if text.startswith("Chart: ") and heading:  # an untitled figure: named by its section
+        return f"{heading}: {text.removeprefix('Chart: ')}"
+    if text and not re.match(r"^<(Figure|matplotlib)\b", text):
+        return text
+    return f"Chart: {heading}" if heading else "Chart"
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _failure(error, where: str) -> dict:
+    """What a failed notebook's page says first: where, the error's last line (a CopythatError's problem and its fix apart)."""
+    message = _ANSI.sub("", mask_text(_first_line(error.get("evalue", ""))))
+    problem, _, fix = message.partition(". Fix: ")
+    if fix:
+        return {"where": where, "message": problem, "fix": fix}
+    return {"where": where, "message": f"{error.get('ename', 'Error')}: {message}", "fix": None}
 
 
 def _index_html(name: str, results: pd.DataFrame, summary: Mapping) -> str:

@@ -15,12 +15,15 @@ Example:
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
-from ..runbooks import NOTEBOOK_DIR, REPORTS_DIR, SEVERITY, parameter_value, run_notebooks, summary_text
 from .args import whole
 from .output import Report
 
 FAIL_EXIT = 3
+# runbooks' folders, written here so that building the parser imports no library (tests/test_startup.py compares them).
+NOTEBOOK_DIR = Path(__file__).resolve().parents[2] / "notebooks"
+REPORTS_DIR = Path("build/reports")
 
 
 def register(groups) -> None:
@@ -40,6 +43,8 @@ def register(groups) -> None:
 
 
 def run(args) -> Report:
+    from ..runbooks import SEVERITY, parameter_value, run_notebooks, summary_text
+
     def progress(notebook: str, status: str, seconds: float) -> None:
         print(f"  {notebook:<28} {status:<6} {seconds:5.1f} s", file=sys.stderr, flush=True)
 
@@ -52,7 +57,7 @@ def run(args) -> Report:
         folder=args.folder,
         progress=progress,
     )
-    table = result.results[["notebook", "status", "seconds", "report", "error"]]
+    table = result.results[["notebook", "status", "seconds", "database", "report", "error"]]
     if args.format == "json":
         value = {"summary": result.summary, "notebooks": table.to_dict(orient="records")}
     elif args.format == "csv":
@@ -60,7 +65,12 @@ def run(args) -> Report:
     else:  # the run ends with its summary; the lines per notebook came before it, on stderr
         value = summary_text(result.summary)
     for row in result.failed.itertuples():
-        print(f"error: notebook {row.notebook} failed at {row.error}. Fix: open {row.report or row.executed} to see the failing cell", file=sys.stderr)
+        where = row.report or row.executed
+        if ". Fix: " in (row.error or ""):  # the library's own error says its fix: once, without the exception name
+            cell, _, message = row.error.partition(": ")
+            print(f"error: notebook {row.notebook} failed at {cell}: {message.partition(': ')[2]} (the failing cell: {where})", file=sys.stderr)
+        else:
+            print(f"error: notebook {row.notebook} failed at {row.error}. Fix: open {where} to see the failing cell", file=sys.stderr)
     if not result.failed.empty:
         return Report(value, exit_code=1)
     worst = SEVERITY.index(args.fail_on.upper()) if args.fail_on else None
