@@ -28,8 +28,10 @@ run: install
 	$(OPS) notebooks run --output-dir $(REPORTS) --keep $(KEEP)
 
 ## test: the whole suite against a real PostgreSQL: tests/ (library, CLI, docstring examples) a file per worker
-##       process (each with a server of its own, or databases of its own on $$COPYTHAT_TEST_DATABASE_URL), then the
-##       notebooks under nbval in one process, in order, as a user runs them (01 migrates the database the others read)
+##       process, then the notebooks under nbval in one process, in order, as a user runs them (01 migrates the
+##       database the others read). Each process starts a throwaway embedded server (or makes databases of its own on
+##       $$COPYTHAT_TEST_DATABASE_URL) and drops it all after (conftest.py): never the checkout's .copythat/, nor the
+##       database of .env or DATABASE_URL
 TEST_WORKERS ?= auto
 test: install
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --maxprocesses 4 --dist loadfile tests
