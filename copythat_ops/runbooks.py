@@ -724,7 +724,7 @@ def _write_report(executed: Path, report: Path, show_code: bool) -> None:
         errors = [output for output in cell.get("outputs", []) if output.get("output_type") == "error"]
         if END_TAG in _tags(cell) and not errors:
             continue  # the closing check said nothing new
-        if "papermill-error-cell-tag" in _tags(cell) and "papermill-error-cell" not in cell.source:
+        if "papermill-error-cell-tag" in _tags(cell) and 'id="papermill-error-cell"' not in cell.source:
             continue  # papermill's banner pointing down to the failing cell: the page starts with the error instead
         if cell.cell_type == "markdown":
             heading = next((line.lstrip("#").strip() for line in cell.source.splitlines() if line.startswith("#")), heading)

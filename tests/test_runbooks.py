@@ -73,6 +73,10 @@ def test_a_run_writes_a_dated_folder_of_reports_and_ends_with_the_verdict(tmp_pa
     assert "monitor.health(" not in report and "data:image/png;base64," in report
     assert "<script src=" not in report and ">nan<" not in report and ">NaT<" not in report
     assert "no rows" in report  # an empty table says so (no blocked queries here)
+    alts = [html.unescape(alt) for alt in re.findall(r'<img alt="([^"]*)"', report)]
+    assert len(alts) == report.count("<img ") >= 3 and all(alt and not alt.startswith("Chart") for alt in alts), alts  # each chart described
+    assert any(alt.startswith("Connections: by state: ") for alt in alts) and any(alt.startswith("Cache hit ratio: ") for alt in alts)
+    assert f"Database: {summary['database']}" in report  # the database the notebook used, masked
     jobs = (folder / "02_jobs.html").read_text()
     assert ">nan<" not in jobs and ">NaT<" not in jobs and "{&#x27;id&#x27;" not in jobs and "{'id'" not in jobs  # no dict reprs
     # -p reached the notebooks that have the parameter, and only them
@@ -138,18 +142,54 @@ def test_a_failing_notebook_gets_its_report_with_the_failing_cell_and_the_run_ex
     folder.mkdir()
     code_notebook(folder / "01_broken.ipynb", "hidden = 'setup code'", "1 / 0", "print('never')")
     code_notebook(folder / "02_fine.ipynb", "print('fine')")
+    code_notebook(folder / "03_refused.ipynb", "from copythat_ops.errors import ConfigError\nraise ConfigError('the plan is missing', fix='write the plan first')")
     code = main(["notebooks", "run", "--folder", str(folder), "--output-dir", str(tmp_path / "out")])
     out, err = capsys.readouterr()
     assert code == 1
     (run,) = runs(tmp_path / "out")
     assert f"error: notebook 01_broken failed at cell 2: ZeroDivisionError: division by zero. Fix: open {run / '01_broken.html'}" in err
-    broken = re.sub(r"<[^>]+>", "", (run / "01_broken.html").read_text())  # the page's text
+    # the library's own error: its fix once, no exception name
+    assert f"error: notebook 03_refused failed at cell 1: the plan is missing. Fix: write the plan first (the failing cell: {run / '03_refused.html'})" in err
+    page = (run / "01_broken.html").read_text()
+    broken = re.sub(r"<[^>]+>", "", page)  # the page's text
     assert "1 / 0" in broken and "ZeroDivisionError" in broken  # the failing cell, with its code
     assert "setup code" not in broken  # the other cells' code stays hidden
+    # the page starts with the error; the traceback is folded away under it
+    main_text = " ".join(broken[broken.index("This notebook failed"):].split())
+    assert main_text.startswith("This notebook failed at cell 2: ZeroDivisionError: division by zero"), main_text[:200]
+    assert main_text.index("This notebook failed") < main_text.index("01_broken")  # before the notebook's title
+    assert re.search(r"<details><summary>Traceback</summary>.*?ZeroDivisionError.*?</details>", page, re.S)
+    assert "An Exception was encountered at" not in broken  # papermill's banner pointing down, replaced by the error itself
+    refused = " ".join(re.sub(r"<[^>]+>", "", (run / "03_refused.html").read_text()).split())
+    assert "This notebook failed at cell 1: the plan is missing Fix: write the plan first" in refused
     assert "fine" in (run / "02_fine.html").read_text()
-    assert "notebooks  1 ok, 1 failed (01_broken) in " in out  # the summary names it too
+    assert "This notebook failed" not in (run / "02_fine.html").read_text()
+    assert "notebooks  1 ok, 2 failed (01_broken, 03_refused) in " in out  # the summary names them too
     index = (run / "index.html").read_text()
-    assert "1 ok, 1 failed (01_broken)" in index and "<td>01_broken</td><td>failed</td>" in index
+    assert "1 ok, 2 failed (01_broken, 03_refused)" in index and "<td>01_broken</td><td>failed</td>" in index
+
+
+def test_charts_in_a_report_carry_alt_text(tmp_path, capsys):
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    nbformat.write(nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_markdown_cell("# Charts\n## Connections"),
+        nbformat.v4.new_code_cell("import pandas as pd\nfrom copythat_ops import charts\n"
+                                  "charts.connections_chart(pd.DataFrame({'state': ['idle', 'active'], 'application_name': ['api', 'worker'], 'connections': [3, 1]}))"),
+        nbformat.v4.new_code_cell("charts.connections_chart(pd.DataFrame(columns=['state', 'application_name', 'connections']))"),
+        nbformat.v4.new_markdown_cell("## Queue depth"),
+        nbformat.v4.new_code_cell("import matplotlib.pyplot as plt\nfig, ax = plt.subplots()\nax.plot([1, 3, 2])\nplt.close(fig)\nfig"),
+    ], metadata={"kernelspec": {"name": "python3", "language": "python", "display_name": "Python 3"}}), folder / "01_charts.ipynb")  # fmt: skip
+    assert main(["notebooks", "run", "--folder", str(folder), "--output-dir", str(tmp_path / "out")]) == 0, capsys.readouterr().err
+    (run,) = runs(tmp_path / "out")
+    page = (run / "01_charts.html").read_text()
+    images = re.findall(r"<img\b[^>]*>", page)
+    alts = [html.unescape(re.search(r'alt="([^"]*)"', img)[1]) if 'alt="' in img else None for img in images]
+    assert alts == [
+        "Connections: by state: horizontal bars of connections for idle, active. by application: horizontal bars of connections for api, worker.",
+        "Connections: by state: no connections. by application: no connections.",
+        "Queue depth: lines.",  # a figure without a title: named by its section
+    ]
 
 
 def test_fail_on_crit_exits_3_when_the_database_is_critical(db_url, monkeypatch, capsys, tmp_path):
