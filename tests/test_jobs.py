@@ -219,3 +219,7 @@ def test_cli_summary_and_errors(engine, db_url):
     assert bad.returncode == 2 and "--older-than soon is not a duration" in bad.stderr
     stuck = subprocess.run([CLI, "--format", "json", "jobs", "stuck", "--pending-older-than", "none"], env=env, capture_output=True, text=True, timeout=120)
     assert stuck.returncode == 0 and [row["status"] for row in json.loads(stuck.stdout)] == ["processing", "processing"]
+    table = subprocess.run([CLI, "jobs", "stuck"], env=env, capture_output=True, text=True, timeout=120)
+    assert table.returncode == 0 and table.stdout.splitlines()[-1] == "3 stuck jobs (2 processing over 30 min, 1 pending over 1 hour)", table.stdout
+    none = subprocess.run([CLI, "jobs", "stuck", "--older-than", "1000d", "--pending-older-than", "none"], env=env, capture_output=True, text=True, timeout=120)
+    assert none.stdout.strip() == "0 stuck jobs (0 processing over 1000d)", none.stdout

@@ -127,6 +127,25 @@ def test_cli_seeds_once_with_if_empty(server):
         server.drop_database(url)
 
 
+def test_cli_seeds_the_demo_history(server):
+    url = server.create_database("seed_history_cli")
+    try:
+        migrations.upgrade(url=url)
+        env = {"PATH": "/usr/bin:/bin", "DATABASE_URL": url.render_as_string(hide_password=False)}
+        first = subprocess.run([CLI, "--format", "json", "seed", "--jobs", "200", "--projects", "3", "--history", "2d"], env=env, capture_output=True, text=True, timeout=120)
+        assert first.returncode == 0, first.stderr
+        loaded = json.loads(first.stdout)
+        assert loaded["jobs"] == 200 and loaded["history_snapshots"] == 49  # hourly over two days, both ends
+        summary = run_query("SELECT count(*) AS n, bool_and(synthetic) AS synthetic FROM copythat_history.snapshots", engine=get_engine(url))
+        assert int(summary["n"][0]) == 49 and bool(summary["synthetic"][0])
+        again = subprocess.run([CLI, "--format", "json", "seed", "--if-empty", "--history", "30d"], env=env, capture_output=True, text=True, timeout=120)
+        assert json.loads(again.stdout)["history_skipped"] == "the source already has history"
+        bad = subprocess.run([CLI, "seed", "--history", "soon"], env=env, capture_output=True, text=True, timeout=120)
+        assert bad.returncode == 2 and "--history soon is not a duration" in bad.stderr, bad.stderr
+    finally:
+        server.drop_database(url)
+
+
 def test_a_failure_while_loading_leaves_nothing_and_keeps_the_indexes(server):
     url = server.create_database("seed_fail")
     try:

@@ -9,9 +9,11 @@ Example:
 
 from __future__ import annotations
 
-from ..jobs import analyses
 from . import job_actions
 from .args import duration, duration_or_none, positive_duration, since, whole
+from .lazy import library
+
+analyses = library("jobs.analyses", SUMMARY_GROUPS={"status": ["status"], "extraction_type": ["extraction_type"], "project": ["project_id", "project_name"]})
 
 
 def register(groups) -> None:
@@ -44,4 +46,14 @@ def register(groups) -> None:
 
 def run_stuck(args) -> object:
     pending = None if args.pending_older_than.strip().lower() == "none" else args.pending_older_than
-    return analyses.stuck_jobs(args.older_than, pending_older_than=pending)
+    stuck = analyses.stuck_jobs(args.older_than, pending_older_than=pending)
+    if args.format != "table":  # CSV and JSON stay one document of rows
+        return stuck
+    from .output import text_table
+
+    counts = stuck["status"].value_counts()
+    parts = [f"{counts.get('processing', 0)} processing over {args.older_than}"]
+    if pending is not None:
+        parts.append(f"{counts.get('pending', 0)} pending over {pending}")
+    line = f"{len(stuck)} stuck job{'' if len(stuck) == 1 else 's'} ({', '.join(parts)})"
+    return f"{text_table(stuck)}\n{line}" if len(stuck) else line

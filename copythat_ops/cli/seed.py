@@ -3,11 +3,11 @@
 Example:
     $ copythat-ops seed --jobs 100000 --projects 200 --seed 42
     $ copythat-ops seed --if-empty          # demo data on first use only
+    $ copythat-ops seed --history 30d       # and 30 days of demo monitoring history (hourly snapshots)
 """
 
 from __future__ import annotations
 
-from ..seed import seed_database
 from .args import positive_duration, whole
 from .confirm import add_yes, confirm_change
 
@@ -20,10 +20,23 @@ def register(groups) -> None:
     command.add_argument("--seed", type=whole(0), default=0, help="random seed: the same seed gives the same data (default 0)")
     command.add_argument("--window", default="30 days", type=positive_duration, help="jobs are created over this long up to now (default 30 days)")
     command.add_argument("--if-empty", action="store_true", help="do nothing when extraction_jobs already has rows")
+    command.add_argument("--history", type=positive_duration, metavar="DURATION", help="also write this long of demo monitoring history, hourly, e.g. 30d (not when history exists)")
     add_yes(command)
     command.set_defaults(run=run)
 
 
 def run(args) -> object:
+    from ..seed import seed_database
+
     confirm_change("seed", yes=args.yes)
-    return seed_database(args.jobs, args.projects, seed=args.seed, window=args.window, if_empty=args.if_empty, allow_remote=True)
+    loaded = seed_database(args.jobs, args.projects, seed=args.seed, window=args.window, if_empty=args.if_empty, allow_remote=True)
+    if args.history is None:
+        return loaded
+    from datetime import timedelta
+
+    from ..monitor.history import days_duration
+    from ..seed import seed_history
+
+    days = days_duration(args.history, name="history") / timedelta(days=1)
+    written = seed_history(days, seed=args.seed, allow_remote=True)
+    return loaded | {"history_snapshots": written["snapshots"]} | ({"history_skipped": written["skipped"]} if "skipped" in written else {})
