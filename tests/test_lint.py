@@ -200,3 +200,33 @@ def test_cli_new_says_what_to_change_when_lint_finds_something(scripts, server):
         assert len(list(scripts.glob("*_add_source_url_back.py"))) == 1  # written all the same, for its author to change
     finally:
         server.drop_database(url)
+
+
+def test_autogenerate_refuses_a_database_behind_head_and_writes_nothing(scripts, server):
+    url = server.create_database("lint_behind")
+    try:
+        migrations.upgrade(migrations.history(url=url)["revision"].iloc[-2], url=url)
+        before = sorted(p.name for p in scripts.iterdir())
+        env = {migrations.INI_VAR: os.environ[migrations.INI_VAR], "DATABASE_URL": url.render_as_string(hide_password=False)}
+        result = cli("migrate", "new", "catch up", "--autogenerate", env=env)
+        assert result.returncode == 2 and "behind head" in result.stderr and "`copythat-ops migrate upgrade`" in result.stderr, result.stderr
+        assert result.stderr.count("Fix:") == 1 and sorted(p.name for p in scripts.iterdir()) == before
+    finally:
+        dispose_engines()
+        server.drop_database(url)
+
+
+def test_autogenerate_with_no_model_changes_says_so_and_writes_nothing_unless_allowed(scripts, server):
+    url = server.create_database("lint_same")
+    try:
+        migrations.upgrade(url=url)
+        before = sorted(p.name for p in scripts.iterdir())
+        env = {migrations.INI_VAR: os.environ[migrations.INI_VAR], "DATABASE_URL": url.render_as_string(hide_password=False)}
+        result = cli("migrate", "new", "nothing changed", "--autogenerate", env=env)
+        assert result.returncode == 2 and "the models and the database agree" in result.stderr, result.stderr
+        assert "leave out --autogenerate" in result.stderr and sorted(p.name for p in scripts.iterdir()) == before
+        allowed = revisions.revision("nothing changed", autogenerate=True, allow_empty=True, url=url)
+        assert allowed.path.is_file() and allowed.ok
+    finally:
+        dispose_engines()
+        server.drop_database(url)
