@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
+from sqlalchemy.engine import URL
 from sqlalchemy.pool import NullPool
 
 from copythat_ops import migrations
@@ -98,7 +99,8 @@ def test_the_password_reaches_pg_dump_in_the_environment_not_argv(server, tmp_pa
         pytest.skip("the test server's login has no password")
     password = url.password
     if form == "query":  # ?password= instead of user:password@
-        url = url.set(password=None, query={**url.query, "password": password})
+        url = URL.create(url.drivername, url.username, None, url.host, url.port, url.database, {**url.query, "password": password})
+        assert url.password is None
     with server.engine.connect() as conn:
         conn.execute(text(f'ALTER DATABASE "{fresh.database}" OWNER TO "{url.username}"'))
     calls = []

@@ -15,6 +15,7 @@ from pathlib import Path
 import psycopg2
 import pytest
 from sqlalchemy import text
+from sqlalchemy.engine import URL
 
 from copythat_ops import migrations
 from copythat_ops.engine import dispose_engines, get_engine
@@ -95,7 +96,8 @@ def test_a_query_password_reaches_backup_restore_and_upgrade_backup(server, tmp_
     with server.engine.connect() as conn:
         conn.execute(text(f'ALTER DATABASE "{fresh.database}" OWNER TO "{login.username}"'))
         conn.execute(text(f'ALTER ROLE "{login.username}" CREATEDB'))
-    url = login.set(database=fresh.database, password=None, query={**login.query, "password": login.password})
+    url = URL.create(login.drivername, login.username, None, login.host, login.port, fresh.database, {**login.query, "password": login.password})
+    assert url.password is None and "password" in url.query
     try:
         upgraded = cli("migrate", "upgrade", "--backup", "--folder", str(tmp_path), "--yes", url=url)
         assert upgraded.returncode == 0, upgraded.stderr
