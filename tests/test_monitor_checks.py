@@ -160,6 +160,46 @@ def test_schema_diff_names_tables_columns_types_defaults_indexes_and_constraints
         server.drop_database(b)
 
 
+def test_schema_diff_compares_triggers_functions_policies_extensions_and_grants(server):
+    a, b = server.create_database("diff_c"), server.create_database("diff_d")
+    try:
+        common = [
+            "CREATE TABLE jobs (id int PRIMARY KEY, owner text, updated_at timestamptz)",
+            "CREATE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN NEW.updated_at := now(); RETURN NEW; END$$",
+            "CREATE FUNCTION score(x int) RETURNS int LANGUAGE sql AS 'SELECT x + 1'",
+            "ALTER TABLE jobs ENABLE ROW LEVEL SECURITY",
+            "CREATE POLICY own ON jobs USING (owner = current_user)",
+            "DROP ROLE IF EXISTS ct_diff_reader",
+            "CREATE ROLE ct_diff_reader",
+        ]
+        execute(
+            a, *common,
+            "CREATE TRIGGER jobs_updated_at BEFORE UPDATE ON jobs FOR EACH ROW EXECUTE FUNCTION touch()",
+            "GRANT SELECT ON jobs TO ct_diff_reader",
+            "CREATE EXTENSION IF NOT EXISTS pg_trgm",
+        )  # fmt: skip
+        execute(
+            b, *common[:2], "CREATE FUNCTION score(x int) RETURNS int LANGUAGE sql AS 'SELECT x + 2'",
+            "CREATE POLICY own ON jobs USING (true)",
+        )  # fmt: skip
+        diff = monitor.schema_diff(a, b)
+        got = {(r.kind, r.table, r.name, r.difference) for r in diff.itertuples()}
+        assert got == {
+            ("extension", "", "pg_trgm", "only in a"),
+            ("trigger", "jobs", "jobs_updated_at", "only in a"),
+            ("function", "", "score(x integer)", "differs"),
+            ("row level security", "jobs", "jobs", "only in a"),
+            ("policy", "jobs", "own", "differs"),
+            ("grant", "jobs", "ct_diff_reader", "only in a"),
+        }, diff[["kind", "table", "name", "difference"]].to_string()
+        assert diff["kind"].tolist()[0] == "extension" and "EXECUTE FUNCTION touch()" in diff.set_index("kind").loc["trigger", "in_a"]
+        assert "SELECT" in diff.set_index("kind").loc["grant", "in_a"]
+    finally:
+        server.drop_database(a)
+        server.drop_database(b)
+        execute(server.admin, "DROP ROLE IF EXISTS ct_diff_reader")
+
+
 def test_schema_diff_refuses_a_database_with_itself_and_names_the_one_it_cannot_reach(db_url):
     with pytest.raises(InputError, match="url_a and url_b are the same database"):
         monitor.schema_diff(db_url, db_url)

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import sys
 
-import pandas as pd
-
-from .. import monitor
 from ..errors import InputError
 from .args import duration, whole
+from .lazy import library
+
+monitor = library("monitor")
 
 
 def add_commands(checks) -> None:
@@ -53,7 +53,7 @@ def add_commands(checks) -> None:
     trend.add_argument("--top", type=whole(1), default=10, help="queries: the statements with most time (default 10)")
     trend.set_defaults(run=run_trends)
 
-    diff = checks.add_parser("schema-diff", help="tables, columns, indexes and constraints that differ between two databases")
+    diff = checks.add_parser("schema-diff", help="tables, columns, indexes, constraints, triggers, functions, policies, extensions and grants that differ between two databases")
     diff.add_argument("url_a", metavar="URL_A", help="the first database (e.g. a Neon branch)")
     diff.add_argument("url_b", metavar="URL_B", help="the second database (e.g. main)")
     diff.set_defaults(run=lambda a: monitor.schema_diff(a.url_a, a.url_b))
@@ -65,6 +65,8 @@ def run_capture(args) -> object:
     print(f"capturing every {args.every}; Ctrl-C stops", file=sys.stderr)
     results = monitor.capture_loop(args.every, keep=args.keep, times=args.times, report=_say, interval=args.interval, source=args.source)
     print(f"stopped after {len(results)} capture{'s' if len(results) != 1 else ''}", file=sys.stderr)
+    import pandas as pd
+
     return pd.DataFrame(results)
 
 
