@@ -130,14 +130,14 @@ def _axes_text(ax: Axes, most: int) -> str:
         words += f" of {axis}"
     if ax.get_ylabel() and ax.get_xlabel() and not categories:
         words += f" against {ax.get_xlabel()}"
-    legend = ax.get_legend()
-    series = [t.get_text() for t in legend.get_texts()] if legend else []
-    if series:
-        words += f"; legend: {', '.join(series)}"
     if categories:
         shown = categories[::-1] if kinds[:1] == ["horizontal bars"] and not ax.yaxis_inverted() else categories  # top first
         more = f" and {len(shown) - most} more" if len(shown) > most else ""
         words += f" for {', '.join(shown[:most])}{more}"
+    legend = ax.get_legend()
+    series = [t.get_text() for t in legend.get_texts()] if legend else []
+    if series:
+        words += f"; legend: {', '.join(series)}"
     return words + "."
 
 

@@ -288,10 +288,14 @@ def summary_text(summary: Mapping) -> str:
         jobs       8.5 % of finished jobs failed, 3 stuck
         notebooks  3 ok in 14.2 s (target: under 60 s)
     """
+    if summary.get("stopped"):
+        summary = {**summary, "revision": "not checked: the run stopped", "head": None}
     revision = summary.get("revision") or "none (run copythat-ops migrate upgrade)"
     if summary.get("revision") and summary.get("head"):
         revision += " (head)" if summary["revision"] == summary["head"] else f" (head is {summary['head']}: run copythat-ops migrate upgrade)"
-    if summary.get("failure_rate") is None:
+    if summary.get("stopped"):
+        jobs = "not checked: the run stopped"
+    elif summary.get("failure_rate") is None:
         jobs = "no jobs table"
     else:
         jobs = f"{summary['failure_rate'] * 100:.1f} % of finished jobs failed, {summary['stuck_jobs']} stuck"
@@ -366,14 +370,15 @@ def run_notebooks(
             if wrong:
                 break
         results = pd.DataFrame(rows, columns=COLUMNS, dtype=object).astype({"seconds": float})  # None stays None, not NaN
-        if wrong:
-            summary = {"database": expected["url"], "revision": None, "head": None, "verdict": "UNKNOWN", "problems": [wrong], "failure_rate": None, "stuck_jobs": None}
+        if wrong:  # the database the run would check is in doubt: not checked
+            summary = {"database": expected["url"], "revision": None, "head": None, "verdict": "UNKNOWN", "problems": [wrong],
+                       "failure_rate": None, "stuck_jobs": None, "stopped": True}  # fmt: skip
         else:
             summary = run_summary()
     summary["database"] = expected["url"]
-    reported = results["database"].notna().sum()
+    same = sum(bool(row["identities"]) and not any(_mismatch(expected, used) for used in row["identities"]) for row in rows)
     summary["connected"] = f"{describe_database(expected)}: " + (
-        "the one every notebook reported" if reported == len(results) else f"reported by {reported} of {len(results)} notebooks"
+        "the one every notebook reported" if same == len(selected) else f"the one {same} of {len(selected)} notebooks reported"
     )
     ok = int((results["status"] == "ok").sum())
     failed = results.loc[results["status"] != "ok", "notebook"].tolist()
@@ -385,8 +390,10 @@ def run_notebooks(
     summary["reports"] = str(index)
     index.write_text(_index_html(run_folder.name, results, summary), encoding="utf-8")
     if wrong:
+        source = source_text(configured) if configured.url is not None else "the embedded database, as nothing is configured"
+        left = len(selected) - len(rows)
         raise ConfigError(
-            f"{wrong}; the run stopped there, not {source_text(configured)}",
+            f"{wrong}, from {source}; the run stopped there" + (f" ({left} notebook{'s' * (left != 1)} not run)" if left else ""),
             fix=f"let the run choose the database (DATABASE_URL, .env or --env-file), not the notebook; its report: {rows[-1]['report'] or index}",
         )
     if keep is not None:
@@ -454,17 +461,21 @@ def notebook_database(*, end: bool = False) -> dict:
     used = database_identity()
     line = f"Database: {used['url']} ({describe_database(used)})"
     try:
+        from IPython import get_ipython
         from IPython.display import display
-
-        display({"text/plain": line if not end else f"Still the database: {used['url']}", DATABASE_MIME: used}, raw=True)
     except ImportError:
+        get_ipython = None
+    if get_ipython is not None and get_ipython() is not None:  # in a kernel: the line, and the identity for the run
+        display({"text/plain": line if not end else f"Still the database: {used['url']}", DATABASE_MIME: used}, raw=True)
+    else:
         print(line)
     expected = json.loads(os.environ[RUN_DATABASE_VAR]) if os.environ.get(RUN_DATABASE_VAR) else None
     wrong = _mismatch(expected, used) if expected else None
     if wrong:
+        alike = used["url"] == expected["url"] and describe_database(used) == describe_database(expected)
         raise ConfigError(
             f"this notebook {'ended on' if end else 'uses'} {used['url']} ({describe_database(used)}), "
-            f"not the run's database {expected['url']} ({describe_database(expected)}): {wrong}",
+            f"not the run's database {expected['url']} ({describe_database(expected)})" + (f": {wrong}" if alike else ""),
             fix="let the run choose the database (DATABASE_URL, .env or --env-file): do not set DATABASE_URL or COPYTHAT_ENV_FILE in a notebook"
             if end
             else "check what the kernel reads besides the run's DATABASE_URL (its kernel spec's env, an IPython startup file)",
