@@ -338,3 +338,14 @@ def test_restore_messages_speak_cli_words(source, tmp_path):
     result = cli("db", "restore", str(tmp_path / "nothere.dump"), "--database", "ct_x", "--yes", url=source)
     assert result.returncode == 2
     assert "Fix: name a file listed by `copythat-ops db backups`" in result.stderr and "backups()" not in result.stderr
+
+
+def test_the_dump_folder_of_a_killed_rehearsal_is_removed_by_the_next(tmp_path):
+    gone = tmp_path / f"{rehearsal.DUMP_FOLDER}{dead_pid()}-abcd1234"
+    live = tmp_path / f"{rehearsal.DUMP_FOLDER}{os.getpid()}-abcd1234"
+    for folder in (gone, live):
+        folder.mkdir()
+        (folder / "labdb__base__20260101T000000Z.dump.writer-1@x.partial").write_bytes(b"\0" * 1024 * 1024)
+    with pytest.warns(LeftoverWarning, match=f"removed the dump folder {gone} \\(1.0 MB\\) left by an interrupted rehearsal"):
+        removed = rehearsal.leftover_dump_folders(str(tmp_path))
+    assert [r["clone"] for r in removed] == [str(gone)] and not gone.exists() and live.exists()

@@ -70,6 +70,7 @@ STATEMENT_TIMEOUT = "30min"  # ... and runs at most this long (CREATE DATABASE .
 _CLONE = re.compile(r"^(?P<source>.*)_rehearsal_(?P<host>[0-9a-f]{6})_(?P<pid>\d+)_[0-9a-f]{4}$")
 _LEGACY_CLONE = re.compile(r"^(?P<source>.*)_rehearsal_[0-9a-f]{8}$")  # made before clones carried their run
 KEPT = "copythat-ops rehearsal clone kept"
+DUMP_FOLDER = "copythat-rehearsal-"  # + PID-: the temporary folder of a clone made by pg_dump
 # The toolkit's and Alembic's own bookkeeping, not the migration's statements.
 _HOUSEKEEPING = re.compile(
     r"pg_try_advisory_lock|pg_advisory_unlock|set_config\('lock_timeout'|RESET lock_timeout|FROM pg_locks|alembic_version|pg_catalog\.pg_class",
@@ -132,7 +133,7 @@ def rehearse(target: str = "head", *, url: URL | str | None = None, keep: bool =
     attrs = {"ok": False, "clone": name, "method": None, "seconds": None, "health": None, "source": mask_url(source), "leftovers": []}
     admin = admin_engine(source)
     try:
-        attrs["leftovers"] = leftover_clones(admin)
+        attrs["leftovers"] = leftover_clones(admin) + leftover_dump_folders()
         with admin.connect() as conn:
             taken = conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name})
     except BaseException:
@@ -277,6 +278,40 @@ def leftover_clones(admin: Engine) -> list[dict]:
     return leftovers
 
 
+def leftover_dump_folders(where: str | None = None) -> list[dict]:
+    """Remove the temporary dump folders (`copythat-rehearsal-PID-*` in the temp folder) of rehearsals whose process is gone.
+
+    Returns one dict per folder removed: clone (the folder), pid, host, sessions (0), action "removed folder".
+    A `LeftoverWarning` says what was removed.
+
+    Example:
+        >>> leftover_dump_folders("no-such-folder")
+        []
+    """
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    base = Path(where or tempfile.gettempdir())
+    removed = []
+    for folder in sorted(base.glob(f"{DUMP_FOLDER}*-*")) if base.is_dir() else []:
+        found = re.match(rf"^{DUMP_FOLDER}(\d+)-", folder.name)
+        if not found or not folder.is_dir():
+            continue
+        pid = int(found[1])
+        try:
+            since = folder.stat().st_mtime
+        except FileNotFoundError:
+            continue
+        if run_is_alive(pid, since=since) is not False:
+            continue
+        size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+        shutil.rmtree(folder, ignore_errors=True)
+        removed.append({"clone": str(folder), "pid": pid, "host": HOST, "sessions": 0, "action": "removed folder"})
+        warnings.warn(f"removed the dump folder {folder} ({size / 1048576:.1f} MB) left by an interrupted rehearsal (pid {pid}, gone)", LeftoverWarning, stacklevel=2)
+    return removed
+
+
 def _note(admin: Engine, name: str, note: str) -> None:
     with admin.connect() as conn:
         conn.execute(text(f'COMMENT ON DATABASE "{database_name(name)}" IS :note'), {"note": note})
@@ -330,8 +365,14 @@ def clone_database(source: URL, name: str, *, admin: Engine) -> str:
 def _clone_by_dump(source: URL, name: str) -> None:
     import tempfile
 
-    with tempfile.TemporaryDirectory(prefix="copythat-rehearsal-") as folder:
-        taken = dumps.backup(url=source, folder=folder)
+    with tempfile.TemporaryDirectory(prefix=f"{DUMP_FOLDER}{os.getpid()}-") as folder:
+        try:
+            taken = dumps.backup(url=source, folder=folder)
+        except CopythatError as exc:
+            raise MigrationError(
+                f"the rehearsal could not copy {source.database} (other sessions are connected to it, so the copy is made with pg_dump): {exc.problem}",
+                fix=exc.fix,
+            ) from None
         try:
             dumps.restore(taken["path"], database=name, url=source)
         except CopythatError as exc:
