@@ -170,6 +170,22 @@ def test_every_block_is_an_example_or_marked_as_not_run(page: Path):
                 )
 
 
+def test_console_blocks_are_read_as_documented():
+    block = Block(CHECKOUT / "docs" / "example.md", 10, "console", "\n".join([
+        "$ copythat-ops jobs stuck --older-than 30  # exit 2",
+        "error: --older-than 30 has no unit. Fix: ...",
+        "$ copythat-ops db status \\",
+        "    --format json",
+    ]) + "\n")
+    first, second = commands(block)
+    assert (first.line, first.exit_code, first.expected) == (10, 2, ["error: --older-than 30 has no unit. Fix: ..."])
+    assert (second.line, second.command, second.exit_code, second.expected) == (12, "copythat-ops db status  --format json", 0, [])
+    output = "field   value\nsource  DATABASE_URL in the environment\nreachable  True\n"
+    assert missing_output(["source DATABASE_URL in the environment", "...", "reachable ... True"], output) is None
+    assert missing_output(["reachable True", "source ..."], output) == "source ..."  # in order
+    assert missing_output(["reachable False"], output) == "reachable False"
+
+
 def test_readme_links_to_every_page_and_each_link_exists():
     readme = (CHECKOUT / "README.md").read_text()
     linked = set(re.findall(r"\]\((docs/[^)#\s]+\.md)(?:#[^)]*)?\)", readme))
