@@ -119,7 +119,7 @@ def seed_database(
     number(projects, name="projects", minimum=1, integer=True)
     span = duration(window, name="window")
     if span <= timedelta(0):
-        raise InputError(f"window {window!r} is empty", fix="give a positive duration such as '30 days'")
+        raise InputError(f"window {window!r} is empty", fix="give a positive duration such as '30 days'", params="window")
     now = pd.Timestamp(now or datetime.now(UTC))
     now = now.tz_localize("UTC") if now.tzinfo is None else now.tz_convert("UTC")
     engine = engine or get_engine()

@@ -83,3 +83,21 @@ def test_views_answer_during_an_exclusive_lock_and_name_its_holder(db_url):
         assert row["redundant_index"] == "held_a_again" and f"held locked by pid {holder.info.backend_pid}" in row["note"]
     finally:
         holder.close()
+
+
+def test_the_history_tables_indexes_are_not_judged(db_url):
+    with get_engine(db_url).begin() as conn:
+        for schema in ("copythat_history", "public"):
+            conn.execute(text(f"CREATE SCHEMA IF NOT EXISTS {schema}"))
+            conn.execute(text(f"CREATE TABLE {schema}.kept AS SELECT g AS id, g % 10 AS bucket FROM generate_series(1, 100) AS g"))
+            conn.execute(text(f"CREATE INDEX kept_bucket_idx ON {schema}.kept (bucket)"))
+            for _ in range(150):  # old enough to judge: scanned, never through its index
+                conn.execute(text(f"SELECT count(*) FROM {schema}.kept"))
+        conn.execute(text("SELECT pg_stat_force_next_flush()"))
+    result = run("--format", "json", "monitor", "health", url=db_url)
+    unused = pd.DataFrame(json.loads(result.stdout)).set_index("check").loc["unused_indexes"]
+    assert unused["status"] == "WARN" and unused["value"] == 1 and "kept_bucket_idx" in unused["detail"], unused
+    from copythat_ops import monitor
+
+    found = monitor.unused_indexes(engine=get_engine(db_url))
+    assert set(found.loc[found["index"] == "kept_bucket_idx", "schema"]) == {"public", "copythat_history"}  # the view lists both

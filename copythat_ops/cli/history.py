@@ -15,7 +15,7 @@ from __future__ import annotations
 import sys
 
 from ..errors import InputError
-from .args import duration, whole
+from .args import duration, positive_duration, whole
 from .lazy import library
 
 monitor = library("monitor")
@@ -26,13 +26,13 @@ def add_commands(checks) -> None:
     cap = checks.add_parser("capture", help="record one snapshot into the history tables (or one per --every until Ctrl-C)")
     cap.add_argument("--every", type=duration, help="capture in a loop, once per this long (e.g. 5min), until Ctrl-C")
     cap.add_argument("--interval", type=duration, help="one snapshot per interval (default: --every, else 5min)")
-    cap.add_argument("--keep", help="then delete snapshots older than this, in small batches (e.g. 90d)")
+    cap.add_argument("--keep", type=positive_duration, help="then delete snapshots older than this, in small batches (e.g. 90d; at least --interval)")
     cap.add_argument("--times", type=whole(1), help="with --every: stop after this many captures")
     cap.add_argument("--source", help="the name the history keeps this database under (default: its name)")
     cap.set_defaults(run=run_capture)
 
     hist = checks.add_parser("history", help="how much history there is, per source")
-    hist.add_argument("--prune", metavar="KEEP", help="delete snapshots older than this (e.g. 90d), in small batches")
+    hist.add_argument("--prune", metavar="KEEP", type=positive_duration, help="delete snapshots older than this (e.g. 90d), in small batches")
     hist.set_defaults(run=run_history)
 
     grow = checks.add_parser("growth", help="each table's size and rows now and --days ago, growth per day")

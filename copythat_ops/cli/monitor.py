@@ -140,7 +140,7 @@ def run_signal(args) -> object:
 def run_health(args) -> object:
     from ..monitor.health import unjudged
 
-    report = monitor.health(**dict(_threshold(item) for item in args.threshold))
+    report = _in_commands(monitor.health(**dict(_threshold(item) for item in args.threshold)))
     worst = monitor.verdict(report)
     failing = report[report["status"].isin(["CRIT"] if args.fail_on == "crit" else ["WARN", "CRIT"])]
     problems = report[report["status"].isin(["WARN", "CRIT"])]["check"].tolist()  # whether or not they set the exit code
@@ -154,6 +154,31 @@ def run_health(args) -> object:
         file=sys.stderr,
     )
     return Report(report, exit_code=FAIL_EXIT if len(failing) else 0)
+
+
+# Functions the health report points to that are not views of this group, and the commands that show the same.
+HISTORY_COMMANDS = {
+    "sequence_forecast": "copythat-ops monitor forecast sequences",
+    "size_forecast": "copythat-ops monitor forecast size --size-limit SIZE",
+    "growth": "copythat-ops monitor growth",
+    "capture": "copythat-ops monitor capture",
+}
+
+
+def _in_commands(report):
+    """The health report's detail and action in the CLI's words: `copythat-ops monitor indexes unused`, not unused_indexes()."""
+    import re
+
+    from . import COMMANDS
+
+    def words(text: str) -> str:
+        for function, command in {**COMMANDS, **HISTORY_COMMANDS}.items():
+            text = re.sub(rf"(?<![\w.`]){re.escape(function)}\([^()]*\)", f"`{command}`", text)
+        return re.sub(r"(?<![\w-])size_limit='([^']*)'", lambda m: f"--threshold size_limit='{m[1]}'", text)
+
+    for column in ("detail", "action"):
+        report[column] = [words(text) if isinstance(text, str) else text for text in report[column]]
+    return report
 
 
 def _threshold(item: str) -> tuple[str, float]:

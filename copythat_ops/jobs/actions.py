@@ -383,7 +383,7 @@ def _limit(limit: int | None) -> int | None:
 
 def _reason(reason: str) -> str:
     if not isinstance(reason, str) or not reason.strip():
-        raise InputError(f"reason must be a non-empty text, not {reason!r}", fix="say why, e.g. 'duplicate upload'")
+        raise InputError(f"reason must be a non-empty text, not {reason!r}", fix="say why, e.g. 'duplicate upload'", params="reason")
     return reason.strip()
 
 

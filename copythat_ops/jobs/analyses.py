@@ -228,7 +228,7 @@ def job_throughput(
     """
     step = duration(freq, name="freq")
     if step <= timedelta(0):
-        raise InputError(f"freq {freq!r} is zero", fix="give a bucket size such as '15 min', '1h' or '1 day'")
+        raise InputError(f"freq {freq!r} is zero", fix="give a bucket size such as '15 min', '1h' or '1 day'", params="freq")
     start, params = _time_bound(since, "since")
     params["step"] = step.total_seconds()
     frame = _query(
@@ -274,6 +274,7 @@ def job_throughput(
         raise InputError(
             f"freq {freq!r} since {since!r} makes more than {MAX_BUCKETS:,} buckets",
             fix="use a larger freq or a later since",
+            params=("freq", "since"),
         )
     return frame.astype({"created": "Int64", "completed": "Int64", "failed": "Int64"})
 
@@ -408,7 +409,7 @@ def _time_bound(value: str | timedelta | datetime, name: str) -> tuple[str, dict
         try:
             moment = pd.Timestamp(value)
         except ValueError:
-            raise InputError(f"{name} {value!r} is not a time", fix="give a duration back from now ('24h') or a timestamp ('2025-01-31 12:00')") from None
+            raise InputError(f"{name} {value!r} is not a time", fix="give a duration back from now ('24h') or a timestamp ('2025-01-31 12:00')", params=name) from None
         moment = moment.tz_localize("UTC") if moment.tzinfo is None else moment.tz_convert("UTC")
         return f"({_AT_UTC.format(f'CAST(:{name} AS timestamptz)')})", {name: moment.isoformat()}
     return f"(localtimestamp - make_interval(secs => :{name}))", {name: duration(value, name=name).total_seconds()}

@@ -73,7 +73,7 @@ def revision(message: str, *, autogenerate: bool = False, allow_empty: bool = Fa
         (True, '..._add_jobs_priority.py')
     """
     if not message or not message.strip():
-        raise InputError("the revision needs a message saying what it changes", fix='give one, e.g. revision("add jobs.priority")', params="message")
+        raise InputError("the revision needs a message saying what it changes", fix='give one, e.g. "add jobs.priority"', params="message")
     all_revisions()  # a revision file that does not load is named before anything is written
     tips = heads()
     if len(tips) > 1:

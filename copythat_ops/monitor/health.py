@@ -30,6 +30,7 @@ from .activity import blocked_queries, long_running_queries
 from .bloat import bloat
 from .connections import connection_headroom, idle_in_transaction
 from .forecast import parse_size, sequence_forecast, size_forecast
+from .history import SCHEMA as HISTORY_SCHEMA
 from .indexes import duplicate_indexes, index_usage, invalid_indexes, missing_indexes, unused_indexes
 from .maintenance import cache_hit_ratio, vacuum_stats, wraparound_risk
 from .queries import query_stats_status, slow_queries
@@ -106,7 +107,8 @@ def health(
     Index use is judged only on tables scanned at least `index_stats_min_scans`
     times since the statistics were reset (younger ones are named as too young
     to judge), and a table whose reads avoid its indexes is reported once, under
-    missing_indexes, not also as having unused indexes. A check that could not
+    missing_indexes, not also as having unused indexes. The toolkit's own history
+    tables (copythat_history) are not judged. A check that could not
     run is UNKNOWN; `slow_queries` is UNKNOWN without pg_stat_statements.
 
     From check_postgres: WARN at 1 GiB of estimated bloat in a table or index
@@ -138,7 +140,7 @@ def health(
             try:
                 rows += check(limits)
             except (DBAPIError, CopythatError) as exc:
-                reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+                reason = (exc.problem if isinstance(exc, CopythatError) else str(getattr(exc, "orig", None) or exc)).strip().splitlines()[0]
                 rows += [_row(name, "UNKNOWN", None, "", f"could not run: {reason}", "run the check alone to see the error; grant the role pg_monitor") for name in names]
     report = pd.DataFrame(rows, columns=COLUMNS)
     report["value"] = pd.Series([_readable(v) for v in report["value"]], index=report.index, dtype=object)
@@ -272,7 +274,7 @@ def _blocked(t: dict) -> list[dict]:
             waiting,
             "warn: any",
             detail,
-            "see blocked_queries(); if the blocking session is stuck, cancel_query or terminate_backend its blocking_pid",
+            "see blocked_queries(); if the blocking session is stuck, end it with cancel_query(pid) or terminate_backend(pid), pid its blocking_pid",
         )
     ]
 
@@ -316,6 +318,8 @@ def _index_checks(t: dict) -> list[dict]:
     missing = missing_indexes(min_rows=t["missing_index_rows"], max_index_use_percent=t["index_use_percent"])
     usage, since = index_usage(), _stats_since()
     young = _keys(usage[usage["seq_scan"].fillna(0) + usage["idx_scan"].fillna(0) < t["index_stats_min_scans"]])
+    # the monitoring history's tables are this toolkit's own, indexed for capture and its retention (which may not have run yet)
+    unused, missing = unused[unused["schema"] != HISTORY_SCHEMA], missing[missing["schema"] != HISTORY_SCHEMA]
     judged_unused, judged_missing = unused[~_keys(unused).isin(young)], missing[~_keys(missing).isin(young)]
     both = _keys(judged_unused).isin(_keys(judged_missing))  # read, but never through these indexes: one advice, under missing_indexes
     unused_by_table = judged_unused[both].groupby("table")["index"].agg(list)
@@ -325,7 +329,7 @@ def _index_checks(t: dict) -> list[dict]:
         tables = sorted(set(found.loc[_keys(found).isin(young), "table"]))
         return f"; {YOUNG} (under {t['index_stats_min_scans']} scans, {since}): {_names(tables)}" if tables else ""
 
-    left_to_missing = f"; {_names(unused_by_table.index)}: see missing_indexes" if len(unused_by_table) else ""
+    left_to_missing = f"; {_names(unused_by_table.index)}: see missing_indexes()" if len(unused_by_table) else ""
     missing_names = [
         f"{table} (its indexes {_names(unused_by_table[table], 2)} go unused too)" if table in unused_by_table else table for table in judged_missing["table"]
     ]

@@ -255,7 +255,7 @@ def _keep_covers(keep, keep_for: timedelta | None, interval, every: timedelta, n
     if keep_for is not None and keep_for < every:
         raise InputError(
             f"keep {keep!r} is shorter than {name} {str(interval)!r}: each capture would delete the snapshot it just wrote",
-            fix=f"keep at least one {name} of snapshots, e.g. keep '90d'",
+            fix=f"make it at least the {name}, e.g. keep '90d'",
             params=("keep", name),
         )
 
