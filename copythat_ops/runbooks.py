@@ -2,8 +2,13 @@
 
 A run writes into a dated folder of its own (`build/reports/2026-11-25T0312Z/`):
 per notebook the executed `.ipynb` and a self-contained `.html` (code hidden,
-charts inline), and an `index.html` with the verdict at the top and a link to
-each report. Nothing in an earlier run's folder is ever changed.
+charts inline, each with its description as alt text; a failed notebook's page
+starts with the error and its fix), and an `index.html` with the verdict at the
+top and a link to each report. Nothing in an earlier run's folder is ever changed.
+
+The run resolves the database once and hands exactly that one to every kernel,
+whatever folder the kernel starts in; each notebook shows the database it
+connected to, and one that used another stops the run.
 
 Example:
     >>> from copythat_ops.runbooks import notebooks, select_notebooks
