@@ -38,8 +38,8 @@ from sqlalchemy import text
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
 
-from ..config import mask_url
-from ..engine import connection, database_url, dispose_engines, get_engine
+from ..config import libpq_url, mask_url
+from ..engine import connect_error, connection, database_url, dispose_engines, get_engine
 from ..errors import ConfigError, CopythatError, InputError
 from ..validate import database_name, duration
 from .pgtools import HOST, client_env, describe_holder, last_line, lock_holders, mark, parse_mark, pg_tool, run_is_alive, run_tool, server_major
@@ -116,7 +116,7 @@ def backup(*, url: URL | str | None = None, folder: str | os.PathLike | None = N
     try:
         with client_env(target) as env:
             done = run_tool(
-                [str(tool.path), "--format=custom", f"--lock-wait-timeout={_ms(wait)}", f"--file={partial}", "--dbname", _libpq(target)],
+                [str(tool.path), "--format=custom", f"--lock-wait-timeout={_ms(wait)}", f"--file={partial}", "--dbname", libpq_url(target)],
                 env=env,
             )
         if done.returncode != 0:
@@ -135,12 +135,6 @@ def backup(*, url: URL | str | None = None, folder: str | os.PathLike | None = N
         "seconds": round(time.perf_counter() - started, 3),
         "tool": str(tool),
     }
-
-
-def _libpq(url: URL) -> str:
-    from ..config import libpq_url
-
-    return libpq_url(url)
 
 
 def _ms(wait: timedelta) -> int:
@@ -325,7 +319,7 @@ def restore(path: str | os.PathLike, *, database: str, url: URL | str | None = N
     try:
         with client_env(target, options=f"-c lock_timeout={LOCK_WAIT_TIMEOUT}") as env:
             done = run_tool(
-                [str(tool.path), "--single-transaction", "--exit-on-error", "--no-owner", "--no-privileges", "--dbname", _libpq(target), str(source)],
+                [str(tool.path), "--single-transaction", "--exit-on-error", "--no-owner", "--no-privileges", "--dbname", libpq_url(target), str(source)],
                 env=env,
             )
     except BaseException:  # Ctrl-C: the half-made database goes too
@@ -436,8 +430,6 @@ def _admin(server: URL, statement: str, params: dict | None = None) -> None:
     try:
         conn = engine.connect()
     except DBAPIError as exc:
-        from ..engine import connect_error
-
         raise connect_error(exc, server) from None
     with conn:
         conn.execute(text(f"SET lock_timeout = '{LOCK_WAIT_TIMEOUT}'"))
@@ -447,10 +439,6 @@ def _admin(server: URL, statement: str, params: dict | None = None) -> None:
         finally:
             conn.execute(text("RESET lock_timeout"))
             conn.execute(text("RESET statement_timeout"))
-
-
-def _last_line(stderr: str) -> str:
-    return last_line(stderr)
 
 
 def _readable(size: int) -> str:
