@@ -260,7 +260,8 @@ _HOLDERS = """
            date_part('epoch', now() - coalesce(a.state_change, a.backend_start)) AS state_seconds,
            date_part('epoch', now() - a.xact_start) AS transaction_seconds,
            a.query_start,
-           left(regexp_replace(a.query, '\\s+', ' ', 'g'), 100) AS query
+           left(regexp_replace(a.query, '\\s+', ' ', 'g'), 100) AS query,
+           CASE WHEN NOT l.granted THEN pg_blocking_pids(l.pid) END AS waits_for
     FROM pg_locks AS l
     JOIN pg_class AS c ON c.oid = l.relation
     LEFT JOIN pg_index AS i ON i.indexrelid = c.oid
@@ -337,7 +338,7 @@ def lock_wait_error(
     try:
         holders = _lock_holders(conn, engine, _WRITE_CONFLICTS if not read_only else _READ_CONFLICTS)
     except Exception:  # the connection went away meanwhile: say what is known
-        holders = pd.DataFrame(columns=["relation", "pid", "mode", "granted", "user_name", "state", "state_seconds", "transaction_seconds", "query_start", "query"])
+        holders = pd.DataFrame(columns=["relation", "pid", "mode", "granted", "user_name", "state", "state_seconds", "transaction_seconds", "query_start", "query", "waits_for"])
     named = {word.lower() for word in re.findall(r"\w+", sql)}
     mentioned = holders[holders["relation"].str.lower().isin(named)] if len(holders) else holders
     holders = (mentioned if len(mentioned) else holders).reset_index(drop=True)
@@ -384,7 +385,8 @@ def _holder(row) -> str:
     state = f"{row.state} for {_seconds(row.state_seconds)}" if pd.notna(row.state_seconds) else row.state
     open_for = f", in a transaction open {_seconds(row.transaction_seconds)}" if pd.notna(row.transaction_seconds) else ""
     started = f"; query started {pd.Timestamp(row.query_start).tz_convert('UTC'):%Y-%m-%d %H:%M:%S} UTC: {row.query}" if pd.notna(row.query_start) else ""
-    return f"pid {row.pid} {verb} {row.mode} on {row.relation} ({state}{open_for}{started})"
+    behind = f"; it waits itself for pid {', '.join(map(str, row.waits_for))}" if isinstance(row.waits_for, list) and row.waits_for else ""
+    return f"pid {row.pid} {verb} {row.mode} on {row.relation} ({state}{open_for}{started}{behind})"
 
 
 def _seconds(value: float) -> str:

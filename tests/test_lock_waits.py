@@ -113,3 +113,36 @@ def test_cli_jobs_summary_gives_up(engine, db_url, tmp_path):
     assert line.startswith("error: gave up after waiting 3s for a lock on extraction_jobs") and f"pid {pid} holds" in line, line
     assert "`copythat-ops monitor activity locks`" in line and line.count("Fix:") == 1
     assert "job_summary" not in line
+
+
+def test_a_lock_queued_behind_a_reader_is_named_with_whom_it_waits_for(engine, db_url):
+    import threading
+
+    with locked(db_url, mode="ACCESS SHARE") as reader:  # a long read: harmless alone
+        queued = psycopg2.connect(db_url.render_as_string(hide_password=False).replace("+psycopg2", ""), application_name="ct-migration")
+        pid = queued.info.backend_pid
+        waiting = threading.Thread(target=lambda: _lock_quietly(queued), daemon=True)
+        waiting.start()  # queues for ACCESS EXCLUSIVE behind the reader: every new read now waits behind it
+        try:
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and not run_query(
+                "SELECT 1 FROM pg_locks WHERE pid = :pid AND NOT granted", {"pid": pid}, name="t", engine=engine
+            ).size:
+                time.sleep(0.05)
+            with pytest.raises(LockWaitError) as caught:
+                jobs.job_summary(engine=engine)
+            message = str(caught.value)
+            assert f"pid {pid} queues for AccessExclusiveLock on extraction_jobs" in message and f"it waits itself for pid {reader}" in message, message
+        finally:
+            queued.cancel()
+            waiting.join(10)
+            queued.close()
+
+
+def _lock_quietly(conn) -> None:
+    try:
+        with conn.cursor() as cur:
+            cur.execute("BEGIN")
+            cur.execute("LOCK TABLE extraction_jobs IN ACCESS EXCLUSIVE MODE")
+    except psycopg2.Error:
+        pass

@@ -17,10 +17,6 @@ import sys
 import traceback
 from pathlib import Path
 
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
-
-from ..config import mask_text, mask_url
-
 DEBUG_VAR = "COPYTHAT_DEBUG"
 DEBUG_HINT = f"run again with {DEBUG_VAR}=1 to see where it failed"
 RETRY = "check the server with `copythat-ops db check`, then run the command again"
@@ -34,6 +30,8 @@ def debug() -> bool:
 
 def print_traceback(exc: BaseException) -> None:
     """The traceback of `exc` on stderr, passwords masked."""
+    from ..config import mask_text
+
     print(mask_text("".join(traceback.format_exception(exc))), file=sys.stderr, end="")
 
 
@@ -44,6 +42,8 @@ def show_warning(message, category, filename, lineno, file=None, line=None) -> N
         >>> show_warning(UserWarning("pool size 3 is small\\nmore"), UserWarning, "x.py", 1, file=sys.stdout)
         warning: pool size 3 is small
     """
+    from ..config import mask_text
+
     print(f"warning: {mask_text((str(message).strip().splitlines() or [''])[0])}", file=file or sys.stderr)
 
 
@@ -53,6 +53,8 @@ def plain_failure(exc: BaseException, values: dict[str, object], words: dict[str
     `values` are the command's parsed arguments and `words` their flags, to name
     the flag a failing path came from.
     """
+    from sqlalchemy.exc import SQLAlchemyError  # here: building the parser loads no SQLAlchemy
+
     if isinstance(exc, OSError) and not _from_driver(exc):
         return _file_failure(exc, values, words)
     if isinstance(exc, SQLAlchemyError) or _from_driver(exc):
@@ -66,6 +68,8 @@ def _from_driver(exc: BaseException) -> bool:
 
 
 def _database_failure(exc: BaseException) -> str:
+    from sqlalchemy.exc import DBAPIError
+
     orig = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
     state = getattr(orig, "pgcode", None) or getattr(orig, "sqlstate", None) or ""
     reason = _first_line(orig) or "no detail from the server"
@@ -73,7 +77,7 @@ def _database_failure(exc: BaseException) -> str:
     if state == "57014":
         return f"a query on {where} ran past its time limit ({reason}). Fix: run it again when the database is less busy; `copythat-ops monitor activity` shows what is running"
     if state == "55P03":
-        return f"a lock on {where} was not granted in time ({reason}). Fix: another session holds it: find it with `copythat-ops monitor activity blocked`, then run the command again"
+        return f"a lock on {where} was not granted in time ({reason}). Fix: another session holds it: see which with `copythat-ops monitor activity locks`, then wait for it or end it (`copythat-ops monitor cancel PID`) and run the command again"
     if state in ("40P01", "40001"):
         return f"{where} stopped a transaction that conflicted with another ({reason}). Fix: run the command again"
     if state in ("42P01", "42703", "42883"):
@@ -96,7 +100,7 @@ def _database() -> str:
     """The configured database, masked, or the embedded one (without starting it); 'the database' when that cannot be told."""
     try:
         from .. import embedded
-        from ..config import settings
+        from ..config import mask_url, settings
 
         url = settings().url
         return mask_url(url) if url is not None else f"the embedded PostgreSQL in {embedded.data_dir()}"
@@ -144,4 +148,6 @@ def _under(path: Path, folder: Path) -> bool:
 
 
 def _first_line(exc: BaseException) -> str:
+    from ..config import mask_text
+
     return mask_text((str(exc).strip().splitlines() or [""])[0].strip())
