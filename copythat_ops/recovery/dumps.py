@@ -343,13 +343,14 @@ def _check_archive(tool, source: Path) -> None:
         if done.returncode == 0:
             continue
         reason = last_line(done.stderr)
+        how = "`pg_restore --list`" if command[1] == "--list" else "reading it through with pg_restore"
         if re.search(r"unsupported version \(1\.\d+\) in file header", reason):
             raise ConfigError(
                 f"{source} was written by a newer pg_dump than {tool} can read ({reason}); no database was made",
                 fix="install the newer PostgreSQL client (apt-get install postgresql-client-NN) or restore on a newer server",
             )
         raise InputError(
-            f"{source} is not a complete pg_dump custom-format backup (`{Path(command[0]).name} {command[1].split('=')[0]}` fails: {reason}); no database was made",
+            f"{source} is not a complete pg_dump custom-format backup ({how} fails: {reason}); no database was made",
             fix="name a complete .dump file listed by backups() (`copythat-ops db backups`); a file cut short by an interrupted backup or copy cannot be restored",
             params="path",
         )
