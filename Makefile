@@ -46,6 +46,7 @@ bench: install
 	$(BIN)/python benchmarks/jobs.py
 	$(BIN)/python benchmarks/monitor.py
 	$(BIN)/python benchmarks/migrations.py
+	$(BIN)/python benchmarks/startup.py
 
 db-up: install
 	$(OPS) db up

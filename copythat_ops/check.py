@@ -17,7 +17,6 @@ from . import embedded
 from .config import NOTHING_CONFIGURED, mask_text, mask_url, normalize_url, provider, settings, source_text
 from .engine import connection, get_engine
 from .errors import CopythatError
-from .migrations import current
 
 _FACTS = text(
     """
@@ -54,6 +53,8 @@ def check_connection(url: URL | str | None = None) -> dict:
         latency_ms = (time.perf_counter() - started) * 1000
         facts = conn.execute(_FACTS).mappings().one()
         projects = conn.scalar(text("SELECT count(*) FROM projects")) if facts["has_projects"] else None
+    from .migrations import current  # Alembic loads when a database is there to read
+
     revision = current(url=engine.url)
     return {
         "database": "connected",
@@ -103,6 +104,8 @@ def database_status(url: URL | str | None = None) -> dict:
         with connection(get_engine(target)) as conn:
             facts["server_version"] = conn.scalar(text("SHOW server_version"))
         facts["reachable"] = True
+        from .migrations import current  # Alembic loads when a database is there to read
+
         facts["revision"] = current(url=target)
     except CopythatError as exc:
         facts["error"] = str(exc)

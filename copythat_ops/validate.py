@@ -14,8 +14,6 @@ from collections.abc import Iterable
 from datetime import timedelta
 from numbers import Real
 
-import pandas as pd
-
 from .errors import InputError
 
 _BARE_NUMBER = re.compile(r"^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$")
@@ -43,6 +41,8 @@ def duration(value: str | timedelta, *, name: str = "older_than", positive: bool
         if float(bare) < 0:
             raise InputError(f"{name} {value!r} is negative", fix=f"give a positive duration with a unit, e.g. {bare.lstrip('-')}min", params=name)
         raise InputError(f"{name} {value!r} has no unit", fix=f"give a unit, e.g. {bare}min or {bare}s", params=name)
+    import pandas as pd  # on first use: the CLI imports this module to build its parser
+
     try:
         parsed = pd.Timedelta(0) if bare is not None else pd.Timedelta(value)
     except (ValueError, TypeError, OverflowError):

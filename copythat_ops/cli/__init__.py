@@ -16,7 +16,6 @@ import os
 import sys
 import warnings
 
-from ..config import ENV_FILE_VAR, mask_text
 from ..errors import CopythatError
 from . import db, jobs, migrate, monitor, notebooks, seed
 from .args import DURATIONS, Parser, cli_words, in_cli_words
@@ -91,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     """
     top = parser()
     args = top.parse_args(argv)
+    from ..config import ENV_FILE_VAR  # after parsing: `--help` and a mistyped command load no SQLAlchemy
+
     before = os.environ.get(ENV_FILE_VAR)
     if args.env_file:
         os.environ[ENV_FILE_VAR] = args.env_file  # for the library and the notebooks' kernels, for this command only
@@ -127,6 +128,8 @@ def _run(top: argparse.ArgumentParser, args: argparse.Namespace) -> int:
 
 
 def _fail(exc: BaseException, message: str) -> None:
+    from ..config import mask_text
+
     if debug():
         print_traceback(exc)
     print(f"error: {mask_text(message)}", file=sys.stderr)

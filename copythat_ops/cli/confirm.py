@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from sqlalchemy.engine import URL
-
-from ..config import is_local, mask_url
-from ..engine import database_url
 from ..errors import InputError
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import URL
 
 YES_HELP = "change a database that is not local without asking"
 
@@ -41,6 +41,9 @@ def confirm_change(command: str, *, yes: bool, url: URL | None = None, preview: 
     """
     if yes:
         return
+    from ..config import is_local, mask_url  # on first use: building the parser loads no SQLAlchemy
+    from ..engine import database_url
+
     url = url if url is not None else database_url()
     if is_local(url):
         return

@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import sys
 
-from .. import embedded
-from ..check import check_connection, database_status
-from ..config import libpq_url, mask_url
-from ..engine import database_url
 from . import safety
 from .output import Report
 
@@ -35,6 +31,11 @@ def register(groups) -> None:
 def run(args) -> object:
     if args.action in safety.DB_ACTIONS:
         return safety.run_db(args)
+    from .. import embedded  # the library loads with the command: building the parser loads none of it
+    from ..check import check_connection, database_status
+    from ..config import libpq_url, mask_url
+    from ..engine import database_url
+
     if args.action == "up":
         embedded.start()
         return embedded.status()

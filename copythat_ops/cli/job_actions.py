@@ -15,11 +15,18 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from contextlib import redirect_stdout
+from typing import TYPE_CHECKING
 
-from ..jobs.actions import STUCK_AFTER, STUCK_REASON, ActionResult, audit_log, cancel_jobs, fail_stuck_jobs, requeue_jobs
 from .confirm import add_yes, confirm_change
 from .args import duration, positive_duration, whole
 from .output import emit
+
+if TYPE_CHECKING:
+    from ..jobs.actions import ActionResult
+
+# jobs.actions' defaults, written here so that building the parser imports no library (tests/test_startup.py compares them).
+STUCK_AFTER = "30 min"
+STUCK_REASON = "stuck in processing; failed by on-call"
 
 
 def register(actions) -> None:
@@ -55,19 +62,27 @@ def _apply_options(parser, run: Callable) -> None:
 
 
 def run_requeue(args) -> object:
+    from ..jobs.actions import requeue_jobs
+
     filters = {"error_like": args.error_like, "since": args.since, "project_id": args.project_id, "limit": args.limit}
     return _act(args, lambda apply: requeue_jobs(args.job_ids, **filters, apply=apply))
 
 
 def run_fail_stuck(args) -> object:
+    from ..jobs.actions import fail_stuck_jobs
+
     return _act(args, lambda apply: fail_stuck_jobs(args.older_than, args.reason, limit=args.limit, apply=apply))
 
 
 def run_cancel(args) -> object:
+    from ..jobs.actions import cancel_jobs
+
     return _act(args, lambda apply: cancel_jobs(args.job_ids, reason=args.reason, apply=apply))
 
 
 def run_audit(args) -> object:
+    from ..jobs.actions import audit_log
+
     frame = audit_log(args.limit)
     return frame if args.format == "json" else frame.drop(columns=["before", "after"])
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import sys
 
-from .. import migrations
 from ..errors import CopythatError
 from . import safety
 from .confirm import add_yes, confirm_change
+from .lazy import library
 from .output import emit
+
+migrations = library("migrations")
 
 
 def register(groups) -> None:

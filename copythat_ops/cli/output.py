@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 import textwrap
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import pandas as pd
-from tabulate import tabulate
-
-from .. import display
+if TYPE_CHECKING:
+    import pandas as pd
 
 FORMATS = ("table", "csv", "json")
+PLAIN = (str, bool, int, float, type(None))  # values a table or JSON writes without pandas
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,7 @@ def emit(value, fmt: str = "table") -> None:
     and wraps long text to the terminal's width.
 
     Example:
+        >>> import pandas as pd
         >>> emit(pd.DataFrame({"status": ["failed"], "jobs": [3]}), "csv")
         status,jobs
         failed,3
@@ -44,19 +46,24 @@ def emit(value, fmt: str = "table") -> None:
         now at 0123456789ab
     """
     if fmt == "json":
-        if isinstance(value, pd.DataFrame):
+        if _is_frame(value):
             print(value.to_json(orient="records", date_format="iso", force_ascii=False, default_handler=str))
         else:
             print(json.dumps(_jsonable(value), default=str, ensure_ascii=False, allow_nan=False))
         return
+    if isinstance(value, dict) and fmt != "csv" and _plain(value):  # e.g. `db status`: the same table, without loading pandas
+        print(_layout(["field", "value"], [[key, _cell(item)] for key, item in value.items()], [False, False]) if value else "(none)")
+        return
+    if isinstance(value, dict) or fmt == "csv":
+        import pandas as pd
     if isinstance(value, dict):
         value = pd.DataFrame({"field": list(value), "value": pd.Series(list(value.values()), dtype=object)})
     if fmt == "csv":
-        if not isinstance(value, pd.DataFrame):
+        if not _is_frame(value):
             rows = [] if value is None else value if isinstance(value, list) else [value]
             value = pd.DataFrame({"value": pd.Series(rows, dtype=object)})
         print(value.to_csv(index=False), end="")
-    elif isinstance(value, pd.DataFrame):
+    elif _is_frame(value):
         print("(none)" if value.empty else text_table(value))
     elif isinstance(value, list):
         print("\n".join(map(str, value)) if value else "(none)")
@@ -70,12 +77,16 @@ def _jsonable(value):
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_jsonable(v) for v in value]
-    if isinstance(value, pd.DataFrame):
+    if _is_frame(value):
         return json.loads(value.to_json(orient="records", date_format="iso", force_ascii=False, default_handler=str))
     if hasattr(value, "item") and getattr(value, "ndim", None) == 0:  # a numpy scalar
         value = value.item()
     if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
         return None
+    if isinstance(value, PLAIN):  # none of them is NaT or NA
+        return value
+    import pandas as pd
+
     try:
         if pd.isna(value):
             return None
@@ -90,6 +101,7 @@ def text_table(frame: pd.DataFrame, width: int | None = None) -> str:
     """Return `frame` as a plain-text table no wider than `width` (default: the terminal's), long text wrapped.
 
     Example:
+        >>> import pandas as pd
         >>> print(text_table(pd.DataFrame({"check": ["sequences"], "detail": ["counters_id_seq at 93 % of its type"]}), width=28))
         check      detail
         ---------  ---------------
@@ -108,43 +120,57 @@ def text_table(frame: pd.DataFrame, width: int | None = None) -> str:
         action  ALTER SEQUENCE
                 counters_id_seq AS bigint
     """
-    width = width or shutil.get_terminal_size().columns
+    import pandas as pd
+
+    from .. import display
+
     text = display.cells(frame)
     numeric = [pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c]) for c in frame.columns]
-    headers = [len(str(c)) + 2 for c in text.columns]  # tabulate keeps a header 2 wider than its text
-    natural = [max([h, *(len(line) for cell in text[c] for line in cell.splitlines() or [""])]) for h, c in zip(headers, text.columns)]
+    return _layout([str(c) for c in text.columns], text.values.tolist(), numeric, width)
+
+
+def _layout(columns: list[str], rows: list[list[str]], numeric: list[bool], width: int | None = None) -> str:
+    """`rows` of cells already written as text under `columns`, as `text_table` lays them out."""
+    width = width or shutil.get_terminal_size().columns
+    cells = [[row[i] for row in rows] for i in range(len(columns))]
+    headers = [len(c) + 2 for c in columns]  # tabulate keeps a header 2 wider than its text
+    natural = [max([h, *(len(line) for cell in column for line in cell.splitlines() or [""])]) for h, column in zip(headers, cells)]
     budget = width - 2 * (len(natural) - 1)
-    words = [max([0, *(len(word) for cell in text[c] for word in cell.split())]) for c in text.columns]
+    words = [max([0, *(len(word) for cell in column for word in cell.split())]) for column in cells]
     for longest in (None, 32, 24, 20, 16):  # whole words first; then cut the longest words (paths, qualified names) shorter
         floors = [max(h, w if longest is None else min(w, longest)) for h, w in zip(headers, words)]
         widths = _fit(natural, [not n for n in numeric], floors, budget)
         if sum(widths) <= budget:
             break
     else:  # columns this narrow would not read: one block per row instead, as psql's expanded display
-        return _records(text, width)
+        return _records(columns, rows, width)
+    from tabulate import tabulate
+
     split_words = longest is not None
-    for column, limit, wide in zip(text.columns, widths, natural):
+    rows = [list(row) for row in rows]
+    for i, (limit, wide) in enumerate(zip(widths, natural)):
         if limit < wide:
-            text[column] = [_wrap(cell, limit, split_words) for cell in text[column]]
+            for row in rows:
+                row[i] = _wrap(row[i], limit, split_words)
     return tabulate(
-        text.values.tolist(),
-        headers=[str(c) for c in text.columns],
+        rows,
+        headers=columns,
         tablefmt="simple",
         disable_numparse=True,
         colalign=["right" if n else "left" for n in numeric],
     )
 
 
-def _records(text: pd.DataFrame, width: int) -> str:
+def _records(columns: list[str], rows: list[list[str]], width: int) -> str:
     """Each row as a block of `column  value` lines, values wrapped to `width`."""
-    label = max(len(str(c)) for c in text.columns)
+    label = max(len(c) for c in columns)
     room = max(width - label - 2, 20)
     blocks = []
-    for number, row in enumerate(text.itertuples(index=False), start=1):
+    for number, row in enumerate(rows, start=1):
         lines = [f"-[ {number} ]".ljust(min(width, label + 2 + room), "-")]
-        for column, cell in zip(text.columns, row):
+        for column, cell in zip(columns, row):
             wrapped = textwrap.wrap(cell, room, break_on_hyphens=False) or [""]
-            lines += [f"{str(column) if i == 0 else '':<{label}}  {part}".rstrip() for i, part in enumerate(wrapped)]
+            lines += [f"{column if i == 0 else '':<{label}}  {part}".rstrip() for i, part in enumerate(wrapped)]
         blocks.append("\n".join(lines))
     return "\n".join(blocks)
 
@@ -165,3 +191,23 @@ def _fit(natural: list[int], wrappable: list[bool], floors: list[int], budget: i
 def _wrap(cell: str, limit: int, split_words: bool) -> str:
     lines = [textwrap.fill(line, limit, break_long_words=split_words, break_on_hyphens=False) for line in cell.splitlines()]
     return "\n".join(lines)
+
+
+def _is_frame(value) -> bool:
+    """True for a pandas DataFrame; pandas is not imported for it (nothing is a DataFrame before pandas is loaded)."""
+    pandas = sys.modules.get("pandas")
+    return pandas is not None and isinstance(value, pandas.DataFrame)
+
+
+def _plain(value: dict) -> bool:
+    """True when `value` holds only text keys and plain values, which `_cell` writes as `display.cells` does."""
+    return all(isinstance(key, str) for key in value) and all(isinstance(item, PLAIN) for item in value.values())
+
+
+def _cell(value) -> str:
+    """A plain value as `display.cells` writes it in a column of mixed values: missing blank, numbers with separators."""
+    if value is None or value != value:  # None or NaN
+        return ""
+    if isinstance(value, str | bool):
+        return str(value)
+    return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.2f}"

@@ -18,13 +18,45 @@ Example:
     True
 """
 
-from .compare import check, schema_columns, schema_status
-from .squawk import lint
-from .plans import MigrationPlan, downgrade_plan, history, pending, upgrade_plan
-from .rehearsal import rehearse
-from .revisions import revision
-from .scripts import CHECKOUT, INI_VAR, alembic_config, current, heads
-from .verbs import MIGRATION_LOCK_KEY, downgrade, lock_timeout, locked_for_migration, sql, stamp, upgrade
+import importlib
+from typing import TYPE_CHECKING
+
+# Each name's module, imported on first use: `current` (as `copythat-ops db status` reads it) loads no pandas.
+_MODULES = {"compare", "plans", "rehearsal", "revisions", "scripts", "squawk", "verbs"}
+_NAMES = {
+    "check": "compare", "schema_columns": "compare", "schema_status": "compare",
+    "lint": "squawk",
+    "MigrationPlan": "plans", "downgrade_plan": "plans", "history": "plans", "pending": "plans", "upgrade_plan": "plans",
+    "rehearse": "rehearsal",
+    "revision": "revisions",
+    "CHECKOUT": "scripts", "INI_VAR": "scripts", "alembic_config": "scripts", "current": "scripts", "heads": "scripts",
+    "MIGRATION_LOCK_KEY": "verbs", "downgrade": "verbs", "lock_timeout": "verbs", "locked_for_migration": "verbs",
+    "sql": "verbs", "stamp": "verbs", "upgrade": "verbs",
+}  # fmt: skip
+
+
+def __getattr__(name: str):
+    if name in _MODULES:
+        return importlib.import_module(f".{name}", __name__)
+    if name in _NAMES:
+        value = getattr(importlib.import_module(f".{_NAMES[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'copythat_ops.migrations' has no attribute '{name}'")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | _MODULES | set(_NAMES))
+
+
+if TYPE_CHECKING:  # what editors and type checkers see
+    from .compare import check, schema_columns, schema_status  # noqa: F401
+    from .squawk import lint  # noqa: F401
+    from .plans import MigrationPlan, downgrade_plan, history, pending, upgrade_plan  # noqa: F401
+    from .rehearsal import rehearse  # noqa: F401
+    from .revisions import revision  # noqa: F401
+    from .scripts import CHECKOUT, INI_VAR, alembic_config, current, heads  # noqa: F401
+    from .verbs import MIGRATION_LOCK_KEY, downgrade, lock_timeout, locked_for_migration, sql, stamp, upgrade  # noqa: F401
 
 __all__ = [
     "CHECKOUT", "INI_VAR", "MIGRATION_LOCK_KEY", "MigrationPlan", "alembic_config", "check", "current", "downgrade",
