@@ -19,6 +19,7 @@ from numbers import Real
 import pandas as pd
 from sqlalchemy.engine import Engine
 
+from ..display import whole_numbers
 from ..errors import InputError
 from .history import RECENT_SNAPSHOTS, SCHEMA, read_history
 from .snapshot import snapshot
@@ -49,8 +50,10 @@ def sequence_forecast(*, days: float = 30, min_days: float = 1, source: str | No
     """Return for each sequence the ids used per day over the last `days` of history and the date its column type's maximum is reached; soonest first.
 
     `history_days` and `snapshots` say what the forecast rests on. A sequence
-    that did not grow, or would take over a thousand years, has no date. Refuses with a single snapshot or under
-    `min_days` of history.
+    that did not grow (0.0 ids per day, as rounded) has no `days_left` and no
+    date; one that would take over a thousand years has no date. Whole
+    numbers are exact (nullable Int64; `values_left` past bigint's range as
+    Python ints). Refuses with a single snapshot or under `min_days` of history.
 
     Example:
         >>> sequence_forecast()
@@ -71,16 +74,27 @@ def sequence_forecast(*, days: float = 30, min_days: float = 1, source: str | No
                        max(bucket) AS latest
                 FROM s
             ),
-            fit AS (
+            points AS (
                 SELECT q."schema",
                        q."sequence",
                        q."table",
                        q."column",
-                       regr_slope(q.last_value, extract(epoch FROM s.bucket) / 86400) AS ids_per_day,
-                       count(q.last_value) AS points
+                       q.last_value,
+                       min(q.last_value) OVER (PARTITION BY q."schema", q."sequence", q."table", q."column") AS base,
+                       extract(epoch FROM s.bucket) / 86400 AS day
                 FROM s
                 JOIN {SCHEMA}.sequences AS q ON q.snapshot_id = s.id
-                GROUP BY q."schema", q."sequence", q."table", q."column"
+            ),
+            fit AS (
+                -- fitted on the ids used since the window's lowest value: near bigint's maximum a float8 has steps of 2048
+                SELECT "schema",
+                       "sequence",
+                       "table",
+                       "column",
+                       regr_slope((last_value::numeric - base)::float8, day) AS ids_per_day,
+                       count(last_value) AS points
+                FROM points
+                GROUP BY "schema", "sequence", "table", "column"
             ),
             now AS (
                 SELECT q.*
@@ -94,11 +108,13 @@ def sequence_forecast(*, days: float = 30, min_days: float = 1, source: str | No
                    n.column_type,
                    n.last_value::text AS last_value,
                    n.max_value::text AS max_value,
-                   (n.max_value - n.last_value)::text AS values_left,
+                   (n.max_value::numeric - n.last_value)::text AS values_left,
                    round(f.ids_per_day::numeric, 1)::float8 AS ids_per_day,
-                   CASE WHEN f.ids_per_day > 0 THEN round(((n.max_value - coalesce(n.last_value, 0)) / f.ids_per_day)::numeric, 1)::float8 END AS days_left,
-                   CASE WHEN f.ids_per_day > 0 AND (n.max_value - coalesce(n.last_value, 0)) / f.ids_per_day < :horizon
-                        THEN (span.latest + make_interval(secs => (n.max_value - coalesce(n.last_value, 0)) / f.ids_per_day * 86400))::date
+                   CASE WHEN round(f.ids_per_day::numeric, 1) > 0
+                        THEN round(((n.max_value::numeric - coalesce(n.last_value, 0)) / f.ids_per_day)::numeric, 1)::float8
+                   END AS days_left,
+                   CASE WHEN round(f.ids_per_day::numeric, 1) > 0 AND (n.max_value::numeric - coalesce(n.last_value, 0)) / f.ids_per_day < :horizon
+                        THEN (span.latest + make_interval(secs => (n.max_value::numeric - coalesce(n.last_value, 0)) / f.ids_per_day * 86400))::date
                    END AS runs_out_on,
                    round(span.history_days::numeric, 2)::float8 AS history_days,
                    span.snapshots
@@ -114,7 +130,7 @@ def sequence_forecast(*, days: float = 30, min_days: float = 1, source: str | No
     _enough(found, name, "sequence_forecast", min_days)
     found = found.dropna(subset=["sequence"]).reset_index(drop=True)
     for column in ("last_value", "max_value", "values_left"):  # as text from SQL: bigint maxima and gaps do not survive float64
-        found[column] = pd.array([None if v is None or pd.isna(v) else int(v) for v in found[column]], dtype="Int64")
+        found[column] = whole_numbers(found[column])
     return found.astype({"snapshots": "int64"})
 
 
@@ -147,8 +163,8 @@ def size_forecast(size_limit: int | str, *, days: float = 30, min_days: float = 
             SELECT (SELECT database_bytes FROM s ORDER BY bucket DESC LIMIT 1) AS size_bytes,
                    :limit AS size_limit_bytes,
                    round(bytes_per_day::numeric)::float8 AS bytes_per_day,
-                   CASE WHEN bytes_per_day > 0 THEN round(((:limit - (SELECT database_bytes FROM s ORDER BY bucket DESC LIMIT 1)) / bytes_per_day)::numeric, 1)::float8 END AS days_left,
-                   CASE WHEN bytes_per_day > 0 AND (:limit - (SELECT database_bytes FROM s ORDER BY bucket DESC LIMIT 1)) / bytes_per_day < :horizon
+                   CASE WHEN round(bytes_per_day::numeric) > 0 THEN round(((:limit - (SELECT database_bytes FROM s ORDER BY bucket DESC LIMIT 1)) / bytes_per_day)::numeric, 1)::float8 END AS days_left,
+                   CASE WHEN round(bytes_per_day::numeric) > 0 AND (:limit - (SELECT database_bytes FROM s ORDER BY bucket DESC LIMIT 1)) / bytes_per_day < :horizon
                         THEN (latest + make_interval(secs => greatest(:limit - (SELECT database_bytes FROM s ORDER BY bucket DESC LIMIT 1), 0) / bytes_per_day * 86400))::date
                    END AS reaches_limit_on,
                    round(history_days::numeric, 2)::float8 AS history_days,

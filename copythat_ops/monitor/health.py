@@ -18,6 +18,7 @@ Example:
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable
 
 import pandas as pd
@@ -173,9 +174,11 @@ def _row(check: str, status: str, value: float | None, threshold: str, detail: s
 
 
 def _readable(value):
-    """A report value as a plain number: whole numbers as int (2146483619, not 2.146484e+09), others rounded, missing as None."""
+    """A report value as a plain number: whole numbers as exact ints (2146483619, not 2.146484e+09; a bigint to its last digit), others rounded, missing as None."""
     if value is None or pd.isna(value):
         return None
+    if isinstance(value, numbers.Integral):
+        return int(value)
     value = float(value)
     return int(value) if value.is_integer() else round(value, 2)
 
@@ -612,7 +615,7 @@ def _forecasts(t: dict) -> list[dict]:
                 ("no sequence is growing" if top is None else
                  f"soonest: {top['sequence']} ({top['column_type']}) reaches {top['max_value']:,} "
                  + (f"in {top['days_left']:,.1f} days, on {top['runs_out_on']}" if pd.notna(top["runs_out_on"]) else "in over a thousand years")
-                 + f", at {top['ids_per_day']:,.0f} ids/day") + (f"; {rests}" if rests else ""),
+                 + f", at {top['ids_per_day']:,.1f} ids/day") + (f"; {rests}" if rests else ""),
                 "move the column and its sequence to bigint with an expand/contract migration before that date (see sequence_forecast())",
             )
         )  # fmt: skip

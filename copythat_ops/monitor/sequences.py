@@ -14,6 +14,7 @@ from __future__ import annotations
 import pandas as pd
 from sqlalchemy.engine import Engine
 
+from ..display import whole_numbers
 from .locks import LOCKED
 from .snapshot import query
 
@@ -24,6 +25,8 @@ def sequences(*, engine: Engine | None = None) -> pd.DataFrame:
     Columns are found through column defaults (`serial`, `nextval(...)`) and
     identity columns. `readable` is False (and `last_value` empty) when this
     role may not read the sequence; a sequence never used has no last value.
+    Whole numbers are exact (nullable Int64; `values_left` past bigint's
+    range, from a negative last value, as Python ints).
     A sequence another session locks (an ALTER of its identity column) is not
     read either: its last value is empty and `note` names the lock.
 
@@ -82,7 +85,7 @@ def sequences(*, engine: Engine | None = None) -> pd.DataFrame:
                column_type,
                coalesce(last_value, 0) AS last_value,
                max_value,
-               max_value - coalesce(last_value, 0) AS values_left,
+               (max_value::numeric - coalesce(last_value, 0))::text AS values_left,
                round(100.0 * last_value / max_value, 2)::float8 AS percent_used,
                increment,
                readable,
@@ -94,8 +97,9 @@ def sequences(*, engine: Engine | None = None) -> pd.DataFrame:
         name="sequences",
         engine=engine,
     )
-    # Whole numbers even where one is unknown (a float column would print 2.147484e+09): nullable integers.
-    unknown = found.pop("unknown").astype(bool)
+    # Whole numbers exact even where one is unknown (a float column would make 9223372036854775807 into ...808), and values_left
+    # counted in numeric: from a negative last value it passes bigint's range.
+    unknown = found.pop("unknown").astype(bool).tolist()
     for column in ("last_value", "values_left"):
-        found[column] = found[column].astype("Int64").mask(unknown)
+        found[column] = whole_numbers(None if gone else value for value, gone in zip(found[column], unknown))
     return found
