@@ -44,6 +44,7 @@ from .space import database_size
 
 STATUSES = ("OK", "UNKNOWN", "WARN", "CRIT")  # best to worst: a check that could not run is not OK
 YOUNG = "too young to judge"  # in the detail of an OK check whose numbers cannot tell yet (a fresh server, a cold cache)
+UNJUDGED = (YOUNG, "too few to judge")
 COLUMNS = ["check", "status", "value", "threshold", "detail", "action"]
 PERCENTS = {"connections_warn_percent", "connections_crit_percent", "cache_hit_percent", "index_use_percent",
             "sequence_warn_percent", "sequence_crit_percent", "dead_rows_percent",
@@ -101,7 +102,7 @@ def health(
     rows. The cache hit rate is judged once `cache_hit_min_blocks` blocks
     have been read, and only for a database larger than shared_buffers (one
     that fits misses only on first reads: a fresh server, a freshly seeded demo).
-    A check whose numbers cannot tell yet is OK and says "too young to judge"
+    A check whose numbers cannot tell yet is OK and says "too young to judge" (or "too few")
     (see `unjudged`), so the verdict names only problems to act on. Blocked queries, invalid or duplicate indexes and inactive
     replication slots WARN when there are any.
 
@@ -165,7 +166,7 @@ def unjudged(report: pd.DataFrame) -> list[str]:
         >>> unjudged(pd.DataFrame({"check": ["cache_hit", "sequences"], "status": ["OK", "OK"], "detail": ["...; too young to judge", "fine"]}))
         ['cache_hit']
     """
-    young = report[(report["status"] == "OK") & report["detail"].astype(str).str.contains(YOUNG, regex=False)]
+    young = report[(report["status"] == "OK") & report["detail"].astype(str).str.contains("|".join(UNJUDGED))]
     return young["check"].tolist()
 
 
@@ -588,7 +589,7 @@ def _commit_ratio(t: dict) -> list[dict]:
             _level(row["commit_percent"] if judged else None, t["commit_ratio_warn_percent"], t["commit_ratio_crit_percent"], below=True),
             row["commit_percent"],
             f"warn < {t['commit_ratio_warn_percent']} %, crit < {t['commit_ratio_crit_percent']} % (after {t['commit_ratio_min_transactions']:,} transactions)",
-            f"{int(row['rollbacks']):,} rollbacks of {total:,} transactions" + ("" if judged else f"; {YOUNG}"),
+            f"{int(row['rollbacks']):,} rollbacks of {total:,} transactions" + ("" if judged else "; too few to judge"),
             "find what rolls back: the application's error logs, failed statements in the server log (log_min_error_statement)",
         )
     ]
