@@ -251,7 +251,7 @@ class LockWaitError(CopythatError):
 # `conflicts` lists the modes that make this statement wait: a read (ACCESS SHARE) waits only behind
 # ACCESS EXCLUSIVE; a write (ROW EXCLUSIVE) also behind SHARE, SHARE ROW EXCLUSIVE and EXCLUSIVE.
 _HOLDERS = """
-    SELECT coalesce(owner.relname, c.relname) AS relation,
+    SELECT coalesce(owner.oid, c.oid)::regclass::text AS relation,
            l.pid,
            l.mode,
            l.granted,
@@ -340,7 +340,8 @@ def lock_wait_error(
     except Exception:  # the connection went away meanwhile: say what is known
         holders = pd.DataFrame(columns=["relation", "pid", "mode", "granted", "user_name", "state", "state_seconds", "transaction_seconds", "query_start", "query", "waits_for"])
     named = {word.lower() for word in re.findall(r"\w+", sql)}
-    mentioned = holders[holders["relation"].str.lower().isin(named)] if len(holders) else holders
+    bare = holders["relation"].astype(str).str.split(".").str[-1].str.strip('"').str.lower() if len(holders) else holders["relation"]
+    mentioned = holders[bare.isin(named)] if len(holders) else holders
     holders = (mentioned if len(mentioned) else holders).reset_index(drop=True)
     if holders.empty:
         return LockWaitError(

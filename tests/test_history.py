@@ -134,6 +134,30 @@ def test_a_keep_shorter_than_the_interval_is_refused_before_anything_is_written(
     assert kept.returncode == 0 and count(engine) == 1, kept.stderr
 
 
+def test_retention_and_capture_give_up_on_a_locked_history_naming_the_holder(engine, db_url):
+    import time
+
+    import psycopg2
+
+    from copythat_ops.engine import LockWaitError
+
+    stage(engine, [100], sequence=ids(1000, 500_000))
+    holder = psycopg2.connect(db_url.render_as_string(hide_password=False).replace("+psycopg2", ""))
+    try:
+        with holder.cursor() as cur:
+            cur.execute("BEGIN")
+            cur.execute("LOCK TABLE copythat_history.snapshots IN EXCLUSIVE MODE")  # reads go on; deletes and inserts wait
+        started = time.monotonic()
+        with pytest.raises(LockWaitError, match=f"pid {holder.info.backend_pid} holds ExclusiveLock on copythat_history.snapshots"):
+            monitor.prune_history("90d", engine=engine)
+        with pytest.raises(LockWaitError, match=f"pid {holder.info.backend_pid}"):
+            monitor.capture(interval="1min", engine=engine)
+        assert time.monotonic() - started < 10
+    finally:
+        holder.close()
+    assert monitor.prune_history("90d", engine=engine) >= 1
+
+
 def test_capture_without_the_history_revision_says_how_to_apply_it_and_writes_nothing(server):
     url = server.create_database("history_norev")
     try:

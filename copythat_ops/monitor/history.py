@@ -33,7 +33,7 @@ from sqlalchemy.engine import Connection, Engine, URL
 
 from .. import validate
 from ..config import env_file, mask_url, normalize_url
-from ..engine import connection, get_engine, run_query
+from ..engine import connection, explain_lock_waits, get_engine, run_query
 from ..errors import ConfigError, ConnectError, CopythatError, InputError, MigrationError
 from .connections import connections
 from .queries import query_stats_status
@@ -287,7 +287,8 @@ def prune_history(keep: str | timedelta, *, batch: int = PRUNE_BATCH, engine: En
         )
         """
     )
-    with (_HistoryConnection(separate) if separate is not None else connection(target)) as conn:
+    waits = explain_lock_waits("monitor.history.prune", f"{SCHEMA} snapshots", engine=target, lock_timeout="1s", read_only=False)
+    with waits, (_HistoryConnection(separate) if separate is not None else connection(target)) as conn:
         _require_tables(conn, None if separate is None else separate.url)
         while True:
             with conn.begin():
@@ -537,7 +538,8 @@ def insert_snapshot(conn: Connection, snap: dict, frames: dict[str, pd.DataFrame
 
 def _write(conn: Connection, snap: dict, frames: dict[str, pd.DataFrame]) -> int | None:
     try:
-        return insert_snapshot(conn, snap, frames)
+        with explain_lock_waits("monitor.history.capture", f"{SCHEMA} {' '.join(COLUMNS)} snapshots", conn=conn, lock_timeout="1s", read_only=False):
+            return insert_snapshot(conn, snap, frames)
     except Exception as exc:
         if f'"{SCHEMA}' in str(getattr(exc, "orig", exc)) and "does not exist" in str(getattr(exc, "orig", exc)):
             raise _missing(None) from None
