@@ -22,6 +22,8 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Polygon
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
+from .display import readable_bytes
+
 PALETTE = {
     "primary": "#4C72B0",
     "secondary": "#DD8452",
@@ -60,20 +62,6 @@ def bytes_axis(ax: Axes, axis: str = "x") -> None:
     """
     target = ax.xaxis if axis == "x" else ax.yaxis
     target.set_major_formatter(FuncFormatter(lambda value, _: readable_bytes(value)))
-
-
-def readable_bytes(value: float) -> str:
-    """Return `value` bytes as text with a binary unit.
-
-    Example:
-        >>> readable_bytes(3 * 1024**2)
-        '3 MB'
-    """
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if abs(value) < 1024 or unit == "TB":
-            return f"{value:.3g} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")
 
 
 def note_empty(ax: Axes, message: str) -> None:

@@ -206,7 +206,7 @@ def run_query(
         >>> run_query("SELECT :n + 1 AS two", {"n": 1}, name="example")["two"].tolist()
         [2]
     """
-    import pandas as pd
+    from .display import exact_frame
 
     if not _NAME.match(name):
         raise ValueError(f"query name {name!r} must be letters, digits, '.', ':', '-' or '_'")
@@ -221,7 +221,7 @@ def run_query(
             for setting, value in values.items():
                 conn.execute(text("SELECT set_config(:name, :value, true)"), {"name": setting, "value": value})
             result = conn.execute(text(f"/* {APP_NAME}:{name} */ {sql}"), params or {})
-            return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+            return exact_frame(result.fetchall(), list(result.keys()))
 
 
 def _millis(value: str, name: str) -> str:
@@ -233,8 +233,10 @@ class LockWaitError(CopythatError):
 
     `holders` are the sessions in the way: a DataFrame with relation, pid, mode,
     granted, state, state_seconds, query_start, query (empty when they were gone
-    by the time it looked).
+    by the time it looked). The CLI exits 1: the command failed, the input was fine.
     """
+
+    exit_code = 1
 
     def __init__(self, problem: str, *, fix: str, holders: pd.DataFrame, name: str = "query"):
         super().__init__(problem, fix=fix)

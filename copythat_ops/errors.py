@@ -20,7 +20,10 @@ class CopythatError(Exception):
 
     `params` names the Python parameters the message speaks of (e.g. "older_than"),
     so a front end can say them in its own words (the CLI says `--older-than`).
+    `exit_code` is the CLI's: 2 for what the user can fix in what they typed or configured.
     """
+
+    exit_code = 2
 
     def __init__(self, problem: str, *, fix: str | None = None, params: str | tuple[str, ...] = ()):
         self.problem = problem

@@ -53,7 +53,7 @@ def test_table_sizes_split_table_indexes_and_toast(engine):
     ax = drawn(charts.table_sizes_chart(monitor.table_sizes(engine=engine), top=2)).axes[0]
     assert labels(ax) == ["medium", "large"]  # the largest on top
     assert len(ax.patches) == 2 * 3 and [t.get_text() for t in ax.get_legend().get_texts()] == ["table", "indexes", "TOAST"]
-    assert ax.xaxis.get_major_formatter()(2 * 1024**2, 0) == "2 MB"
+    assert ax.xaxis.get_major_formatter()(2 * 1024**2, 0) == "2048 kB"
 
 
 def test_cache_hit_marks_the_threshold_and_what_is_below_it(engine):

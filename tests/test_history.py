@@ -221,9 +221,9 @@ def test_growth_compares_each_table_with_days_ago(engine):
 def test_growth_and_forecasts_refuse_a_single_snapshot(engine):
     clear(engine)
     stage(engine, [0], sequence=ids(1000, 500_000))
-    with pytest.raises(CopythatError, match=f"growth needs two snapshots of history for '{engine.url.database}'; there is 1 snapshot"):
+    with pytest.raises(CopythatError, match=rf"growth\(\) needs two snapshots of history for '{engine.url.database}'; there is 1 snapshot"):
         monitor.growth(engine=engine)
-    with pytest.raises(CopythatError, match=f"sequence_forecast needs 1 day of history for '{engine.url.database}'; there is 1 snapshot"):
+    with pytest.raises(CopythatError, match=rf"sequence_forecast\(\) needs 1 day of history for '{engine.url.database}'; there is 1 snapshot"):
         monitor.sequence_forecast(engine=engine)
     stage(engine, [0.1], sequence=ids(1000, 500_000))
     with pytest.raises(CopythatError, match=r"there are 2 snapshots over 0.10 days"):
@@ -252,7 +252,7 @@ def test_health_warns_under_90_days_and_is_critical_under_14(engine, per_day, st
 def test_health_forecast_with_too_little_history_is_not_a_guess(engine):
     clear(engine)
     row = monitor.health(engine=engine).set_index("check").loc["sequence_forecast"]
-    assert row["status"] == "OK" and row["detail"].startswith("not forecast: sequence_forecast needs 1 day of history")
+    assert row["status"] == "OK" and row["detail"].startswith("not forecast: sequence_forecast() needs 1 day of history")
 
 
 def test_size_forecast_against_a_limit(engine):
@@ -441,7 +441,7 @@ def test_history_and_forecast_from_the_command_line(engine, db_url):
     summary = run("--format", "json", "monitor", "history", url=db_url)
     assert summary.returncode == 0 and '"snapshots":1' in summary.stdout.replace(" ", "")
     single = run("monitor", "forecast", "sequences", url=db_url)
-    assert single.returncode == 2 and single.stderr.startswith("error: sequence_forecast needs 1 day of history") and "there is 1 snapshot" in single.stderr
+    assert single.returncode == 2 and single.stderr.startswith("error: `copythat-ops monitor forecast sequences` needs 1 day of history") and "there is 1 snapshot" in single.stderr
     assert len(single.stderr.strip().splitlines()) == 1
     itself = run("monitor", "schema-diff", db_url.render_as_string(hide_password=False), db_url.render_as_string(hide_password=False), url=db_url)
     assert itself.returncode == 2 and itself.stderr.startswith("error: URL_A and URL_B are the same database (")

@@ -108,7 +108,7 @@ def test_cli_jobs_summary_gives_up(engine, db_url, tmp_path):
         started = time.monotonic()
         result = subprocess.run([CLI, "jobs", "summary"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
         took = time.monotonic() - started
-    assert result.returncode != 0 and took < GIVE_UP, (took, result.stderr)
+    assert result.returncode == 1 and took < GIVE_UP, (took, result.stderr)
     line = result.stderr.strip().splitlines()[-1]
     assert line.startswith("error: gave up after waiting 3s for a lock on extraction_jobs") and f"pid {pid} holds" in line, line
     assert "`copythat-ops monitor activity locks`" in line and line.count("Fix:") == 1

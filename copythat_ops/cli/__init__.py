@@ -38,6 +38,7 @@ COMMANDS = {
         for group, views in monitor.VIEWS.items()
         for name, view in views.items()
     },
+    **monitor.HISTORY_COMMANDS,
 }
 
 
@@ -114,7 +115,7 @@ def _run(top: argparse.ArgumentParser, args: argparse.Namespace) -> int:
             emit(report.value, args.format)
     except CopythatError as exc:
         _fail(exc, in_cli_words(exc, cli_words(top, args), COMMANDS))
-        return 2
+        return exc.exit_code
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # the reader went away (`| head`): nothing more to say

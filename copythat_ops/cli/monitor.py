@@ -161,6 +161,7 @@ HISTORY_COMMANDS = {
     "sequence_forecast": "copythat-ops monitor forecast sequences",
     "size_forecast": "copythat-ops monitor forecast size --size-limit SIZE",
     "growth": "copythat-ops monitor growth",
+    "job_trends": "copythat-ops monitor trends jobs",
     "capture": "copythat-ops monitor capture",
 }
 

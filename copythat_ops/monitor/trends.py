@@ -57,11 +57,11 @@ def not_enough_history(source: str, what: str, found: int, span_days: float | No
 
     Example:
         >>> print(not_enough_history("copythat", "growth", 1, 0.0, "two snapshots").problem)
-        growth needs two snapshots of history for 'copythat'; there is 1 snapshot
+        growth() needs two snapshots of history for 'copythat'; there is 1 snapshot
     """
     have = f"{found} snapshot{'s' if found != 1 else ''}" + (f" over {span_days:.2f} days" if span_days is not None and found > 1 else "")
     return CopythatError(
-        f"{what} needs {need} of history for {source!r}; there {'is' if found == 1 else 'are'} {have}",
+        f"{what}() needs {need} of history for {source!r}; there {'is' if found == 1 else 'are'} {have}",
         fix="capture snapshots over time: copythat-ops monitor capture from cron every few minutes (or --every 5min), then ask again",
     )
 

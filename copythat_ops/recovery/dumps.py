@@ -39,6 +39,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
 
 from ..config import libpq_url, mask_url
+from ..display import readable_bytes
 from ..engine import connect_error, connection, database_url, dispose_engines, get_engine
 from ..errors import ConfigError, CopythatError, InputError
 from ..validate import database_name, duration
@@ -200,7 +201,7 @@ def leftover_partials(folder: str | os.PathLike | None = None) -> list[dict]:
         except FileNotFoundError:  # its writer finished meanwhile
             continue
         row = {"file": str(path), "size_bytes": status.st_size, "pid": None, "host": None, "action": None}
-        size = _readable(status.st_size)
+        size = readable_bytes(status.st_size)
         if match:
             row["pid"], row["host"] = int(match["pid"]), match["host"]
             alive = run_is_alive(row["pid"], row["host"], since=status.st_mtime)
@@ -259,7 +260,7 @@ def backups(folder: str | os.PathLike | None = None) -> pd.DataFrame:
                 "revision": None if match["revision"] == "base" else match["revision"].replace("+", ", "),
                 "taken_at": pd.Timestamp(datetime.strptime(match["stamp"], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)),
                 "size_bytes": size,
-                "size": _readable(size),
+                "size": readable_bytes(size),
                 "path": str(path),
             }
         )
@@ -440,12 +441,3 @@ def _admin(server: URL, statement: str, params: dict | None = None) -> None:
         finally:
             conn.execute(text("RESET lock_timeout"))
             conn.execute(text("RESET statement_timeout"))
-
-
-def _readable(size: int) -> str:
-    value = float(size)
-    for unit in ("B", "kB", "MB", "GB"):
-        if value < 1024 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{size} B"

@@ -113,7 +113,7 @@ class Neon:
         if exc.code == 404 and path.rstrip("/") == f"/projects/{self.project_id}":
             return ConfigError(f"Neon project {self.project_id} does not exist ({said})", fix=f"set {PROJECT_VAR} to the id in the console's URL (neon projects list)")
         if exc.code == 404:
-            return NeonError(f"Neon has no {path.split('/')[-2] if path.count('/') > 2 else 'such object'} at {path} ({said})", fix="list the branches with Neon(...).branches()")
+            return NeonError(f"Neon has no {path.split('/')[-2] if path.count('/') > 2 else 'such object'} at {path} ({said})", fix="check NEON_PROJECT_ID and the branch id (the Neon console lists both)")
         if exc.code == 423:
             return NeonError(f"Neon says the project is busy with another operation ({said})", fix="wait a moment and run again")
         return NeonError(f"Neon refused {method} {path} ({exc.code} {said})", fix="see the message; the Neon console shows the project's state")
