@@ -82,8 +82,12 @@ def lab(tmp_path_factory):
         args.append("--allow-root")
     runtime = home / "runtime"
     runtime.mkdir(mode=0o700)
+    env_file = home / "lab.env"
+    env_file.touch(mode=0o600)
+    env_file.write_text(f"DATABASE_URL={os.environ['DATABASE_URL']}\n")
     env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(runtime), "XDG_RUNTIME_DIR": os.environ.get("XDG_RUNTIME_DIR", str(runtime)),  # as a desktop session has
-           "COPYTHAT_BACKUP_DIR": str(home / "backups")}  # notebook 04's backups stay out of the checkout
+           "COPYTHAT_BACKUP_DIR": str(home / "backups"),  # notebook 04's backups stay out of the checkout
+           "COPYTHAT_ENV_FILE": str(env_file)}  # the kernels work in notebooks/: they read this, never the checkout's .env
     log = (home / "lab.log").open("w")
     server = subprocess.Popen(args, cwd=CHECKOUT, stdout=log, stderr=subprocess.STDOUT, env=env)
     base = f"http://127.0.0.1:{port}"
