@@ -209,8 +209,8 @@ def test_partials_of_live_runs_and_other_hosts_are_left_alone(tmp_path):
     assert found.empty
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, elsewhere.name])
     messages = [str(w.message) for w in said]
-    assert f"removed a partial backup left by an interrupted run (pid {gone.name.split('-')[-1].split('@')[0]}, gone): {gone} (3.0 MB)" in messages
-    assert f"removed a partial backup left by an interrupted run: {legacy} (3.0 MB)" in messages
+    assert f"removed a partial backup left by an interrupted run (pid {gone.name.split('-')[-1].split('@')[0]}, gone): {gone} (3072 kB)" in messages
+    assert f"removed a partial backup left by an interrupted run: {legacy} (3072 kB)" in messages
     assert any("written by pid 4242 on host other-host.example" in m and "delete the file" in m for m in messages)
     assert not any(live.name in m for m in messages)
 

@@ -224,9 +224,10 @@ def test_autogenerate_with_no_model_changes_says_so_and_writes_nothing_unless_al
         env = {migrations.INI_VAR: os.environ[migrations.INI_VAR], "DATABASE_URL": url.render_as_string(hide_password=False)}
         result = cli("migrate", "new", "nothing changed", "--autogenerate", env=env)
         assert result.returncode == 2 and "the models and the database agree" in result.stderr, result.stderr
-        assert "leave out --autogenerate" in result.stderr and sorted(p.name for p in scripts.iterdir()) == before
-        allowed = revisions.revision("nothing changed", autogenerate=True, allow_empty=True, url=url)
-        assert allowed.path.is_file() and allowed.ok
+        assert "write it anyway with --empty" in result.stderr and sorted(p.name for p in scripts.iterdir()) == before
+        allowed = cli("migrate", "new", "nothing changed", "--autogenerate", "--empty", env=env)
+        assert allowed.returncode == 0, allowed.stderr
+        assert len(list(scripts.iterdir())) == len(before) + 1
     finally:
         dispose_engines()
         server.drop_database(url)

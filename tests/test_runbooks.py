@@ -259,7 +259,7 @@ def test_tables_are_readable():
     assert styled.data["status"].tolist() == ["CRIT", "WARN", "OK"]  # the worst rows first
     text = cells(styled)
     assert text[:5] == ["CRIT", "", "", "", ""]  # missing values are blank, never nan / NaT / None
-    assert text[5:9] == ["WARN", "3 GB", "100.0 %", "2026-11-24 00:00:00 UTC"] and text[11:14] == ["2 kB", "8.5 %", "2026-11-25 03:12:09 UTC"]
+    assert text[5:9] == ["WARN", "3,221,225,472", "100.0 %", "2026-11-24 00:00:00 UTC"] and text[11:14] == ["2,048", "8.5 %", "2026-11-25 03:12:09 UTC"]
     assert "white-space: normal" in styled.to_html() and "max-width: 36em" in styled.to_html()  # long text wraps
     assert re.search(r'class="[^"]* when" >2026-11-25 03:12:09 UTC<', styled.to_html())  # dates do not (td.when: nowrap)
     assert re.search(r"td\.when \{\s*white-space: nowrap;", styled.to_html())

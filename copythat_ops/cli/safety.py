@@ -51,7 +51,7 @@ def register_migrate(actions, upgrade) -> None:
     new = actions.add_parser("new", help="write a new revision after head, then lint it")
     new.add_argument("message", help="what the revision changes")
     new.add_argument("--autogenerate", action="store_true", help="fill it with the difference between the models and the database")
-    new.add_argument("--empty", action="store_true", help="with --autogenerate: write the revision even when the models and the database agree")
+    new.add_argument("--empty", dest="allow_empty", action="store_true", help="with --autogenerate: write the revision even when the models and the database agree")
     practise = actions.add_parser("rehearse", help="migrate a clone (or a Neon branch) to TARGET, check it, drop it; exit 1 on failure")
     practise.add_argument("target", nargs="?", default="head")
     practise.add_argument("--keep", action="store_true", help="keep the clone or branch afterwards")
@@ -88,7 +88,7 @@ def _run_migrate(args) -> object:
         print(f"squawk: {len(found)} finding(s); fix them, or add the rule to the revision's SQUAWK_IGNORE with the reason", file=sys.stderr)
         return Report(found, exit_code=1)
     if args.action == "new":
-        written = revisions.revision(args.message, autogenerate=args.autogenerate, allow_empty=args.empty)
+        written = revisions.revision(args.message, autogenerate=args.autogenerate, allow_empty=args.allow_empty)
         print(written.summary(), file=sys.stderr)
         return Report(written.findings if not written.ok else str(written.path), exit_code=0 if written.ok else 1)
     if args.neon:

@@ -395,7 +395,15 @@ def _create_database(server: URL, database: str, source: Path) -> None:
             LeftoverWarning,
             stacklevel=3,
         )
-    _admin(server, f'CREATE DATABASE "{database}" TEMPLATE template0')
+    try:
+        _admin(server, f'CREATE DATABASE "{database}" TEMPLATE template0')
+    except DBAPIError as exc:
+        if getattr(exc.orig, "pgcode", None) != "42501":  # insufficient_privilege
+            raise
+        raise ConfigError(
+            f"role {server.username} may not create databases (permission denied to create {database})",
+            fix=f"restore as a role that may (ALTER ROLE {server.username} CREATEDB, or the database owner's role)",
+        ) from None
     _admin(server, f'COMMENT ON DATABASE "{database}" IS :note', {"note": mark("restore", f"from {source.name}")})
 
 
