@@ -20,6 +20,7 @@ from copythat_ops.recovery import dumps as backup
 from copythat_ops.engine import dispose_engines, get_engine
 from copythat_ops.errors import ConfigError, InputError, MigrationError
 from copythat_ops.seed import seed_database
+from copythat_ops.config import normalize_url
 
 ROOT = Path(__file__).resolve().parents[1]
 CLI = str(Path(sys.executable).parent / "copythat-ops")
@@ -271,3 +272,17 @@ def test_upgrade_on_a_database_that_is_not_local_offers_a_backup(monkeypatch, ca
     assert "add --backup to pg_dump the database first" in capsys.readouterr().err
     safety.offer_backup(Namespace(backup=True))
     assert capsys.readouterr().err == ""
+
+
+def test_a_tls_connection_gets_a_client_that_speaks_tls():
+    from copythat_ops.recovery.pgtools import _tools, pg_tool, speaks_tls, wants_tls
+
+    assert [t for t in _tools("pg_dump") if not speaks_tls(t.path)], "the embedded wheel's pg_dump has no TLS"
+    assert wants_tls(normalize_url("postgresql+asyncpg://u:pw@ep-x.neon.tech/neondb?ssl=require"))
+    assert not wants_tls(normalize_url("postgresql://u@localhost/db"))
+    try:
+        tool = pg_tool("pg_dump", 18, tls=True)
+    except ConfigError as exc:  # no PostgreSQL 18 client with TLS on this machine: named, with the package to install
+        assert "that speaks TLS" in str(exc) and "postgresql-client-18" in str(exc)
+    else:
+        assert speaks_tls(tool.path)

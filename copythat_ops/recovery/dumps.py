@@ -43,7 +43,9 @@ from ..display import readable_bytes
 from ..engine import connect_error, connection, database_url, dispose_engines, get_engine
 from ..errors import ConfigError, CopythatError, InputError
 from ..validate import database_name, duration
-from .pgtools import HOST, client_env, describe_holder, last_line, lock_holders, mark, parse_mark, pg_tool, run_is_alive, run_tool, server_major
+from .pgtools import (
+    HOST, client_env, describe_holder, last_line, lock_holders, mark, parse_mark, pg_tool, run_is_alive, run_tool, server_major, wants_tls,
+)
 
 BACKUP_DIR_VAR = "COPYTHAT_BACKUP_DIR"
 CHECKOUT = Path(__file__).resolve().parents[2]
@@ -108,7 +110,7 @@ def backup(*, url: URL | str | None = None, folder: str | os.PathLike | None = N
     target = database_url() if url is None else get_engine(url).url
     where = _writable(backup_dir(folder))
     leftover_partials(where)
-    tool = pg_tool("pg_dump", server_major(target))
+    tool = pg_tool("pg_dump", server_major(target), tls=wants_tls(target))
     revision = _revision(target, wait)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     path = where / f"{target.database}__{(revision or 'base').replace(', ', '+')}__{stamp}.dump"
@@ -313,7 +315,7 @@ def restore(path: str | os.PathLike, *, database: str, url: URL | str | None = N
     database_name(database)
     server = database_url() if url is None else get_engine(url).url
     target = server.set(database=database)
-    tool = pg_tool("pg_restore", server_major(server))
+    tool = pg_tool("pg_restore", server_major(server), tls=wants_tls(server))
     _check_archive(tool, source)
     _create_database(server, database, source)
     started = time.perf_counter()

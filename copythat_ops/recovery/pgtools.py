@@ -72,23 +72,55 @@ def server_major(url: URL | str | None = None) -> int:
         return int(conn.scalar(text("SHOW server_version_num"))) // 10000
 
 
-def pg_tool(name: str, major: int) -> Tool:
+def pg_tool(name: str, major: int, *, tls: bool = False) -> Tool:
     """Return the `pg_dump` / `pg_restore` that suits a server of PostgreSQL `major`: the same version, else the nearest newer.
+
+    With `tls`, only a client whose libpq speaks TLS will do (the embedded wheel's does not).
 
     Example:
         >>> pg_tool("pg_dump", 18).major
         18
     """
-    found = _tools(name)
+    found = [t for t in _tools(name) if not tls or speaks_tls(t.path)]
     exact = [t for t in found if t.major == major]
     newer = sorted((t for t in found if t.major > major), key=lambda t: t.major)
     if exact or newer:
         return (exact or newer)[0]
     have = ", ".join(sorted({str(t.major) for t in found})) or "none"
     raise ConfigError(
-        f"no {name} for PostgreSQL {major} or newer (found versions: {have})",
+        f"no {name} for PostgreSQL {major} or newer{' that speaks TLS' if tls else ''} (found versions: {have})",
         fix=f"install the client of that version (apt-get install postgresql-client-{major}) or put its bin folder on PATH",
     )
+
+
+def wants_tls(url: URL) -> bool:
+    """Whether the connection to `url` asks for TLS (an sslmode of require, verify-ca or verify-full).
+
+    Example:
+        >>> wants_tls(normalize_url("postgresql+asyncpg://u@ep-x.neon.tech/db?ssl=require"))
+        True
+    """
+    return str(url.query.get("sslmode", "")) in ("require", "verify-ca", "verify-full")
+
+
+def speaks_tls(path: Path) -> bool:
+    """Whether the client program at `path` is linked to a libpq built with TLS (read with ldd; True when that cannot be told).
+
+    Example:
+        >>> isinstance(speaks_tls(pg_tool("pg_dump", 18).path), bool)
+        True
+    """
+    libpq = _linked(path, "libpq")
+    return True if libpq is None else _linked(libpq, "libssl") is not None
+
+
+def _linked(path: Path, library: str) -> Path | None:
+    try:
+        out = subprocess.run(["ldd", str(path)], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    found = re.search(rf"^\s*{library}\S*\s+=>\s+(\S+)", out, re.M)
+    return Path(found.group(1)) if found else None
 
 
 def _tools(name: str) -> list[Tool]:
