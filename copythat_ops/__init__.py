@@ -8,8 +8,9 @@ Example:
     True
 """
 
-import importlib
 from typing import TYPE_CHECKING
+
+from .faces import lazy_face
 
 # Loaded on first use, so `import copythat_ops` (and every CLI command) starts at once:
 # pandas, Alembic, pyarrow and matplotlib load only for the work that needs them.
@@ -30,19 +31,7 @@ _NAMES = {
 }
 
 
-def __getattr__(name: str):
-    if name in _MODULES:
-        return importlib.import_module(f".{name}", __name__)
-    if name in _NAMES:
-        value = getattr(importlib.import_module(f".{_NAMES[name]}", __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'copythat_ops' has no attribute '{name}'")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | _MODULES | set(_NAMES))
-
+__getattr__, __dir__ = lazy_face(__name__, _MODULES, _NAMES)
 
 if TYPE_CHECKING:  # what editors and type checkers see
     from . import config, embedded, jobs, migrations, monitor  # noqa: F401

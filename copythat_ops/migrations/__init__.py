@@ -18,8 +18,9 @@ Example:
     True
 """
 
-import importlib
 from typing import TYPE_CHECKING
+
+from ..faces import lazy_face
 
 # Each name's module, imported on first use: `current` (as `copythat-ops db status` reads it) loads no pandas.
 _MODULES = {"compare", "plans", "rehearsal", "revisions", "scripts", "squawk", "verbs"}
@@ -35,19 +36,7 @@ _NAMES = {
 }  # fmt: skip
 
 
-def __getattr__(name: str):
-    if name in _MODULES:
-        return importlib.import_module(f".{name}", __name__)
-    if name in _NAMES:
-        value = getattr(importlib.import_module(f".{_NAMES[name]}", __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'copythat_ops.migrations' has no attribute '{name}'")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | _MODULES | set(_NAMES))
-
+__getattr__, __dir__ = lazy_face(__name__, _MODULES, _NAMES)
 
 if TYPE_CHECKING:  # what editors and type checkers see
     from .compare import check, schema_columns, schema_status  # noqa: F401
