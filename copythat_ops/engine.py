@@ -29,7 +29,7 @@ from sqlalchemy.exc import DBAPIError
 
 from . import embedded, validate
 from .config import mask_text, normalize_url, settings
-from .errors import ConnectError, CopythatError
+from .errors import ConnectError, CopythatError, LockTimeout
 
 if TYPE_CHECKING:  # pandas and the ORM load where they are used: finding the database (`copythat-ops db url`) needs neither
     import pandas as pd
@@ -228,15 +228,13 @@ def _millis(value: str, name: str) -> str:
     return f"{validate.duration(value, name=name) // timedelta(milliseconds=1)}ms"
 
 
-class LockWaitError(CopythatError):
+class LockWaitError(LockTimeout):
     """A statement waited its whole `lock_timeout` for a lock another session holds (or queues for) and gave up.
 
     `holders` are the sessions in the way: a DataFrame with relation, pid, mode,
     granted, state, state_seconds, query_start, query (empty when they were gone
-    by the time it looked). The CLI exits 1: the command failed, the input was fine.
+    by the time it looked).
     """
-
-    exit_code = 1
 
     def __init__(self, problem: str, *, fix: str, holders: pd.DataFrame, name: str = "query"):
         super().__init__(problem, fix=fix)

@@ -48,6 +48,12 @@ class MigrationError(CopythatError):
     """A migration target is unknown, out of range, or a migration failed."""
 
 
+class LockTimeout(CopythatError):
+    """A command gave up waiting for a lock another session holds; the message names it. The CLI exits 1: the input was fine."""
+
+    exit_code = 1
+
+
 class InputError(CopythatError, ValueError):
     """A value given to a function or command is unknown, malformed or out of range; nothing was changed."""
 

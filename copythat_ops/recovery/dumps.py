@@ -41,7 +41,7 @@ from sqlalchemy.exc import DBAPIError
 from ..config import libpq_url, mask_url
 from ..display import readable_bytes
 from ..engine import connect_error, connection, database_url, dispose_engines, get_engine
-from ..errors import ConfigError, CopythatError, InputError
+from ..errors import ConfigError, CopythatError, InputError, LockTimeout
 from ..validate import database_name, duration
 from .pgtools import (
     HOST, client_env, describe_holder, last_line, lock_holders, mark, parse_mark, pg_tool, run_is_alive, run_tool, server_major, wants_tls,
@@ -162,7 +162,7 @@ def _revision(target: URL, wait: timedelta) -> str | None:
     return ", ".join(heads) or None
 
 
-def _lock_wait_error(target: URL, tables: list[str], wait: timedelta, what: str) -> CopythatError:
+def _lock_wait_error(target: URL, tables: list[str], wait: timedelta, what: str) -> LockTimeout:
     """The error for a wait on a lock that ran out: who holds it, what it is doing, and how to end it."""
     seconds = f"{wait.total_seconds():g} s"
     try:
@@ -172,13 +172,13 @@ def _lock_wait_error(target: URL, tables: list[str], wait: timedelta, what: str)
     named_tables = sorted({h["table_name"] for h in holders})
     shown = ", ".join(named_tables) if named_tables else tables[0] if len(tables) == 1 else f"one of {len(tables)} tables"
     if not holders:
-        return CopythatError(
+        return LockTimeout(
             f"{what} of {mask_url(target)} gave up after {seconds} waiting for a lock on {shown}; the session holding it has ended since; nothing was kept",
             fix="run the command again",
         )
     pid = holders[0]["pid"]
     named = "; ".join(describe_holder(h) for h in holders[:3]) + (f"; and {len(holders) - 3} more" if len(holders) > 3 else "")
-    return CopythatError(
+    return LockTimeout(
         f"{what} of {mask_url(target)} gave up after {seconds} waiting for a lock on {shown}: {named}; nothing was kept",
         fix=f"wait for pid {pid} to end its transaction and run again, or end it with `copythat-ops monitor terminate {pid} --apply` (SQL: SELECT pg_terminate_backend({pid}))",
     )
