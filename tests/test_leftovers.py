@@ -245,6 +245,45 @@ def test_the_next_rehearsal_drops_a_clone_left_by_a_killed_run_and_ends_its_back
     assert "rehearsal passed" in result.stderr
 
 
+def test_a_leftover_clone_this_role_may_not_drop_is_named_and_the_rehearsal_goes_on(source, server):
+    with server.engine.connect() as conn:
+        if not conn.scalar(text("SELECT rolsuper OR rolcreaterole FROM pg_roles WHERE rolname = current_user")):
+            pytest.skip("this server's login may not create roles: no second role to hold a session it may not end")
+        role = f"ct_weak_{uuid.uuid4().hex[:6]}"
+        conn.execute(text(f"CREATE ROLE {role} LOGIN CREATEDB"))
+    name = _leftover_clone(server, source, pid=dead_pid())
+    other = psycopg2.connect(libpq(source.set(database=name)))  # a session of the server's admin, which the weak role may not end
+    weak = source.set(username=role, password=None)
+    try:
+        with pytest.warns(LeftoverWarning) as said:
+            found = rehearsal.leftover_clones(rehearsal.admin_engine(weak))
+        assert [(f["clone"], f["action"]) for f in found if f["clone"] == name] == [(name, "left: could not drop")]
+        message = next(str(w.message) for w in said if name in str(w.message))
+        assert "could not be dropped" in message and f'DROP DATABASE "{name}" WITH (FORCE)' in message
+        assert databases(server, name) == [name]
+    finally:
+        other.close()
+        dispose_engines()
+        with server.engine.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            conn.execute(text(f"DROP ROLE IF EXISTS {role}"))
+
+
+def test_a_rehearsal_cleans_up_after_its_own_database_only(source, server):
+    mine = _leftover_clone(server, source, pid=dead_pid())
+    theirs = f"ct_elsewhere_rehearsal_{host_tag()}_{dead_pid()}_{uuid.uuid4().hex[:4]}"  # a dead run's clone of another database
+    with server.engine.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{theirs}" TEMPLATE template0'))
+    admin = rehearsal.admin_engine(source)
+    try:
+        with pytest.warns(LeftoverWarning):
+            found = rehearsal.leftover_clones(admin, source.database)
+        assert [f["clone"] for f in found] == [mine] and databases(server, mine) == []
+        assert databases(server, theirs) == [theirs]
+    finally:
+        rehearsal.drop_clone(theirs, admin=admin)
+
+
 def test_clones_of_live_runs_kept_clones_and_other_hosts_clones_are_not_dropped(source, server):
     live = _leftover_clone(server, source, pid=os.getpid())
     kept = _leftover_clone(server, source, pid=dead_pid(), note=f"{rehearsal.KEPT}: clone of {source.database}")

@@ -133,7 +133,7 @@ def rehearse(target: str = "head", *, url: URL | str | None = None, keep: bool =
     attrs = {"ok": False, "clone": name, "method": None, "seconds": None, "health": None, "source": mask_url(source), "leftovers": []}
     admin = admin_engine(source)
     try:
-        attrs["leftovers"] = leftover_clones(admin) + leftover_dump_folders()
+        attrs["leftovers"] = leftover_clones(admin, source.database) + leftover_dump_folders()
         with admin.connect() as conn:
             taken = conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name})
     except BaseException:
@@ -214,8 +214,10 @@ def clone_name_for(source: str) -> str:
     return source[: 63 - len(tail)] + tail
 
 
-def leftover_clones(admin: Engine) -> list[dict]:
+def leftover_clones(admin: Engine, source: str | None = None) -> list[dict]:
     """Find rehearsal clones on the server whose run is over: drop those made on this machine, say how to drop the others.
+
+    With `source`, only clones of that database (a rehearsal of it cleans up after its own earlier runs).
 
     A clone is its run's while the run's process lives (pid and host from the clone's note,
     else from its name); kept clones (`keep=True`) and those of live runs are left alone.
@@ -245,6 +247,8 @@ def leftover_clones(admin: Engine) -> list[dict]:
         note, named, legacy = parse_mark(row.note), _CLONE.match(row.datname), _LEGACY_CLONE.match(row.datname)
         if (row.note or "").startswith(KEPT):
             continue
+        if source is not None and not _clone_of(source, row.datname, row.note):
+            continue
         if note is not None:
             pid, host, since = note["pid"], note["host"], note["since"]
             alive = run_is_alive(pid, host, since)
@@ -262,7 +266,18 @@ def leftover_clones(admin: Engine) -> list[dict]:
         entry = {"clone": row.datname, "pid": pid, "host": host, "sessions": int(row.sessions), "action": None}
         run = f"pid {pid} on host {host}" if pid else "a run of an earlier version"
         if alive is False:
-            drop_clone(row.datname, admin=admin)
+            try:
+                drop_clone(row.datname, admin=admin)
+            except DBAPIError as exc:  # e.g. a session of a role this one may not end: the rehearsal goes on, the leftover is named
+                entry["action"] = "left: could not drop"
+                warnings.warn(
+                    f"the rehearsal clone {row.datname} was left by an interrupted run ({run}, gone) but could not be dropped "
+                    f"({mask_text(str(exc.orig).strip().splitlines()[0])}); drop it as its owner or a superuser: DROP DATABASE \"{row.datname}\" WITH (FORCE)",
+                    LeftoverWarning,
+                    stacklevel=2,
+                )
+                leftovers.append(entry)
+                continue
             entry["action"] = "dropped"
             ended = f"; ended its {entry['sessions']} session(s) still running" if entry["sessions"] else ""
             warnings.warn(f"dropped the rehearsal clone {row.datname} left by an interrupted run ({run}, gone){ended}", LeftoverWarning, stacklevel=2)
@@ -276,6 +291,14 @@ def leftover_clones(admin: Engine) -> list[dict]:
             )
         leftovers.append(entry)
     return leftovers
+
+
+def _clone_of(source: str, clone: str, note: str | None) -> bool:
+    """Whether `clone` is a rehearsal clone of database `source`, by its note or else by its name (the source, cut to fit)."""
+    if note and note.startswith("copythat-ops rehearsal"):
+        return note.endswith(f"clone of {source}")
+    prefix = clone.rsplit("_rehearsal_", 1)[0]
+    return bool(prefix) and source.startswith(prefix)
 
 
 def leftover_dump_folders(where: str | None = None) -> list[dict]:
