@@ -16,6 +16,7 @@ import math
 import os
 import re
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -291,6 +292,10 @@ def test_relation_locks_show_oids_and_pids_as_bare_digits(staged, capfd):
     blocked = threading.Thread(target=lambda: _wait_for_lock(staged), daemon=True)
     blocked.start()
     try:
+        for _ in range(200):  # the same sessions in all three formats: the waiter queues before the first is rendered
+            if pg_text(staged, "SELECT count(*)::text FROM pg_locks WHERE relation = 'edge.edge_max'::regclass AND NOT granted")[0] != "0":
+                break
+            time.sleep(0.05)
         table, data, rows = documents(capfd, "monitor", "activity", "locks")
         oid = int(pg_text(staged, "SELECT 'edge.edge_max'::regclass::oid::text")[0])
         assert oid >= 16384 and any(r["table_oid"] == oid for r in data)
