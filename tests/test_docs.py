@@ -26,29 +26,20 @@ from __future__ import annotations
 import doctest
 import os
 import re
-import shutil
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from neon_fake import FakeNeon
+from examples import CHECKOUT, FLAGS, example_database, seeded_template
 from sqlalchemy import URL, text
 
-from copythat_ops import embedded, migrations
-from copythat_ops.config import URL_VAR
-from copythat_ops.engine import dispose_engines, get_engine
-from copythat_ops.recovery import neon
-from copythat_ops.recovery.dumps import BACKUP_DIR_VAR
-from copythat_ops.seed import seed_database
+from copythat_ops import embedded
+from copythat_ops.engine import dispose_engines
 
-CHECKOUT = Path(__file__).resolve().parent.parent
 PAGES = [CHECKOUT / "README.md", *sorted((CHECKOUT / "docs").glob("*.md"))]
-FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
-SEEDED_AT = datetime(2026, 11, 2, 14, 0, tzinfo=UTC)  # as tests/test_docstrings.py: the same jobs every run
 CLI = Path(sys.executable).parent / "copythat-ops"
 RUN, NOT_RUN = {"pycon", "python", "console"}, {"text"}
 EXIT = re.compile(r"#\s*exit\s+(\d+)\s*$")
@@ -203,11 +194,8 @@ def test_blocks_not_run_are_named(page: Path):
 
 @pytest.fixture(scope="module")
 def template(server, db_url) -> URL:
-    """The database every page starts from: migrated to head, 500 seeded jobs in 10 projects."""
-    migrations.upgrade(url=db_url)
-    seed_database(500, 10, seed=1, now=SEEDED_AT, engine=get_engine(db_url))
-    dispose_engines()
-    return db_url
+    """The database every page starts from (tests/examples.py), as the docstrings' examples do."""
+    return seeded_template(db_url)
 
 
 @pytest.fixture(scope="module")
@@ -245,29 +233,12 @@ def run_command(command: Command, where: str, env: dict[str, str], cwd: Path) ->
 
 @pytest.mark.parametrize("page", RUNNABLE, ids=_name)
 def test_page_examples_hold(page: Path, server, template, embedded_dir, monkeypatch, tmp_path):
-    url = server.create_database("docs")
-    with server.engine.connect() as conn:
-        conn.execute(text(f'DROP DATABASE "{url.database}"'))
-        conn.execute(text(f'CREATE DATABASE "{url.database}" TEMPLATE "{template.database}"'))
-    monkeypatch.setenv(URL_VAR, url.render_as_string(hide_password=False))
-    monkeypatch.setenv(embedded.DIR_VAR, str(embedded_dir))
-    monkeypatch.setenv(BACKUP_DIR_VAR, str(tmp_path / "backups"))
-    monkeypatch.delenv("COPYTHAT_HISTORY_URL", raising=False)
-    monkeypatch.chdir(tmp_path)
-    shutil.copytree(CHECKOUT / "alembic", tmp_path / "alembic", ignore=shutil.ignore_patterns("__pycache__"))
-    for name in ("alembic.ini", ".squawk.toml"):
-        shutil.copy(CHECKOUT / name, tmp_path / name)
-    monkeypatch.setenv(migrations.INI_VAR, str(tmp_path / "alembic.ini"))
-    dispose_engines()
     runner = Runner(optionflags=FLAGS)
     parser = doctest.DocTestParser()
     globs: dict = {"__name__": "__docs__"}
     report: list[str] = []
     ran = failed = 0
-    with FakeNeon(server, url, project_id="icy-lake-85661769") as api:
-        monkeypatch.setenv(neon.API_KEY_VAR, api.api_key)
-        monkeypatch.setenv(neon.PROJECT_VAR, api.project_id)
-        monkeypatch.setenv(neon.API_URL_VAR, api.url)
+    with example_database(server, template, embedded_dir, monkeypatch, tmp_path) as url:
         env = {**os.environ, "PATH": f"{CLI.parent}{os.pathsep}{os.environ.get('PATH', '')}",
                "COLUMNS": "100", "PYTHONUNBUFFERED": "1"}
         try:
@@ -288,8 +259,6 @@ def test_page_examples_hold(page: Path, server, template, embedded_dir, monkeypa
                         report.append(problem + "\n")
         finally:
             dispose_engines()
-            for database in [*api.branch_databases(), url.database]:
-                server.drop_database(url.set(database=database))
             named = set(RESTORED.findall(page.read_text()))  # the databases the page's restores create
             for name in [n for n in _databases(server) if n.startswith(f"{url.database}_") or n in named]:
                 server.drop_database(url.set(database=name))
