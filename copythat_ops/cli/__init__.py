@@ -17,12 +17,12 @@ import sys
 import warnings
 
 from ..errors import CopythatError
-from . import db, jobs, migrate, monitor, notebooks, seed
+from . import db, jobs, migrate, monitor, notebooks, seed, serve, tenants, tokens
 from .args import DURATIONS, Parser, cli_words, in_cli_words
 from .failures import debug, plain_failure, print_traceback, show_warning
 from .output import FORMATS, Report, emit
 
-GROUPS = (db, migrate, jobs, seed, monitor, notebooks)
+GROUPS = (db, migrate, jobs, tokens, tenants, seed, monitor, notebooks, serve)
 # Library functions a message may point to, and the command that shows the same (monitor views: from monitor.VIEWS).
 COMMANDS = {
     "job_summary": "copythat-ops jobs summary",
