@@ -14,7 +14,12 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import BigInteger, CheckConstraint, DateTime, ForeignKey, Identity, Index, Integer, MetaData, String, Text, func, text
+from decimal import Decimal
+
+from sqlalchemy import (
+    BigInteger, CheckConstraint, DateTime, ForeignKey, Identity, Index, Integer, MetaData, Numeric, String, Text, UniqueConstraint,
+    func, text,
+)
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -56,12 +61,79 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
+class MembershipRole(StrEnum):
+    """What a user may do in an organization."""
+
+    OWNER = "owner"
+    ADMIN = "admin"
+    MEMBER = "member"
+
+
+TOKEN_UNITS = ("px", "rem")  # the Design Tokens format's dimension units
+
+
+class Organization(Base):
+    """A tenant: it owns projects, and users belong to it through memberships."""
+
+    __tablename__ = "organizations"
+    __table_args__ = (
+        CheckConstraint("length(btrim(name)) BETWEEN 1 AND 200", name="name"),
+        CheckConstraint("slug ~ '^[a-z0-9]+(-[a-z0-9]+)*$' AND length(slug) <= 63", name="slug"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(always=False), primary_key=True)
+    name: Mapped[str] = mapped_column(Text, nullable=False)
+    slug: Mapped[str] = mapped_column(Text, nullable=False, unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
+
+    def __repr__(self) -> str:
+        return f"Organization(id={self.id!r}, slug={self.slug!r})"
+
+
+class User(Base):
+    """A person who signs in; the email is unique whatever its case."""
+
+    __tablename__ = "users"
+    __table_args__ = (
+        CheckConstraint("email ~ '^[^@[:space:]]+@[^@[:space:]]+$' AND length(email) <= 320", name="email"),
+        Index("ix_users_email_lower", func.lower(text("email")), unique=True),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(always=False), primary_key=True)
+    email: Mapped[str] = mapped_column(Text, nullable=False)
+    name: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
+
+    def __repr__(self) -> str:
+        return f"User(id={self.id!r}, email={self.email!r})"
+
+
+class Membership(Base):
+    """A user's role in an organization."""
+
+    __tablename__ = "memberships"
+    __table_args__ = (
+        CheckConstraint("role IN ('owner', 'admin', 'member')", name="role"),
+        Index("ix_memberships_user_id", "user_id"),
+    )
+
+    organization_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    role: Mapped[str] = mapped_column(Text, nullable=False, server_default=MembershipRole.MEMBER.value)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
+
+    def __repr__(self) -> str:
+        return f"Membership(organization_id={self.organization_id!r}, user_id={self.user_id!r}, role={self.role!r})"
+
+
 class Project(Base):
-    """A design token extraction project."""
+    """A design token extraction project, owned by an organization."""
 
     __tablename__ = "projects"
+    __table_args__ = (Index("ix_projects_organization_id", "organization_id"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    organization_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("organizations.id"), nullable=False)
     name: Mapped[str] = mapped_column(String(255), nullable=False)
     description: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(nullable=False, server_default=func.now())
@@ -116,3 +188,79 @@ class JobActionAudit(Base):
 
     def __repr__(self) -> str:
         return f"JobActionAudit(id={self.id!r}, action={self.action!r}, job_count={self.job_count!r})"
+
+
+class _Token:
+    """The columns every token table shares: its project, the job it came from (if any), its name."""
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(always=False), primary_key=True)
+    name: Mapped[str] = mapped_column(Text, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
+
+    @classmethod
+    def _shared(cls, table: str) -> tuple:
+        return (
+            UniqueConstraint("extraction_job_id", "name", name=f"{table}_extraction_job_id_key"),
+            CheckConstraint("length(btrim(name)) BETWEEN 1 AND 200", name="name"),
+            Index(f"ix_{table}_project_id", "project_id"),
+        )
+
+
+class ColorToken(_Token, Base):
+    """A color: '#rrggbb' (lowercase) and an opacity from 0 to 1."""
+
+    __tablename__ = "color_tokens"
+    __table_args__ = (
+        *_Token._shared("color_tokens"),
+        CheckConstraint("hex ~ '^#[0-9a-f]{6}$'", name="hex"),
+        CheckConstraint("opacity >= 0 AND opacity <= 1", name="opacity"),
+    )
+
+    project_id: Mapped[int] = mapped_column(Integer, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False)
+    extraction_job_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("extraction_jobs.id", ondelete="SET NULL"), nullable=True)
+    hex: Mapped[str] = mapped_column(Text, nullable=False)
+    opacity: Mapped[Decimal] = mapped_column(Numeric(4, 3), nullable=False, server_default=text("1"))
+
+
+class SpacingToken(_Token, Base):
+    """A spacing: a value of 0 or more in px or rem."""
+
+    __tablename__ = "spacing_tokens"
+    __table_args__ = (
+        *_Token._shared("spacing_tokens"),
+        CheckConstraint("value >= 0", name="value"),
+        CheckConstraint("unit IN ('px', 'rem')", name="unit"),
+    )
+
+    project_id: Mapped[int] = mapped_column(Integer, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False)
+    extraction_job_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("extraction_jobs.id", ondelete="SET NULL"), nullable=True)
+    value: Mapped[Decimal] = mapped_column(Numeric(10, 3), nullable=False)
+    unit: Mapped[str] = mapped_column(Text, nullable=False, server_default="px")
+
+
+class TypographyToken(_Token, Base):
+    """A text style: font family, size and unit, weight, line height (a multiplier) and letter spacing."""
+
+    __tablename__ = "typography_tokens"
+    __table_args__ = (
+        *_Token._shared("typography_tokens"),
+        CheckConstraint("length(btrim(font_family)) BETWEEN 1 AND 200", name="font_family"),
+        CheckConstraint("font_size > 0", name="font_size"),
+        CheckConstraint("font_size_unit IN ('px', 'rem')", name="font_size_unit"),
+        CheckConstraint("font_weight BETWEEN 1 AND 1000", name="font_weight"),
+        CheckConstraint("line_height > 0", name="line_height"),
+        CheckConstraint("letter_spacing_unit IN ('px', 'rem')", name="letter_spacing_unit"),
+    )
+
+    project_id: Mapped[int] = mapped_column(Integer, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False)
+    extraction_job_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("extraction_jobs.id", ondelete="SET NULL"), nullable=True)
+    font_family: Mapped[str] = mapped_column(Text, nullable=False)
+    font_size: Mapped[Decimal] = mapped_column(Numeric(10, 3), nullable=False)
+    font_size_unit: Mapped[str] = mapped_column(Text, nullable=False, server_default="px")
+    font_weight: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("400"))
+    line_height: Mapped[Decimal] = mapped_column(Numeric(6, 3), nullable=False, server_default=text("1.5"))
+    letter_spacing: Mapped[Decimal] = mapped_column(Numeric(10, 3), nullable=False, server_default=text("0"))
+    letter_spacing_unit: Mapped[str] = mapped_column(Text, nullable=False, server_default="px")
+
+
+TOKEN_MODELS = {"color": ColorToken, "spacing": SpacingToken, "typography": TypographyToken}
