@@ -1,30 +1,475 @@
-"""Prometheus metrics of a Copy That database, for `GET /metrics`.
+"""Prometheus metrics of a Copy That database, for `GET /metrics` (and `/metrics?target=NAME`).
+
+Names follow postgres_exporter where it has one (`pg_up`, `pg_database_size_bytes`,
+`pg_stat_activity_count{datname,state}`, `pg_settings_max_connections`, ...) and
+start with `copythat_` for the rest: jobs by status, the recent failure ratio,
+stuck jobs, sequence headroom, the migration revision, backup age, the health
+checks, and what the scrape could not read. docs/metrics.md lists them all.
+
+One scrape is bounded: its queries run one after another on one connection of
+the target's small pool, each with a statement timeout no longer than what is
+left of `SCRAPE_BUDGET` (1.5 s) and a `LOCK_TIMEOUT` (200 ms) lock timeout, and
+the answer is rendered when the budget is spent whatever is still running. A
+collector that could not read (a lock, a timeout, the budget, a missing table)
+leaves its metrics out and says `copythat_scrape_error{collector="..."} 1`;
+`pg_up` says whether the database answered at all. The full `health()` report
+is too heavy to run on every scrape: it runs in the background at most once a
+`HEALTH_INTERVAL` (60 s) per target, and a scrape shows the latest report and
+its age (a first scrape waits for it within its budget).
 
 Example:
     >>> body, content_type = exposition()
-    >>> b"pg_up 1.0" in body
+    >>> b"pg_up 1.0" in body, content_type.startswith("text/plain")
+    (True, True)
+    >>> b'copythat_scrape_error{collector="jobs"} 0.0' in body
     True
 """
 
 from __future__ import annotations
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
+import logging
+import math
+import os
+import threading
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+
+from ..config import mask_text
+from . import targets as _targets
+from .targets import Target, target_engine
+
+SCRAPE_BUDGET = 1.5  # seconds for the queries of one scrape; rendering and HTTP fit in the rest of Prometheus' usual 2 s
+LOCK_TIMEOUT = "200ms"  # how long one query waits for a lock before its collector is marked unread
+QUERY_TIMEOUT = 1.0  # seconds: the longest statement timeout of one query (less when less of the budget is left)
+MIN_QUERY_SECONDS = 0.05  # a query is not started with less than this left of the budget
+HEALTH_INTERVAL = 60.0  # seconds between two health() runs of a target
+HEALTH_STALE = 3 * HEALTH_INTERVAL  # an older report is not shown (its collector is marked unread)
+STUCK_PROCESSING = 30 * 60  # seconds in `processing` before a job counts as stuck (stuck_jobs' older_than)
+STUCK_PENDING = 60 * 60  # seconds in `pending` before a job counts as stuck (stuck_jobs' pending_older_than)
+RECENT_WINDOW = 15 * 60  # seconds: the window of copythat_jobs_finished_15m and copythat_job_failure_ratio_15m
+RECENT_CREATED = 24 * 60 * 60  # seconds: jobs finished recently are looked for among those created this recently (the status, created_at index)
+STATUS_CODES = {"OK": 0, "WARN": 1, "CRIT": 2, "UNKNOWN": 3}
+ACTIVITY_STATES = ("active", "idle", "idle in transaction", "idle in transaction (aborted)", "fastpath function call", "disabled")
+COLLECTORS = ("server", "jobs", "stuck_jobs", "sequences", "migrations", "backups", "health")
+
+log = logging.getLogger("copythat_ops.metrics")
 
 
 def exposition(target: str | None = None, *, targets_file=None) -> tuple[bytes, str]:
-    """Return the exposition body of one scrape of `target` (None: the default database) and its content type.
+    """Return the exposition body of one scrape of `target` (None: the configured database) and its content type.
+
+    `target` names a database of the targets file (`targets_file`, else
+    $COPYTHAT_TARGETS_FILE); an unknown name raises InputError listing the
+    known ones. The scrape answers within `SCRAPE_BUDGET` plus rendering, even
+    when a table is locked or the database is down (`pg_up 0`).
 
     Example:
-        >>> exposition()[1].startswith("text/plain")
+        >>> body, content_type = exposition()
+        >>> content_type == CONTENT_TYPE_LATEST
         True
+        >>> [line for line in body.decode().splitlines() if line.startswith("copythat_jobs{")]
+        ['copythat_jobs{status="pending"} 2.0', 'copythat_jobs{status="processing"} 1.0', 'copythat_jobs{status="completed"} 459.0', 'copythat_jobs{status="failed"} 38.0']
     """
-    from ..engine import run_query
-
-    registry = CollectorRegistry()
-    up = Gauge("pg_up", "Whether the database answered (1) or not (0)", registry=registry)
-    try:
-        run_query("SELECT 1 AS one", name="metrics.up", timeout="1s", lock_timeout="500ms")
-        up.set(1)
-    except Exception:
-        up.set(0)
+    found = _targets.target(target, targets_file=targets_file)
+    families = scrape(found)
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Families(families))
     return generate_latest(registry), CONTENT_TYPE_LATEST
+
+
+def scrape(found: Target, *, budget: float = SCRAPE_BUDGET) -> list[Metric]:
+    """Return the metric families of one bounded scrape of a target (what `exposition` renders).
+
+    Example:
+        >>> from copythat_ops.api.targets import target
+        >>> names = [family.name for family in scrape(target())]
+        >>> names[:3]
+        ['pg_up', 'pg_static', 'pg_postmaster_start_time_seconds']
+    """
+    run = _Run(found, deadline=time.monotonic() + budget)
+    worker = threading.Thread(target=run.work, name=f"copythat-metrics-{found.name}", daemon=True)
+    worker.start()
+    worker.join(timeout=max(0.0, run.deadline - time.monotonic()))
+    health = _health(found, wait_until=run.deadline)
+    return run.families(health)
+
+
+# --- one scrape ----------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Run:
+    """One scrape's progress: the worker thread fills it; the caller renders what is there at the deadline."""
+
+    target: Target
+    deadline: float
+    started: float = field(default_factory=time.monotonic)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    up: bool | None = None
+    results: dict[str, list[Metric]] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def left(self) -> float:
+        return self.deadline - time.monotonic()
+
+    def work(self) -> None:
+        from ..monitor.snapshot import snapshot
+
+        engine = target_engine(self.target)
+        try:
+            with snapshot(engine, timeout=f"{int(QUERY_TIMEOUT * 1000)}ms") as snap:
+                for name, collect in _DATABASE_COLLECTORS:
+                    self._collect(name, lambda collect=collect: collect(self, snap.conn))
+                    if name == "server" and self.up is None:
+                        self.up = True  # a connection was made: the server query's own failure is its collector's
+        except Exception as exc:  # could not connect (refused, timeout, no pooled connection free, too old a server)
+            with self.lock:
+                self.up = False if self.up is None else self.up
+            self._failed("server", exc)
+        self._collect("backups", lambda: _backups(self))
+
+    def _collect(self, name: str, collect: Callable[[], list[Metric]]) -> None:
+        if self.left() < MIN_QUERY_SECONDS:
+            return  # marked unread ("scrape budget spent") when rendered
+        began = time.monotonic()
+        try:
+            families = collect()
+        except Exception as exc:
+            self._failed(name, exc)
+        else:
+            with self.lock:
+                self.results[name] = families
+        with self.lock:
+            self.seconds[name] = time.monotonic() - began
+
+    def _failed(self, name: str, exc: BaseException) -> None:
+        reason = _reason(exc)
+        with self.lock:
+            self.errors.setdefault(name, reason)
+        log.warning("metrics of target %s: %s not read: %s", self.target.name, name, reason)
+
+    def timeout(self) -> str:
+        """The statement timeout of the next query: what is left of the budget, at most QUERY_TIMEOUT."""
+        return f"{max(1, int(min(QUERY_TIMEOUT, self.left()) * 1000))}ms"
+
+    def query(self, conn, sql: str, params: dict | None = None, *, name: str):
+        from ..engine import run_query
+
+        if self.left() < MIN_QUERY_SECONDS:
+            raise TimeoutError("the scrape budget was spent")
+        return run_query(sql, params, name=f"metrics.{name}", conn=conn, timeout=self.timeout(), settings={"lock_timeout": LOCK_TIMEOUT})
+
+    def families(self, health: _HealthState | None) -> list[Metric]:
+        with self.lock:
+            up, results, errors, seconds = self.up, dict(self.results), dict(self.errors), dict(self.seconds)
+        found: list[Metric] = [_gauge("pg_up", "Whether the database answered this scrape (1) or not (0)", 1 if up else 0)]
+        for name in COLLECTORS[:-1]:
+            found += results.get(name, [])
+            if name not in results and name not in errors:
+                errors[name] = "database down" if up is False and name != "backups" else "scrape budget spent"
+        health_families, health_error = _health_families(health)
+        found += health_families
+        if health_error:
+            errors["health"] = health_error
+        error = GaugeMetricFamily("copythat_scrape_error", "Whether a collector could not read its metrics this scrape (1: they are left out)", labels=["collector"])
+        took = GaugeMetricFamily("copythat_scrape_collector_duration_seconds", "Seconds each collector took this scrape", labels=["collector"])
+        for name in COLLECTORS:
+            error.add_metric([name], 1 if name in errors else 0)
+            if name in seconds:
+                took.add_metric([name], round(seconds[name], 6))
+        found += [error, took, _gauge("copythat_scrape_duration_seconds", "Seconds this scrape took", round(time.monotonic() - self.started, 6))]
+        return found
+
+
+class _Families:
+    def __init__(self, families: list[Metric]) -> None:
+        self._families = families
+
+    def collect(self):
+        return iter(self._families)
+
+
+def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, documentation, value=value)
+
+
+def _reason(exc: BaseException) -> str:
+    code = getattr(getattr(exc, "orig", None), "pgcode", None)
+    if code == "55P03":
+        return f"waited {LOCK_TIMEOUT} for a lock another session holds"
+    if code == "57014":
+        return "statement timeout (the scrape budget)"
+    detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return mask_text(f"{type(exc).__name__}: {detail[0] if detail else ''}")[:300]
+
+
+# --- collectors ----------------------------------------------------------------------------------------------------
+
+
+def _server(run: _Run, conn) -> list[Metric]:
+    row = run.query(
+        conn,
+        """
+        SELECT current_database() AS datname,
+               pg_database_size(current_database()) AS size_bytes,
+               current_setting('server_version') AS short_version,
+               version() AS version,
+               extract(epoch FROM pg_postmaster_start_time())::float8 AS started,
+               current_setting('max_connections')::int AS max_connections,
+               current_setting('superuser_reserved_connections')::int AS superuser_reserved,
+               coalesce(current_setting('reserved_connections', true), '0')::int AS reserved,
+               (SELECT count(*)
+                FROM pg_stat_activity
+                WHERE coalesce(backend_type, 'client backend') = 'client backend') AS used_connections,
+               (SELECT coalesce(json_agg(json_build_object('state', state, 'count', sessions, 'max_tx', max_tx) ORDER BY state), '[]'::json)
+                FROM (
+                    SELECT coalesce(state, '<insufficient privilege>') AS state,
+                           count(*) AS sessions,
+                           coalesce(max(extract(epoch FROM now() - xact_start)), 0)::float8 AS max_tx
+                    FROM pg_stat_activity
+                    WHERE datname = current_database()
+                      AND coalesce(backend_type, 'client backend') = 'client backend'
+                    GROUP BY 1
+                ) AS states) AS states
+        ORDER BY datname
+        """,
+        name="server",
+    ).iloc[0]
+    datname = str(row["datname"])
+    static = GaugeMetricFamily("pg_static", "Version string as reported by postgres", labels=["short_version", "version"])
+    static.add_metric([str(row["short_version"]).split(" ")[0], str(row["version"])], 1)
+    size = GaugeMetricFamily("pg_database_size_bytes", "Disk space used by the database", labels=["datname"])
+    size.add_metric([datname], int(row["size_bytes"]))
+    count = GaugeMetricFamily("pg_stat_activity_count", "Client connections of this database by state", labels=["datname", "state"])
+    longest = GaugeMetricFamily("pg_stat_activity_max_tx_duration", "Seconds the oldest open transaction of each state has run", labels=["datname", "state"])
+    states = {entry["state"]: entry for entry in row["states"]}
+    for state in dict.fromkeys([*ACTIVITY_STATES, *sorted(states)]):
+        entry = states.get(state, {"count": 0, "max_tx": 0})
+        count.add_metric([datname, state], entry["count"])
+        longest.add_metric([datname, state], entry["max_tx"])
+    reserved = int(row["superuser_reserved"]) + int(row["reserved"])
+    return [
+        static,
+        _gauge("pg_postmaster_start_time_seconds", "Time at which postmaster started (Unix seconds)", float(row["started"])),
+        size,
+        count,
+        longest,
+        _gauge("pg_settings_max_connections", "Server Parameter: max_connections", int(row["max_connections"])),
+        _gauge("pg_settings_superuser_reserved_connections", "Server Parameter: superuser_reserved_connections", int(row["superuser_reserved"])),
+        _gauge("copythat_connections_used", "Client connections on the whole server", int(row["used_connections"])),
+        _gauge("copythat_connections_usable", "Connections clients may use: max_connections less the reserved slots", int(row["max_connections"]) - reserved),
+    ]
+
+
+def _jobs(run: _Run, conn) -> list[Metric]:
+    from ..models import JOB_STATUSES
+
+    rows = run.query(
+        conn,
+        """
+        SELECT 'all' AS kind,
+               status,
+               count(*) AS jobs
+        FROM extraction_jobs
+        GROUP BY status
+        UNION ALL
+        SELECT 'recent' AS kind,
+               status,
+               count(*) AS jobs
+        FROM extraction_jobs
+        WHERE status IN ('completed', 'failed')
+          AND created_at >= localtimestamp - make_interval(secs => :created)
+          AND completed_at >= localtimestamp - make_interval(secs => :window)
+        GROUP BY status
+        ORDER BY kind, status
+        """,
+        {"created": RECENT_CREATED, "window": RECENT_WINDOW},
+        name="jobs",
+    )
+    counts = {(kind, status): int(n) for kind, status, n in rows.itertuples(index=False)}
+    by_status = GaugeMetricFamily("copythat_jobs", "Extraction jobs by status", labels=["status"])
+    for status in dict.fromkeys([*JOB_STATUSES, *sorted(s for k, s in counts if k == "all")]):
+        by_status.add_metric([status], counts.get(("all", status), 0))
+    finished = GaugeMetricFamily("copythat_jobs_finished_15m", "Jobs that completed or failed in the last 15 minutes (by completed_at)", labels=["status"])
+    done, failed = counts.get(("recent", "completed"), 0), counts.get(("recent", "failed"), 0)
+    finished.add_metric(["completed"], done)
+    finished.add_metric(["failed"], failed)
+    ratio = failed / (done + failed) if done + failed else math.nan
+    return [by_status, finished, _gauge("copythat_job_failure_ratio_15m", "Share of the jobs finished in the last 15 minutes that failed (NaN: none finished)", ratio)]
+
+
+def _stuck_jobs(run: _Run, conn) -> list[Metric]:
+    rows = run.query(
+        conn,
+        """
+        SELECT status,
+               count(*) FILTER (WHERE changed < now() - make_interval(secs => CASE status WHEN 'processing' THEN :processing ELSE :pending END)) AS stuck,
+               coalesce(max(extract(epoch FROM now() - changed)), 0)::float8 AS oldest_seconds
+        FROM (
+            SELECT status,
+                   coalesce(updated_at, CAST(created_at AS timestamptz)) AS changed
+            FROM extraction_jobs
+            WHERE status IN ('pending', 'processing')
+        ) AS open_jobs
+        GROUP BY status
+        ORDER BY status
+        """,
+        {"processing": STUCK_PROCESSING, "pending": STUCK_PENDING},
+        name="stuck_jobs",
+    )
+    found = {row.status: row for row in rows.itertuples(index=False)}
+    stuck = GaugeMetricFamily("copythat_jobs_stuck", "Jobs processing over 30 min or pending over 1 h since their last change (as stuck_jobs())", labels=["status"])
+    oldest = GaugeMetricFamily("copythat_job_oldest_seconds", "Seconds since the last change of the oldest job in each open status (0: none)", labels=["status"])
+    for status in ("pending", "processing"):
+        row = found.get(status)
+        stuck.add_metric([status], 0 if row is None else int(row.stuck))
+        oldest.add_metric([status], 0 if row is None else round(float(row.oldest_seconds), 3))
+    return [stuck, oldest]
+
+
+def _sequences(run: _Run, conn) -> list[Metric]:
+    import pandas as pd
+
+    from ..monitor.sequences import sequences
+
+    if run.left() < MIN_QUERY_SECONDS:
+        raise TimeoutError("the scrape budget was spent")
+    found = sequences()
+    labels = ["schema", "sequence", "table", "column"]
+    used = GaugeMetricFamily("copythat_sequence_used_ratio", "Share of its column type's maximum a sequence has used (0-1)", labels=labels)
+    left = GaugeMetricFamily("copythat_sequence_values_left", "Values a sequence can still give before its column's maximum", labels=labels)
+    unread = 0
+    for row in found.itertuples(index=False):
+        names = [str(row.schema), str(row.sequence), "" if row.table is None else str(row.table), "" if row.column is None else str(row.column)]
+        if not row.readable or isinstance(row.note, str):
+            unread += 1
+            continue
+        ceiling = int(row.max_value)
+        last = 0 if row.last_value is None or row.last_value is pd.NA else int(row.last_value)  # never used: nothing taken yet
+        used.add_metric(names, max(last, 0) / ceiling if ceiling > 0 else 0)
+        left.add_metric(names, float(ceiling - last))
+    return [used, left, _gauge("copythat_sequences_unread", "Sequences this scrape could not read (no privilege, or locked)", unread)]
+
+
+_HEADS: dict[str | None, list[str]] = {}
+
+
+def _migrations(run: _Run, conn) -> list[Metric]:
+    from sqlalchemy.exc import ProgrammingError
+
+    from ..migrations.scripts import INI_VAR, heads
+
+    key = os.environ.get(INI_VAR)
+    if key not in _HEADS:  # the scripts of this checkout do not change under a running server
+        _HEADS[key] = sorted(heads())
+    head = _HEADS[key]
+    try:
+        current = sorted(run.query(conn, "SELECT version_num FROM alembic_version ORDER BY version_num", name="migrations")["version_num"].tolist())
+    except ProgrammingError as exc:
+        if getattr(exc.orig, "pgcode", None) != "42P01":  # no alembic_version: no revision applied
+            raise
+        current = []
+    info = GaugeMetricFamily("copythat_migration_info", "The database's migration revision and the scripts' head (always 1)", labels=["current", "head"])
+    info.add_metric([", ".join(current) or "base", ", ".join(head)], 1)
+    return [_gauge("copythat_migration_at_head", "Whether the database is at the scripts' head revision (1) or not (0)", 1 if current == head else 0), info]
+
+
+def _backups(run: _Run) -> list[Metric]:
+    from ..recovery.dumps import LeftoverWarning, backups
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", LeftoverWarning)
+        found = backups(run.target.backup_dir)
+    mine = found[found["database"] == run.target.url.database]
+    families = [_gauge("copythat_backups", "pg_dump backups of this database in its backup folder", len(mine))]
+    if len(mine):
+        newest = mine.iloc[0]
+        taken = newest["taken_at"].timestamp()
+        families += [
+            _gauge("copythat_backup_newest_timestamp_seconds", "When the newest backup was taken (Unix seconds)", taken),
+            _gauge("copythat_backup_newest_age_seconds", "Seconds since the newest backup was taken", round(time.time() - taken, 3)),
+            _gauge("copythat_backup_newest_size_bytes", "Size of the newest backup file", int(newest["size_bytes"])),
+        ]
+    return families
+
+
+_DATABASE_COLLECTORS: list[tuple[str, Callable]] = [
+    ("server", _server),
+    ("jobs", _jobs),
+    ("stuck_jobs", _stuck_jobs),
+    ("sequences", _sequences),
+    ("migrations", _migrations),
+]
+
+
+# --- health, in the background -------------------------------------------------------------------------------------
+
+
+@dataclass
+class _HealthState:
+    report: object = None  # the latest health() DataFrame
+    finished: float | None = None  # time.time() of the latest run's end
+    took: float | None = None
+    error: str | None = None
+    thread: threading.Thread | None = None
+
+
+_health_lock = threading.Lock()
+_health_states: dict[str, _HealthState] = {}
+
+
+def _health(found: Target, *, wait_until: float) -> _HealthState:
+    """The target's latest health report; starts a run when the last is HEALTH_INTERVAL old, waits for a first one until `wait_until`."""
+    key = found.url.render_as_string(hide_password=False)
+    with _health_lock:
+        state = _health_states.setdefault(key, _HealthState())
+        due = state.finished is None or time.time() - state.finished >= HEALTH_INTERVAL
+        if due and (state.thread is None or not state.thread.is_alive()):
+            state.thread = threading.Thread(target=_run_health, args=(found, state), name=f"copythat-health-{found.name}", daemon=True)
+            state.thread.start()
+        thread = state.thread
+    if state.report is None and thread is not None:
+        thread.join(timeout=max(0.0, wait_until - time.monotonic()))
+    return state
+
+
+def _run_health(found: Target, state: _HealthState) -> None:
+    from ..monitor.health import health
+
+    began = time.monotonic()
+    try:
+        report = health(engine=target_engine(found))
+    except Exception as exc:
+        state.error, state.finished = _reason(exc), time.time()
+        log.warning("metrics of target %s: health not read: %s", found.name, state.error)
+    else:
+        state.report, state.error, state.took, state.finished = report, None, time.monotonic() - began, time.time()
+
+
+def _health_families(state: _HealthState | None) -> tuple[list[Metric], str | None]:
+    from ..monitor.health import verdict
+
+    if state is None or state.report is None:
+        return [], (state.error if state and state.error else "no health report yet")
+    age = time.time() - state.finished
+    if age > HEALTH_STALE:
+        return [], f"the latest health report is {age:.0f} s old" + (f" ({state.error})" if state.error else "")
+    report = state.report
+    checks = GaugeMetricFamily("copythat_health_check_status", "Status of each health() check: 0 OK, 1 WARN, 2 CRIT, 3 UNKNOWN", labels=["check"])
+    for row in report.itertuples(index=False):
+        checks.add_metric([row.check], STATUS_CODES.get(row.status, 3))
+    worst = STATUS_CODES[verdict(report)]
+    families = [
+        checks,
+        _gauge("copythat_health_status", "The health verdict, the worst check: 0 OK, 1 WARN, 2 CRIT, 3 UNKNOWN", worst),
+        _gauge("copythat_health_age_seconds", "Seconds since the health report shown was made", round(time.time() - state.finished, 3)),
+    ]
+    if state.took is not None:
+        families.append(_gauge("copythat_health_duration_seconds", "Seconds the latest health() run took", round(state.took, 3)))
+    return families, (f"the latest health run failed: {state.error}" if state.error else None)
