@@ -48,7 +48,7 @@ LOCK_TIMEOUT = "200ms"  # how long one query waits for a lock before its collect
 QUERY_TIMEOUT = 1.0  # seconds: the longest statement timeout of one query (less when less of the budget is left)
 MIN_QUERY_SECONDS = 0.05  # a query is not started with less than this left of the budget
 HEALTH_INTERVAL = 60.0  # seconds between two health() runs of a target
-HEALTH_STALE = 3 * HEALTH_INTERVAL  # an older report is not shown (its collector is marked unread)
+HEALTH_STALE_RUNS = 3  # a report older than this many HEALTH_INTERVALs is not shown (its collector is marked unread)
 STUCK_PROCESSING = 30 * 60  # seconds in `processing` before a job counts as stuck (stuck_jobs' older_than)
 STUCK_PENDING = 60 * 60  # seconds in `pending` before a job counts as stuck (stuck_jobs' pending_older_than)
 RECENT_WINDOW = 15 * 60  # seconds: the window of copythat_jobs_finished_15m and copythat_job_failure_ratio_15m
@@ -92,9 +92,14 @@ def scrape(found: Target, *, budget: float = SCRAPE_BUDGET) -> list[Metric]:
         ['pg_up', 'pg_static', 'pg_postmaster_start_time_seconds']
     """
     run = _Run(found, deadline=time.monotonic() + budget)
-    worker = threading.Thread(target=run.work, name=f"copythat-metrics-{found.name}", daemon=True)
-    worker.start()
-    worker.join(timeout=max(0.0, run.deadline - time.monotonic()))
+    workers = [
+        threading.Thread(target=run.work, name=f"copythat-metrics-{found.name}", daemon=True),
+        threading.Thread(target=run._collect, args=("backups", lambda: _backups(run)), name=f"copythat-backups-{found.name}", daemon=True),
+    ]  # the backups are files: read beside the database, they are seen while it does not answer
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=max(0.0, run.deadline - time.monotonic()))
     health = _health(found, wait_until=run.deadline)
     return run.families(health)
 
@@ -132,7 +137,6 @@ class _Run:
             with self.lock:
                 self.up = False if self.up is None else self.up
             self._failed("server", exc)
-        self._collect("backups", lambda: _backups(self))
 
     def _collect(self, name: str, collect: Callable[[], list[Metric]]) -> None:
         if self.left() < MIN_QUERY_SECONDS:
@@ -458,7 +462,7 @@ def _health_families(state: _HealthState | None) -> tuple[list[Metric], str | No
     if state is None or state.report is None:
         return [], (state.error if state and state.error else "no health report yet")
     age = time.time() - state.finished
-    if age > HEALTH_STALE:
+    if age > HEALTH_STALE_RUNS * max(HEALTH_INTERVAL, SCRAPE_BUDGET):
         return [], f"the latest health report is {age:.0f} s old" + (f" ({state.error})" if state.error else "")
     report = state.report
     checks = GaugeMetricFamily("copythat_health_check_status", "Status of each health() check: 0 OK, 1 WARN, 2 CRIT, 3 UNKNOWN", labels=["check"])
