@@ -83,8 +83,8 @@ def asyncpg_url(url: URL | str | None = None) -> URL:
     """Return the application's URL in asyncpg form: `postgresql+asyncpg://`, `ssl=` for libpq's `sslmode=`.
 
     Without `url`: DATABASE_URL (the environment, then `.env`), else the embedded server's.
-    libpq-only client options (`channel_binding`, `connect_timeout`, keepalives...) are left
-    out; asyncpg's own (`statement_cache_size`, ...) are kept.
+    libpq-only client options (`channel_binding`, keepalives...) are left out; `connect_timeout`
+    (asyncpg's `timeout`) and asyncpg's own options (`statement_cache_size`, ...) are kept.
 
     Example:
         >>> mask_url(asyncpg_url("postgresql://app:s3cret@ep-x.neon.tech/neondb?sslmode=require&channel_binding=require"))
@@ -93,11 +93,11 @@ def asyncpg_url(url: URL | str | None = None) -> URL:
     raw = _configured() if url is None else url
     given = raw if isinstance(raw, URL) else _parse(raw)
     libpq = normalize_url(given)  # validates; ssl= -> sslmode=
-    query = {k: v for k, v in libpq.query.items() if k not in CLIENT_ONLY}
+    query = {k: v for k, v in libpq.query.items() if k not in CLIENT_ONLY or k == "connect_timeout"}
     if "sslmode" in query:
         query["ssl"] = query.pop("sslmode")
     query.update({k: v for k, v in given.query.items() if k in ASYNCPG_OPTIONS})
-    return libpq.set(drivername="postgresql+asyncpg", query=dict(sorted(query.items(), key=lambda kv: kv[0] != "ssl")))
+    return libpq.set(drivername="postgresql+asyncpg", query=query)
 
 
 def _parse(raw: str) -> URL:
