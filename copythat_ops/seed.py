@@ -1,13 +1,21 @@
-"""Realistic, reproducible development data: projects and extraction jobs, bulk-loaded with COPY.
+"""Realistic, reproducible development data: organizations, users, projects, extraction jobs and their tokens, bulk-loaded with COPY.
 
-The same `seed` gives the same rows. Jobs have the four types; each waits
+The same `seed` gives the same rows. Organizations (a few per ten projects,
+about the square root of the number of projects) have realistic names and
+slugs, an owner, maybe an admin and members (users with realistic names,
+emails unique whatever their case, a few of them in two organizations); each
+project belongs to one, a few organizations holding most projects. Jobs have the four types; each waits
 in a queue, then runs for a long-tailed (lognormal) time, so the statuses
 follow from when a job was created: mostly completed, about 8.5 % failed,
 the newest pending or processing, plus a few stuck in processing for hours
 and a few left pending. Failures carry realistic error messages with ids,
 numbers and URLs; results are JSON shaped like the color / spacing /
-typography token lists the application stores. Creation times follow a
-working-day rhythm over `window`.
+typography token lists the application stores, and every completed job's
+result that parses becomes color / spacing / typography token rows (the
+truncated ones a crashed worker left yield none, as the backfill does).
+Creation times follow a working-day rhythm over `window`. A database at an
+older revision is seeded with what it has (no organizations before
+b7bee60badb4, no tokens before 4c8c7e4bda45).
 
 Rows are generated with numpy into Arrow blocks and streamed to the server
 with binary COPY (the ADBC driver's bulk ingest) while the next block is
@@ -16,13 +24,15 @@ generated, in one transaction: a million jobs take seconds. Seeding refuses a da
 
 Example:
     >>> from copythat_ops.seed import seed_database
-    >>> seed_database(jobs=1000, projects=10, seed=7)["jobs"]
-    1000
+    >>> loaded = seed_database(jobs=1000, projects=10, seed=7)
+    >>> loaded["jobs"], loaded["projects"], loaded["organizations"]
+    (1000, 10, 4)
 """
 
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -84,6 +94,21 @@ ERRORS = [
     (0.03, "JSONDecodeError: Expecting ',' delimiter: line 1 column {n} (char {n})"),
 ]
 FONTS = ["Inter", "Roboto", "Helvetica Neue", "Playfair Display", "Source Sans 3", "Lato", "Montserrat", "IBM Plex Sans"]
+# Organizations: a company and what it calls itself; users: first and last names.
+COMPANIES = [
+    "Acme", "Northwind", "Globex", "Initech", "Umbrella", "Stark", "Wayne", "Hooli", "Pied Piper", "Vandelay", "Bluebird", "Cobalt",
+    "Lumen", "Harbor", "Juniper", "Fjord", "Maple & Oak", "Kestrel", "Brightline", "Tandem", "Oxbow", "Sable", "Meridian", "Paper Crane",
+]
+KINDS = ["Studio", "Labs", "Design Co.", "Digital", "Collective", "Agency", "Health", "Bank", "Outdoor", "Press", "Foods", "Software"]
+FIRST_NAMES = [
+    "Maria", "James", "Aisha", "Wei", "Sofia", "Lucas", "Priya", "Mateo", "Hannah", "Kenji", "Olivia", "Noah", "Fatima", "Liam",
+    "Chloe", "Diego", "Emma", "Yusuf", "Ingrid", "Tomás", "Zoe", "Arjun", "Nadia", "Elias", "Mei", "Samuel", "Leila", "Oskar",
+]
+LAST_NAMES = [
+    "Garcia", "Smith", "Khan", "Zhang", "Rossi", "Martin", "Patel", "Lopez", "Müller", "Tanaka", "Johnson", "Brown", "Haddad",
+    "O'Brien", "Dubois", "Silva", "Novak", "Yilmaz", "Larsen", "Kowalski", "Nguyen", "Cohen", "Andersson", "Okafor", "Kim",
+]
+TOKEN_TABLES = ("color_tokens", "spacing_tokens", "typography_tokens")
 WORDS = (
     ["Acme", "Northwind", "Globex", "Initech", "Umbrella", "Stark", "Wayne", "Hooli", "Pied Piper", "Vandelay"],
     ["brand refresh", "design system", "marketing site", "mobile app", "onboarding flow", "style guide", "pitch deck", "campaign"],
@@ -101,22 +126,34 @@ def seed_database(
     if_empty: bool = False,
     allow_remote: bool = False,
     lock_timeout: str = LOCK_TIMEOUT,
+    organizations: int | None = None,
+    tokens: bool = True,
 ) -> dict:
-    """Add `projects` projects and `jobs` extraction jobs created over the last `window`; return what was loaded.
+    """Add `organizations` organizations with their users, `projects` projects, `jobs` extraction jobs created over the last `window` and their tokens; return what was loaded.
 
     `seed` makes the data reproducible (with the same `now`, default the current
-    time). `if_empty=True` loads nothing when extraction_jobs already has rows
-    (demo data on first use). A database that is not on this machine is refused
-    unless `allow_remote=True`. Returns projects, jobs, seconds, jobs_per_second
-    (and skipped, when nothing was loaded). A lock another session holds on the
-    tables is waited on for `lock_timeout` (default 3s), then a LockWaitError names it.
+    time). `organizations` defaults to about the square root of `projects`
+    (8 for 50); an organization or user already in the database (same slug,
+    same email whatever its case) is reused, not duplicated. `tokens=False`
+    loads no token rows. `if_empty=True` loads nothing when extraction_jobs
+    already has rows (demo data on first use). A database that is not on this
+    machine is refused unless `allow_remote=True`. Returns projects, jobs,
+    organizations, users, memberships and tokens added, seconds,
+    jobs_per_second (or skipped, when nothing was loaded). A lock another
+    session holds on the tables is waited on for `lock_timeout` (default 3s),
+    then a LockWaitError names it.
 
     Example:
         >>> seed_database(jobs=100_000, projects=200, seed=42, if_empty=True)   # this database has jobs already
-        {'projects': 0, 'jobs': 0, 'skipped': 'extraction_jobs already has rows'}
+        {'projects': 0, 'jobs': 0, 'organizations': 0, 'users': 0, 'memberships': 0, 'tokens': 0, 'skipped': 'extraction_jobs already has rows'}
     """
     number(jobs, name="jobs", integer=True)
     number(projects, name="projects", minimum=1, integer=True)
+    if organizations is None:
+        organizations = default_organizations(projects)
+    number(organizations, name="organizations", minimum=1, integer=True)
+    if organizations > projects:
+        raise InputError(f"organizations {organizations} is more than projects {projects}", fix="give at most one organization per project", params=("organizations", "projects"))
     span = duration(window, name="window")
     if span <= timedelta(0):
         raise InputError(f"window {window!r} is empty", fix="give a positive duration such as '30 days'", params="window")
@@ -138,15 +175,26 @@ def seed_database(
         if if_empty:
             cur.execute("SELECT EXISTS (SELECT 1 FROM extraction_jobs)")
             if cur.fetchone()[0]:
-                return {"projects": 0, "jobs": 0, "skipped": "extraction_jobs already has rows"}
+                return dict.fromkeys(COUNTS, 0) | {"skipped": "extraction_jobs already has rows"}
         cur.execute("SELECT EXISTS (SELECT FROM pg_attribute WHERE attrelid = 'public.extraction_jobs'::regclass AND attname = 'updated_at' AND NOT attisdropped)")
         schema = JOB_SCHEMA if cur.fetchone()[0] else JOB_SCHEMA.remove(JOB_SCHEMA.get_field_index("updated_at"))  # before that revision
         cur.execute("SET LOCAL synchronous_commit = off")
         cur.execute("SELECT current_setting('TimeZone')")
         tz = cur.fetchone()[0]
+        schema_has = _schema_has(cur)
         rng = np.random.default_rng(seed)
         ids = _reserve_ids(cur, projects)
-        cur.adbc_ingest("projects", _projects(rng, ids, now, span, tz), mode="append")
+        project_rows = _projects(rng, ids, now, span, tz)
+        added = dict.fromkeys(COUNTS, 0) | {"projects": projects, "jobs": jobs}
+        if schema_has["organizations"]:  # its own random stream: the projects and jobs of a seed are the same at every revision
+            tenants = _tenants(np.random.default_rng([seed, 1]), organizations, projects, now - span - timedelta(days=90))
+            org_ids, counts = _load_tenants(cur, tenants)
+            added |= counts
+            if schema_has["organization_id"]:
+                project_rows = project_rows.append_column("organization_id", pa.array(org_ids[tenants["project_owner"]], pa.int64()))
+        cur.adbc_ingest("projects", project_rows, mode="append")
+        cur.execute("SELECT coalesce(max(id), 0) FROM extraction_jobs")
+        jobs_before = cur.fetchone()[0]
         busy = 1 / rng.permutation(np.arange(1, projects + 1)) ** 0.8  # a few busy projects, a long tail of quiet ones
         pool = _result_pool(rng)
         blocks = (
@@ -155,9 +203,204 @@ def seed_database(
         )
         with _without_secondary_indexes(cur, "extraction_jobs"), tqdm(total=jobs, unit="jobs", desc="extraction_jobs", disable=jobs <= 2 * BLOCK_ROWS) as bar:
             cur.adbc_ingest("extraction_jobs", pa.RecordBatchReader.from_batches(schema, _counted(blocks, bar)), mode="append")
+        if tokens and schema_has["tokens"]:
+            added["tokens"] = _load_tokens(cur, pool, jobs_before)
         conn.commit()
     seconds = time.perf_counter() - started
-    return {"projects": projects, "jobs": jobs, "seconds": round(seconds, 3), "jobs_per_second": round(jobs / seconds)}
+    return added | {"seconds": round(seconds, 3), "jobs_per_second": round(jobs / seconds)}
+
+
+COUNTS = ("projects", "jobs", "organizations", "users", "memberships", "tokens")
+
+
+def default_organizations(projects: int) -> int:
+    """Return how many organizations `seed_database` makes for `projects` projects: about the square root, at least one.
+
+    Example:
+        >>> [default_organizations(n) for n in (1, 10, 50, 1000)]
+        [1, 4, 8, 32]
+    """
+    return max(1, min(projects, int(np.ceil(np.sqrt(projects)))))
+
+
+def _schema_has(cur) -> dict:
+    """What the database's revision has of the tenant schema: organizations (and users, memberships), projects.organization_id, token tables."""
+    cur.execute(
+        """
+        SELECT to_regclass('public.organizations') IS NOT NULL AND to_regclass('public.users') IS NOT NULL AND to_regclass('public.memberships') IS NOT NULL,
+               EXISTS (SELECT FROM pg_attribute WHERE attrelid = 'public.projects'::regclass AND attname = 'organization_id' AND NOT attisdropped),
+               to_regclass('public.color_tokens') IS NOT NULL AND to_regclass('public.spacing_tokens') IS NOT NULL AND to_regclass('public.typography_tokens') IS NOT NULL
+        """
+    )
+    organizations, organization_id, tokens = cur.fetchone()
+    return {"organizations": organizations, "organization_id": organization_id, "tokens": tokens}
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", name.lower().replace("&", "and")).strip("-")[:63].rstrip("-")
+
+
+def _ascii(name: str) -> str:
+    return name.translate(str.maketrans({"á": "a", "é": "e", "í": "i", "ó": "o", "ú": "u", "ü": "u", "ö": "o", "'": ""}))
+
+
+def _tenants(rng: np.random.Generator, count: int, projects: int, since: pd.Timestamp) -> dict:
+    """Organizations (name, slug), their users (name, email) and memberships (role), and which organization owns each project."""
+    names, slugs = [], []
+    for i in range(count):
+        name = f"{rng.choice(COMPANIES)} {rng.choice(KINDS)}"
+        base = _slug(name)
+        slug, n = base, 1
+        while slug in slugs:
+            n += 1
+            slug = f"{base}-{n}"
+        names.append(name if n == 1 else f"{name} {n}")
+        slugs.append(slug)
+    day = _micros(timedelta(days=1))
+    org_created = _micros(since) + np.sort(rng.integers(0, 60 * day, count))
+    people, emails, user_created, members, taken = [], [], [], [], set()
+    for org in range(count):
+        size = int(rng.integers(2, 9))
+        domain = slugs[org].replace("-", "") + rng.choice([".com", ".io", ".co", ".org"])
+        for k in range(size):
+            first, last = str(rng.choice(FIRST_NAMES)), str(rng.choice(LAST_NAMES))
+            local = _ascii(f"{first}.{last}").lower()
+            email, n = f"{local}@{domain}", 1
+            while email in taken:
+                n += 1
+                email = f"{local}{n}@{domain}"
+            taken.add(email)
+            if rng.random() < 0.15:  # people type their address as they like; it is unique whatever the case
+                email = email[0].upper() + email[1:]
+            members.append((org, len(people), "owner" if k == 0 else "admin" if k == 1 and size > 4 else "member"))
+            people.append(f"{first} {last}")
+            emails.append(email)
+            user_created.append(int(org_created[org]) + int(rng.integers(0, 30 * day)))
+    for org in range(1, count):  # a consultant or an agency's designer works for a second organization
+        if rng.random() < 0.3:
+            user = int(rng.integers(0, len(people)))
+            if not any(o == org and u == user for o, u, _ in members):
+                members.append((org, user, "member"))
+    shares = 1 / np.arange(1, count + 1) ** 1.1  # a few organizations hold most projects
+    owner = np.concatenate([rng.permutation(count)[: min(count, projects)], rng.choice(count, size=max(0, projects - count), p=shares / shares.sum())])
+    return {
+        "organizations": pa.table({"position": np.arange(count), "name": names, "slug": slugs, "created_at": pa.array(org_created, pa.int64()).cast(pa.timestamp("us", tz="UTC"))}),
+        "users": pa.table({"position": np.arange(len(people)), "name": people, "email": emails, "created_at": pa.array(np.array(user_created, dtype=np.int64), pa.int64()).cast(pa.timestamp("us", tz="UTC"))}),
+        "memberships": members,
+        "project_owner": rng.permutation(owner),
+    }
+
+
+def _load_tenants(cur, tenants: dict) -> tuple[np.ndarray, dict]:
+    """Insert the organizations, users and memberships (reusing those already there); return the organizations' ids in order and what was added."""
+    cur.adbc_ingest("seed_organizations", tenants["organizations"], mode="replace", temporary=True)
+    cur.adbc_ingest("seed_users", tenants["users"], mode="replace", temporary=True)
+    cur.execute(
+        """
+        WITH added AS (
+            INSERT INTO organizations (name, slug, created_at)
+            SELECT name, slug, created_at FROM seed_organizations ORDER BY position
+            ON CONFLICT (slug) DO NOTHING
+            RETURNING 1
+        )
+        SELECT count(*) FROM added
+        """
+    )
+    organizations = cur.fetchone()[0]
+    cur.execute("SELECT o.id FROM seed_organizations s JOIN organizations o ON o.slug = s.slug ORDER BY s.position")
+    org_ids = np.array([row[0] for row in cur.fetchall()], dtype=np.int64)
+    cur.execute(
+        """
+        WITH added AS (
+            INSERT INTO users (email, name, created_at)
+            SELECT email, name, created_at FROM seed_users ORDER BY position
+            ON CONFLICT ((lower(email))) DO NOTHING
+            RETURNING 1
+        )
+        SELECT count(*) FROM added
+        """
+    )
+    users = cur.fetchone()[0]
+    cur.execute("SELECT u.id FROM seed_users s JOIN users u ON lower(u.email) = lower(s.email) ORDER BY s.position")
+    user_ids = np.array([row[0] for row in cur.fetchall()], dtype=np.int64)
+    org, user, role = zip(*tenants["memberships"])
+    rows = pa.table({"position": np.arange(len(org)), "organization_id": org_ids[list(org)], "user_id": user_ids[list(user)], "role": list(role)})
+    cur.adbc_ingest("seed_memberships", rows, mode="replace", temporary=True)
+    cur.execute(
+        """
+        WITH added AS (
+            INSERT INTO memberships (organization_id, user_id, role, created_at)
+            SELECT m.organization_id, m.user_id, m.role, greatest(o.created_at, u.created_at)
+            FROM seed_memberships m
+            JOIN organizations o ON o.id = m.organization_id
+            JOIN users u ON u.id = m.user_id
+            ORDER BY m.position
+            ON CONFLICT (organization_id, user_id) DO NOTHING
+            RETURNING 1
+        )
+        SELECT count(*) FROM added
+        """
+    )
+    memberships = cur.fetchone()[0]
+    for table in ("seed_organizations", "seed_users", "seed_memberships"):
+        cur.execute(f"DROP TABLE {table}")
+    return org_ids, {"organizations": organizations, "users": users, "memberships": memberships}
+
+
+TOKEN_COLUMNS = {
+    "color_tokens": "hex",
+    "spacing_tokens": "value, unit",
+    "typography_tokens": "font_family, font_size, font_size_unit, font_weight",
+}
+
+
+def _pool_tokens(pool: pa.Array) -> dict[str, pa.Table]:
+    """The token rows of every result in the pool that parses, per token table, keyed by the result's text."""
+    rows: dict[str, list[dict]] = {table: [] for table in TOKEN_TABLES}
+    for text in pool.to_pylist():
+        try:
+            result = json.loads(text)
+        except json.JSONDecodeError:  # truncated: a crashed worker's result yields no tokens
+            continue
+        for color in result.get("colors", []):
+            rows["color_tokens"].append({"result_data": text, "name": color["name"], "hex": color["value"].lower()})
+        for space in result.get("spacing", []):
+            rows["spacing_tokens"].append({"result_data": text, "name": space["name"], "value": float(space["value"]), "unit": "px"})
+        for style in result.get("typography", []):
+            rows["typography_tokens"].append(
+                {"result_data": text, "name": style["name"], "font_family": style["font"], "font_size": float(style["size"]), "font_size_unit": "px", "font_weight": int(style["weight"])}
+            )
+    return {table: pa.Table.from_pylist([{"position": i} | row for i, row in enumerate(found)]) for table, found in rows.items()}
+
+
+def _load_tokens(cur, pool: pa.Array, jobs_before: int) -> int:
+    """Turn the results of the completed jobs just loaded into token rows, joined in the server on the pool's parsed results; return how many."""
+    total = 0
+    for table, rows in _pool_tokens(pool).items():
+        cur.adbc_ingest(f"seed_{table}", rows, mode="replace", temporary=True)
+        columns = TOKEN_COLUMNS[table]
+        values = ", ".join(f"p.{column.strip()}" for column in columns.split(","))
+        with _without_secondary_indexes(cur, table):
+            cur.execute(
+                f"""
+                WITH added AS (
+                    INSERT INTO {table} (project_id, extraction_job_id, name, {columns}, created_at)
+                    SELECT j.project_id, j.id, p.name, {values}, j.completed_at::timestamptz
+                    FROM extraction_jobs j
+                    JOIN seed_{table} p ON p.result_data = j.result_data
+                    WHERE j.id > $1
+                      AND j.status = 'completed'
+                    ORDER BY j.id, p.position
+                    ON CONFLICT (extraction_job_id, name) DO NOTHING
+                    RETURNING 1
+                )
+                SELECT count(*) FROM added
+                """,
+                (jobs_before,),
+            )
+            total += cur.fetchone()[0]
+        cur.execute(f"DROP TABLE seed_{table}")
+    return total
 
 
 def _reserve_ids(cur, count: int) -> np.ndarray:
