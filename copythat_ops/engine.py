@@ -406,7 +406,7 @@ def session_scope(engine: Engine | None = None) -> Iterator[Session]:
     Example:
         >>> from copythat_ops.models import Project
         >>> with session_scope() as session:
-        ...     session.add(Project(name="Brand refresh"))
+        ...     session.add(Project(name="Brand refresh", organization_id=1))
     """
     from sqlalchemy.orm import Session
 

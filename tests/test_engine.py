@@ -11,7 +11,7 @@ from sqlalchemy.exc import DBAPIError
 from copythat_ops import check_connection, migrations
 from copythat_ops.engine import connection, get_db, get_engine, run_query, session_scope
 from copythat_ops.errors import ConnectError
-from copythat_ops.models import ExtractionJob, JobStatus, Project
+from copythat_ops.models import ExtractionJob, JobStatus, Organization, Project
 
 
 @pytest.fixture(scope="module")
@@ -59,13 +59,17 @@ def test_run_query_tags_its_sql_for_pg_stat_activity(db_url):
 def test_session_scope_commits_and_rolls_back_as_one(migrated):
     engine = get_engine(migrated)
     with session_scope(engine) as session:
-        project = Project(name="Brand refresh")
+        organization = Organization(name="Acme Studio", slug="acme-studio")
+        session.add(organization)
+        session.flush()
+        owner = organization.id
+        project = Project(name="Brand refresh", organization_id=owner)
         session.add(project)
         session.flush()
         session.add(ExtractionJob(project_id=project.id, source_url="s3://bucket/hero.png", extraction_type="color"))
     with pytest.raises(RuntimeError):
         with session_scope(engine) as session:
-            session.add(Project(name="never saved"))
+            session.add(Project(name="never saved", organization_id=owner))
             session.flush()
             raise RuntimeError("worker crashed")
     with session_scope(engine) as session:

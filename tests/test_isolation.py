@@ -105,7 +105,10 @@ def users_database(server):
     marker = f"added by hand {uuid.uuid4().hex[:8]}"
     engine = create_engine(url, poolclass=NullPool)
     with engine.begin() as conn:
-        conn.execute(text("INSERT INTO projects (name, description) VALUES (:name, 'the user''s')"), {"name": marker})
+        conn.execute(text("INSERT INTO organizations (name, slug) VALUES ('Acme Studio', 'acme-studio')"))
+        conn.execute(
+            text("INSERT INTO projects (name, description, organization_id) SELECT :name, 'the user''s', id FROM organizations WHERE slug = 'acme-studio'"), {"name": marker}
+        )
     engine.dispose()
     yield url, marker
     server.drop_database(url)

@@ -44,8 +44,9 @@ def engine(db_url):
 def jobs(engine):
     """The rows above, fresh for each test, and an empty audit table."""
     with engine.begin() as conn:
-        conn.execute(text("TRUNCATE extraction_jobs, projects, job_action_audit RESTART IDENTITY"))
-        conn.execute(text("INSERT INTO projects (name) VALUES ('Brand refresh'), ('Docs site')"))
+        conn.execute(text("TRUNCATE extraction_jobs, projects, organizations, job_action_audit RESTART IDENTITY CASCADE"))
+        conn.execute(text("INSERT INTO organizations (name, slug) VALUES ('Acme Studio', 'acme-studio')"))
+        conn.execute(text("INSERT INTO projects (name, organization_id) VALUES ('Brand refresh', 1), ('Docs site', 1)"))
         for job in JOBS:
             conn.execute(
                 text(
