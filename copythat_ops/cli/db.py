@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 from . import safety
+from .lazy import library
 from .output import Report
 
 LIBPQ_HELP = (
@@ -25,10 +26,13 @@ def register(groups) -> None:
     url.add_argument("--libpq", action="store_true", help=LIBPQ_HELP)
     actions.add_parser("check", help="connect and report provider, version, revision, latency")
     safety.register_db(actions)
+    register_drills(actions)
     db.set_defaults(run=run)
 
 
 def run(args) -> object:
+    if args.action in DRILL_ACTIONS or getattr(args, "prune", False):
+        return run_drills(args)
     if args.action in safety.DB_ACTIONS:
         return safety.run_db(args)
     from .. import embedded  # the library loads with the command: building the parser loads none of it
@@ -52,3 +56,42 @@ def run(args) -> object:
             return libpq_url(url, show_password=args.show_password)
         return url.render_as_string(hide_password=False) if args.show_password else mask_url(url)
     return check_connection()
+
+
+# `db drill | drills` and `db backups --prune`: restore drills and retention (copythat_ops.recovery.drills, recovery.dumps.prune_backups).
+DRILL_ACTIONS = ("drill", "drills")
+drilling = library("recovery.drills")
+KEEP = {"daily": (7, "days"), "weekly": (4, "ISO weeks"), "monthly": (6, "months")}  # prune_backups' defaults
+
+
+def register_drills(actions) -> None:
+    """Add `db drill`, `db drills` and the retention flags of `db backups`."""
+    run = actions.add_parser("drill", help="restore the newest backup into a scratch database, verify it, time it (RTO/RPO), record it, drop it; exit 1 when it fails")
+    run.add_argument("--backup", metavar="FILE", help="the backup file to drill (default: the newest of the database in the folder)")
+    run.add_argument("--folder", help=safety.FOLDER_HELP)
+    run.add_argument("--no-record", dest="record", action="store_false", help="leave the history and the backup's figures file alone")
+    past = actions.add_parser("drills", help="the recorded drills of the database, newest first")
+    past.add_argument("--limit", type=int, default=100, help="at most this many (default 100)")
+    listed = actions.choices["backups"]
+    listed.add_argument("--prune", action="store_true", help="show which backups retention keeps and deletes (deletes only with --yes)")
+    for name, (default, periods) in KEEP.items():
+        listed.add_argument(f"--keep-{name}", type=int, default=default, metavar="N", help=f"with --prune: keep the newest backup of each of the newest N {periods} (default {default})")
+    listed.add_argument("--yes", action="store_true", help="with --prune: delete what it shows as delete")
+
+
+def run_drills(args) -> object:
+    with safety.cli_words():
+        if args.action == "drill":
+            report = drilling.drill(args.backup, folder=args.folder, record=args.record)
+            print(drilling.summary(report), file=sys.stderr)
+            return Report(report, exit_code=0 if report.attrs["status"] == "passed" else 1)
+        if args.action == "drills":
+            return drilling.drills(limit=args.limit)
+        plan = safety.backup.prune_backups(args.folder, keep_daily=args.keep_daily, keep_weekly=args.keep_weekly, keep_monthly=args.keep_monthly, apply=args.yes)
+        going = plan[plan["action"].isin(["delete", "deleted"])]
+        size = int(going["size_bytes"].sum())
+        if args.yes:
+            print(f"deleted {len(going)} backups ({size:,} bytes); kept {len(plan) - len(going)}", file=sys.stderr)
+        else:
+            print(f"would delete {len(going)} backups ({size:,} bytes) and keep {len(plan) - len(going)}; nothing deleted: add --yes to delete them", file=sys.stderr)
+        return plan.drop(columns=["path"])

@@ -25,10 +25,13 @@ Example:
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import time
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -115,19 +118,27 @@ def backup(*, url: URL | str | None = None, folder: str | os.PathLike | None = N
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     path = where / f"{target.database}__{(revision or 'base').replace(', ', '+')}__{stamp}.dump"
     partial = where / f"{path.name}.writer-{os.getpid()}@{HOST}.partial"
+    sidecar = figures_path(path)
     started = time.perf_counter()
     try:
-        with client_env(target) as env:
-            done = run_tool(
-                [str(tool.path), "--format=custom", f"--lock-wait-timeout={_ms(wait)}", f"--file={partial}", "--dbname", libpq_url(target)],
-                env=env,
-            )
-        if done.returncode != 0:
-            locked = _LOCKED_TABLES.search(done.stderr or "")
-            if locked and _LOCK_TIMEOUT.search(done.stderr or ""):
-                raise _lock_wait_error(target, [t.strip() for t in locked["tables"].split(",")], wait, "pg_dump")
-            raise ConfigError(f"pg_dump of {mask_url(target)} failed ({last_line(done.stderr)}); nothing was kept", fix="correct what pg_dump names and run again")
+        with _pinned(target, wait) as pinned:
+            with client_env(target) as env:
+                done = run_tool(
+                    [str(tool.path), "--format=custom", f"--lock-wait-timeout={_ms(wait)}", f"--snapshot={pinned.snapshot}", f"--file={partial}",
+                     "--dbname", libpq_url(target)],
+                    env=env,
+                )
+            if done.returncode != 0:
+                locked = _LOCKED_TABLES.search(done.stderr or "")
+                if locked and _LOCK_TIMEOUT.search(done.stderr or ""):
+                    raise _lock_wait_error(target, [t.strip() for t in locked["tables"].split(",")], wait, "pg_dump")
+                raise ConfigError(f"pg_dump of {mask_url(target)} failed ({last_line(done.stderr)}); nothing was kept", fix="correct what pg_dump names and run again")
+            figures = pinned.figures()
+        sidecar.write_text(json.dumps(figures, indent=1, default=str))
         partial.rename(path)
+    except BaseException:
+        sidecar.unlink(missing_ok=True)
+        raise
     finally:
         partial.unlink(missing_ok=True)
     return {
@@ -137,7 +148,135 @@ def backup(*, url: URL | str | None = None, folder: str | os.PathLike | None = N
         "size_bytes": path.stat().st_size,
         "seconds": round(time.perf_counter() - started, 3),
         "tool": str(tool),
+        "tables": len(figures["tables"]),
     }
+
+
+def figures_path(path: str | os.PathLike) -> Path:
+    """Return the file beside a backup holding what `backup()` counted in the dumped snapshot: `NAME.dump.json`.
+
+    Example:
+        >>> figures_path("/b/copythat__abc__20261130T120000Z.dump").name
+        'copythat__abc__20261130T120000Z.dump.json'
+    """
+    path = Path(path)
+    return path.with_name(path.name + ".json")
+
+
+def backup_figures(path: str | os.PathLike) -> dict | None:
+    """Return what `backup()` recorded with the backup at `path`, or None for a backup made without them (an older version's).
+
+    A dict: database, revision, taken_at (ISO 8601, UTC, the moment of the dumped snapshot),
+    checksum (how each table's checksum is computed) and tables, each schema, table, rows,
+    key (its primary key columns, empty without one) and checksum (None without a primary key).
+
+    Example:
+        >>> backup_figures("no-such.dump") is None
+        True
+    """
+    sidecar = figures_path(path)
+    try:
+        return json.loads(sidecar.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{sidecar} cannot be read ({exc})", fix=f"delete {sidecar.name}: the backup is then restored without its figures", params="path") from None
+
+
+# The tables a dump holds (and a restore makes again): not the catalog's, not an extension's own, with their primary key columns.
+_TABLES = """
+    SELECT n.nspname AS schema,
+           c.relname AS "table",
+           coalesce(
+               (SELECT array_agg(a.attname::text ORDER BY k.position)
+                FROM pg_index AS i
+                CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, position)
+                JOIN pg_attribute AS a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+                WHERE i.indrelid = c.oid
+                  AND i.indisprimary),
+               '{}'::text[]
+           ) AS key
+    FROM pg_class AS c
+    JOIN pg_namespace AS n ON n.oid = c.relnamespace
+    WHERE c.relkind IN ('r', 'p')
+      AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+      AND n.nspname NOT LIKE 'pg\\_toast%'
+      AND n.nspname NOT LIKE 'pg\\_temp\\_%'
+      AND c.relpersistence <> 't'
+      AND NOT EXISTS (SELECT 1 FROM pg_depend AS d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
+    ORDER BY schema, "table"
+"""
+CHECKSUM = "sum(hashtextextended(ROW(primary key columns)::text, 0)) over every row: order-independent, one pass, no sort"
+# The same text for the same key on any server and session: what ROW(...)::text writes depends on these.
+_STABLE_TEXT = {"timezone": "UTC", "datestyle": "ISO, YMD", "intervalstyle": "postgres", "extra_float_digits": "3", "bytea_output": "hex"}
+FIGURES_TIMEOUT = "30min"  # the longest one table's count and checksum may take
+
+
+def table_figures(conn) -> list[dict]:
+    """Return each table's row count and primary-key checksum, read on `conn` in its current transaction (see `CHECKSUM`).
+
+    Example:
+        >>> from copythat_ops.engine import connection
+        >>> with connection() as conn:
+        ...     found = table_figures(conn)
+        >>> [t["rows"] for t in found if t["table"] == "projects"]
+        [10]
+    """
+    for name, value in _STABLE_TEXT.items():
+        conn.execute(text("SELECT set_config(:name, :value, true)"), {"name": name, "value": value})
+    found = []
+    for row in conn.execute(text(f"/* copythat-ops:backup.tables */ {_TABLES}")).all():
+        table = f'"{_quote(row.schema)}"."{_quote(row.table)}"'
+        key = list(row.key)
+        checksum = f"sum(hashtextextended(ROW({', '.join(chr(34) + _quote(c) + chr(34) for c in key)})::text, 0)::numeric)::text" if key else "NULL::text"
+        counted = conn.execute(text(f"/* copythat-ops:backup.figures */ SELECT count(*) AS n, {checksum} AS checksum FROM {table}")).one()
+        found.append({"schema": row.schema, "table": row.table, "rows": int(counted.n), "key": key, "checksum": counted.checksum if key else None})
+    return found
+
+
+def _quote(identifier: str) -> str:
+    return identifier.replace('"', '""')
+
+
+class _Pinned:
+    """An open REPEATABLE READ transaction whose snapshot pg_dump uses (`--snapshot`): the figures are of exactly what was dumped."""
+
+    def __init__(self, conn, snapshot: str, target: URL) -> None:
+        self.conn, self.snapshot, self.target = conn, snapshot, target
+
+    def figures(self) -> dict:
+        conn = self.conn
+        facts = conn.execute(text("SELECT now() AS taken_at, current_database() AS database, to_regclass('public.alembic_version') IS NOT NULL AS has_version")).one()
+        heads = [r[0] for r in conn.execute(text("SELECT version_num FROM public.alembic_version ORDER BY 1")).all()] if facts.has_version else []
+        return {
+            "database": facts.database,
+            "revision": ", ".join(heads) or None,
+            "taken_at": facts.taken_at.astimezone(UTC).isoformat(),
+            "checksum": CHECKSUM,
+            "tables": table_figures(conn),
+        }
+
+
+@contextmanager
+def _pinned(target: URL, wait: timedelta) -> Iterator[_Pinned]:
+    with connection(get_engine(target)) as conn:
+        conn = conn.execution_options(isolation_level="REPEATABLE READ")
+        conn.begin()
+        try:
+            conn.execute(text("SET TRANSACTION READ ONLY"))
+            conn.execute(
+                text("SELECT set_config('lock_timeout', :lock, true), set_config('statement_timeout', :statement, true)"),
+                {"lock": f"{_ms(wait)}ms", "statement": FIGURES_TIMEOUT},
+            )
+            snapshot = conn.scalar(text("SELECT pg_export_snapshot()"))
+            try:
+                yield _Pinned(conn, snapshot, target)
+            except DBAPIError as exc:
+                if getattr(exc.orig, "pgcode", None) in ("55P03",):
+                    raise _lock_wait_error(target, [], wait, "counting the rows of the backup") from None
+                raise
+        finally:
+            conn.rollback()
 
 
 def _ms(wait: timedelta) -> int:
@@ -451,3 +590,95 @@ def _admin(server: URL, statement: str, params: dict | None = None) -> None:
         finally:
             conn.execute(text("RESET lock_timeout"))
             conn.execute(text("RESET statement_timeout"))
+
+
+PRUNE_COLUMNS = ["file", "database", "taken_at", "size_bytes", "size", "keep", "action", "path"]
+
+
+def prune_backups(
+    folder: str | os.PathLike | None = None,
+    *,
+    keep_daily: int = 7,
+    keep_weekly: int = 4,
+    keep_monthly: int = 6,
+    database: str | None = None,
+    apply: bool = False,
+) -> pd.DataFrame:
+    """Return the backups of the folder with what retention does to each; delete the others only with `apply=True`.
+
+    Grandfather-father-son, per database, by UTC dates: the newest backup of each of the
+    newest `keep_daily` days (default 7), of each of the newest `keep_weekly` ISO weeks (4)
+    and of each of the newest `keep_monthly` months (6) is kept. Always kept as well: the
+    newest backup of each database, and its newest backup that passed a drill (`drill()`),
+    whatever its age. Partial files (a backup being written) are never touched; a deleted
+    backup's figures file goes with it. With `database`, only that database's backups.
+
+    Columns: file, database, taken_at, size_bytes, size, keep (why it is kept, "" when not),
+    action ("keep", "delete", or "deleted" once `apply=True` removed it), path.
+
+    Example:
+        >>> plan = prune_backups("no-such-folder")
+        >>> plan.columns.tolist()[:3], len(plan)
+        (['file', 'database', 'taken_at'], 0)
+    """
+    from ..validate import number
+
+    for name, value in (("keep_daily", keep_daily), ("keep_weekly", keep_weekly), ("keep_monthly", keep_monthly)):
+        number(value, name=name, integer=True)
+    listed = backups(folder)
+    if database is not None:
+        listed = listed[listed["database"] == database]
+    rows = []
+    for name, group in listed.groupby("database", sort=True):
+        group = group.sort_values("taken_at", ascending=False, kind="stable")
+        reasons: dict[str, list[str]] = {path: [] for path in group["path"]}
+        reasons[group["path"].iloc[0]].append("newest")
+        drilled = [p for p in group["path"] if _passed_drill(p)]
+        if drilled:
+            reasons[drilled[0]].append("newest that passed a drill")
+        stamps = pd.to_datetime(group["taken_at"], utc=True)
+        for label, keep, period in (("daily", keep_daily, stamps.dt.strftime("%Y-%m-%d")), ("weekly", keep_weekly, stamps.dt.strftime("%G-W%V")),
+                                    ("monthly", keep_monthly, stamps.dt.strftime("%Y-%m"))):  # fmt: skip
+            seen: list[str] = []
+            for path, when in zip(group["path"], period, strict=True):
+                if when in seen:
+                    continue
+                seen.append(when)
+                if len(seen) > keep:
+                    break
+                reasons[path].append(label)
+        for row in group.itertuples():
+            kept = ", ".join(reasons[row.path])
+            rows.append({"file": row.file, "database": name, "taken_at": row.taken_at, "size_bytes": row.size_bytes, "size": row.size,
+                         "keep": kept, "action": "keep" if kept else "delete", "path": row.path})  # fmt: skip
+    plan = pd.DataFrame(rows, columns=PRUNE_COLUMNS)
+    if apply:
+        for index, row in plan[plan["action"] == "delete"].iterrows():
+            Path(row["path"]).unlink(missing_ok=True)
+            figures_path(row["path"]).unlink(missing_ok=True)
+            plan.loc[index, "action"] = "deleted"
+    return plan.sort_values(["database", "taken_at"], ascending=[True, False], kind="stable").reset_index(drop=True)
+
+
+def _passed_drill(path: str) -> bool:
+    try:
+        figures = backup_figures(path)
+    except InputError:
+        return False
+    return bool(figures and any(d.get("status") == "passed" for d in figures.get("drills", [])))
+
+
+def record_drill(path: str | os.PathLike, *, status: str, at: datetime) -> None:
+    """Add a drill's outcome to the backup's figures file, so that retention keeps the newest backup that passed one.
+
+    Example:
+        >>> record_drill("no-such.dump", status="passed", at=datetime.now(UTC))   # no figures file: nothing to add to
+    """
+    figures = backup_figures(path)
+    if figures is None:
+        return
+    figures.setdefault("drills", []).append({"status": status, "at": at.astimezone(UTC).isoformat()})
+    sidecar = figures_path(path)
+    fresh = sidecar.with_name(sidecar.name + f".{os.getpid()}.tmp")
+    fresh.write_text(json.dumps(figures, indent=1, default=str))
+    fresh.replace(sidecar)

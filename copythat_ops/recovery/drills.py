@@ -1,0 +1,397 @@
+"""Restore drills: restore the newest backup into a scratch database, check it is whole, time it, and keep the result.
+
+A backup that was never restored is not a backup. `drill()` takes the newest
+backup of the database (a pg_dump file of `backups()`, or the file given),
+restores it into a scratch database on the same server, and verifies it against
+what `backup()` counted in the very snapshot it dumped: the revision, and each
+table's row count and checksum over its primary keys (`dumps.CHECKSUM`: a sum
+of hashes, order-independent, one pass without a sort). It measures how long the
+restore took (`rto_seconds`, the recovery time) and how old the backup was when
+the drill ran (`rpo_seconds`: what a restore would lose now), records the result
+in the history table `copythat_history.drills` (`drills()` reads it back; health's
+`last_drill` judges the newest), marks the backup's figures file so that retention
+keeps the newest backup that passed, and drops the scratch database whatever
+happens.
+
+The scratch database is `SOURCE_drill_HOST_PID_XXXX`: a drill killed half-way
+leaves one whose run the next drill can tell is gone; it is dropped then (a
+`LeftoverWarning` says so), while one of another machine is only named.
+
+Example:
+    >>> from copythat_ops.recovery import backup, drill
+    >>> taken = backup()
+    >>> report = drill()
+    >>> report.attrs["status"], report.attrs["backup"] == taken["path"].name
+    ('passed', True)
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+import uuid
+import warnings
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+from alembic.migration import MigrationContext
+from sqlalchemy import text
+from sqlalchemy.engine import URL
+from sqlalchemy.exc import DBAPIError
+
+from ..config import mask_text
+from ..engine import connection, database_url, dispose_engines, get_engine, run_query
+from ..errors import ConnectError, CopythatError, InputError
+from . import dumps
+from .dumps import LeftoverWarning
+from .pgtools import HOST, host_tag, mark, parse_mark, run_is_alive
+
+SCHEMA = "copythat_history"
+REVISION = "7d1e5c0a9b3f"
+COLUMNS = ["schema", "table", "expected_rows", "rows", "expected_checksum", "checksum", "ok", "problem"]
+HISTORY_COLUMNS = ["id", "source", "backup", "backup_kind", "backup_taken_at", "revision", "started_at", "restore_seconds",
+                   "verify_seconds", "rpo_seconds", "status", "tables_checked", "tables_failed", "detail", "host"]  # fmt: skip
+# SOURCE_drill_HOST_PID_XXXX: the scratch database of a run, which the next run can tell is gone.
+_SCRATCH = re.compile(r"^(?P<source>.*)_drill_(?P<host>[0-9a-f]{6})_(?P<pid>\d+)_[0-9a-f]{4}$")
+
+
+class DrillNotRecorded(UserWarning):
+    """A drill ran but its result could not be written to the history (the drills revision is missing, or the history database is away)."""
+
+
+def scratch_name(source: str) -> str:
+    """Return the name of a new scratch database for a drill of `source`: `SOURCE_drill_HOST_PID_XXXX`, at most 63 characters.
+
+    Example:
+        >>> bool(_SCRATCH.match(scratch_name("copythat")))
+        True
+    """
+    tail = f"_drill_{host_tag()}_{os.getpid()}_{uuid.uuid4().hex[:4]}"
+    return source[: 63 - len(tail)] + tail
+
+
+def drill(source: str | os.PathLike | None = None, *, url: URL | str | None = None, folder: str | os.PathLike | None = None, record: bool = True) -> pd.DataFrame:
+    """Restore a backup into a scratch database, verify it, drop it; return one row per table checked.
+
+    `source` is a backup file (default: the newest backup of the database at `url`, default the
+    configured one, in `folder`, default `backup_dir()`). The scratch database is made on the
+    server of `url`. Verified against the figures `backup()` wrote beside the file: the revision
+    and, per table, rows and the primary-key checksum (`expected_*` columns: at backup time; the
+    others: as restored). A backup without figures (made by an earlier version) fails the drill:
+    nothing says what it should hold. `record=False` leaves the history and the figures file alone.
+
+    Columns: schema, table, expected_rows, rows, expected_checksum, checksum, ok, problem.
+    `.attrs`: status ("passed" / "failed"), source (the database), backup (file name), backup_kind,
+    backup_taken_at, revision, expected_revision, rto_seconds (the restore), verify_seconds,
+    rpo_seconds (the backup's age when the drill started), scratch_database (dropped), detail, drill_id
+    (the history row, None when not recorded). A failed verification is a result, not an error;
+    a backup that cannot be restored is an error (ConfigError / InputError) and is recorded as failed first.
+
+    Example:
+        >>> report = drill(record=False)
+        >>> bool(report["ok"].all()), report.attrs["rto_seconds"] > 0
+        (True, True)
+    """
+    target = database_url() if url is None else get_engine(url).url
+    path = _chosen(source, target, folder)
+    started_at = datetime.now(UTC)
+    figures = dumps.backup_figures(path)
+    taken_at = _taken_at(path, figures)
+    attrs = {
+        "status": "failed", "source": target.database, "backup": path.name, "backup_kind": "pg_dump", "backup_taken_at": taken_at,
+        "revision": None, "expected_revision": (figures or {}).get("revision", _named_revision(path)),
+        "rto_seconds": None, "verify_seconds": None, "rpo_seconds": round((started_at - taken_at).total_seconds(), 3),
+        "scratch_database": None, "detail": "", "drill_id": None,
+    }  # fmt: skip
+    leftover_scratch(target)
+    scratch = scratch_name(target.database)
+    attrs["scratch_database"] = scratch
+    frame = pd.DataFrame(columns=COLUMNS)
+    try:
+        started = time.perf_counter()
+        try:
+            dumps.restore(path, database=scratch, url=target)
+        except CopythatError as exc:
+            attrs["detail"] = f"the restore failed: {exc.problem}"
+            _finish(attrs, frame, started_at, path, record, target)
+            raise
+        attrs["rto_seconds"] = round(time.perf_counter() - started, 3)
+        dumps._admin(target, f'COMMENT ON DATABASE "{scratch}" IS :note', {"note": mark("drill", f"of {path.name}")})
+        checked = time.perf_counter()
+        revision, restored = _restored(target.set(database=scratch))
+        attrs["verify_seconds"] = round(time.perf_counter() - checked, 3)
+        attrs["revision"] = revision
+        frame = _compare(figures, restored)
+        problems = []
+        if figures is None:
+            problems.append(f"no figures were recorded with this backup ({dumps.figures_path(path).name} is missing): only backups taken by backup() can be verified")
+        if revision != attrs["expected_revision"]:
+            problems.append(f"revision {revision or 'none'} restored, {attrs['expected_revision'] or 'none'} at backup time")
+        bad = frame[~frame["ok"]]
+        if len(bad):
+            problems.append(f"{len(bad)} of {len(frame)} tables differ: " + "; ".join(f"{r.schema}.{r.table} {r.problem}" for r in bad.head(3).itertuples())
+                            + (f"; and {len(bad) - 3} more" if len(bad) > 3 else ""))  # fmt: skip
+        attrs["status"] = "failed" if problems else "passed"
+        attrs["detail"] = "; ".join(problems) or f"{len(frame)} tables match (rows and primary-key checksums) at revision {revision or 'none'}"
+    finally:
+        _drop_scratch(target, scratch)
+    _finish(attrs, frame, started_at, path, record, target)
+    return frame
+
+
+def _finish(attrs: dict, frame: pd.DataFrame, started_at: datetime, path: Path, record: bool, target: URL) -> None:
+    frame.attrs.update(attrs)
+    if not record:
+        return
+    dumps.record_drill(path, status=attrs["status"], at=started_at)
+    attrs["drill_id"] = frame.attrs["drill_id"] = _record(attrs, frame, started_at, target)
+
+
+def summary(report: pd.DataFrame) -> str:
+    """One line on a drill: passed or failed, the backup, RTO and RPO, and what differed.
+
+    Example:
+        >>> summary(_example())
+        'drill passed: db__abc__20261130T120000Z.dump restored in 1.5 s (RTO); it was 2.0 h old (RPO); 3 tables match (rows and primary-key checksums) at revision abc'
+    """
+    a = report.attrs
+    restored = f"restored in {a['rto_seconds']:.1f} s (RTO)" if a.get("rto_seconds") is not None else "not restored"
+    return f"drill {a['status']}: {a['backup']} {restored}; it was {_age(a['rpo_seconds'])} old (RPO); {a['detail']}"
+
+
+def _example() -> pd.DataFrame:
+    frame = pd.DataFrame(columns=COLUMNS)
+    frame.attrs.update({"status": "passed", "backup": "db__abc__20261130T120000Z.dump", "rto_seconds": 1.5, "rpo_seconds": 7200.0,
+                        "detail": "3 tables match (rows and primary-key checksums) at revision abc"})  # fmt: skip
+    return frame
+
+
+def _age(seconds: float | None) -> str:
+    if seconds is None:
+        return "unknown"
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 3600:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 3 * 86400:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
+
+
+def _chosen(source, target: URL, folder) -> Path:
+    if source is not None:
+        path = Path(source).expanduser()
+        if not path.is_file():
+            raise InputError(f"no backup file {path}", fix="name a file listed by backups() (`copythat-ops db backups`)", params="source")
+        return path
+    listed = dumps.backups(folder)
+    mine = listed[listed["database"] == target.database]
+    if mine.empty:
+        where = dumps.backup_dir(folder)
+        raise InputError(
+            f"no backup of database {target.database} in {where} to drill",
+            fix="take one first with backup() (`copythat-ops db backup`), or name a backup file",
+            params="source",
+        )
+    return Path(mine["path"].iloc[0])
+
+
+def _taken_at(path: Path, figures: dict | None) -> datetime:
+    if figures and figures.get("taken_at"):
+        return datetime.fromisoformat(figures["taken_at"]).astimezone(UTC)
+    match = dumps._NAME.match(path.name)
+    if match:
+        return datetime.strptime(match["stamp"], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+    return datetime.fromtimestamp(path.stat().st_mtime, UTC)
+
+
+def _named_revision(path: Path) -> str | None:
+    match = dumps._NAME.match(path.name)
+    if not match or match["revision"] == "base":
+        return None
+    return match["revision"].replace("+", ", ")
+
+
+def _restored(scratch: URL) -> tuple[str | None, list[dict]]:
+    """The revision and the figures of the restored database, read in one REPEATABLE READ transaction."""
+    engine = get_engine(scratch)
+    try:
+        with connection(engine) as conn:
+            conn = conn.execution_options(isolation_level="REPEATABLE READ")
+            with conn.begin():
+                conn.execute(text("SET TRANSACTION READ ONLY"))
+                conn.execute(text("SELECT set_config('statement_timeout', :s, true)"), {"s": dumps.FIGURES_TIMEOUT})
+                heads = MigrationContext.configure(conn).get_current_heads()
+                found = dumps.table_figures(conn)
+    finally:
+        engine.dispose()
+    return ", ".join(heads) or None, found
+
+
+def _compare(figures: dict | None, restored: list[dict]) -> pd.DataFrame:
+    expected = {(t["schema"], t["table"]): t for t in (figures or {}).get("tables", [])}
+    found = {(t["schema"], t["table"]): t for t in restored}
+    rows = []
+    for key in sorted(set(expected) | set(found)):
+        want, got = expected.get(key), found.get(key)
+        problem = ""
+        if figures is None:
+            problem = "nothing to compare with"
+        elif want is None:
+            problem = "not in the backup's figures"
+        elif got is None:
+            problem = "missing from the restore"
+        elif want["rows"] != got["rows"]:
+            problem = f"{got['rows']} rows restored, {want['rows']} at backup time"
+        elif want["checksum"] != got["checksum"]:
+            problem = "primary keys differ (checksum)"
+        rows.append({
+            "schema": key[0], "table": key[1],
+            "expected_rows": None if want is None else want["rows"], "rows": None if got is None else got["rows"],
+            "expected_checksum": None if want is None else want["checksum"], "checksum": None if got is None else got["checksum"],
+            "ok": not problem, "problem": problem,
+        })  # fmt: skip
+    frame = pd.DataFrame(rows, columns=COLUMNS)
+    frame["ok"] = frame["ok"].astype(bool)
+    return frame
+
+
+def _record(attrs: dict, frame: pd.DataFrame, started_at: datetime, target: URL) -> int | None:
+    """Write the drill into copythat_history.drills (of COPYTHAT_HISTORY_URL's database, else the drilled one); None with a warning when it cannot."""
+    from ..monitor.history import history_engine
+
+    try:
+        engine = history_engine() or get_engine(target)
+        found = run_query(
+            f"""
+            INSERT INTO {SCHEMA}.drills (source, backup, backup_kind, backup_taken_at, revision, started_at, restore_seconds, verify_seconds,
+                                        rpo_seconds, status, tables_checked, tables_failed, detail, host)
+            VALUES (:source, :backup, :backup_kind, :backup_taken_at, :revision, :started_at, :restore_seconds, :verify_seconds,
+                    :rpo_seconds, :status, :tables_checked, :tables_failed, :detail, :host)
+            RETURNING id
+            """,
+            {key: attrs[key] for key in ("source", "backup", "backup_kind", "backup_taken_at", "revision", "verify_seconds", "rpo_seconds", "status", "detail")}
+            | {"restore_seconds": attrs["rto_seconds"], "started_at": started_at, "tables_checked": len(frame), "tables_failed": int((~frame["ok"]).sum()), "host": HOST},
+            name="recovery.drill_record",
+            engine=engine,
+            read_only=False,
+            timeout="10s",
+        )
+    except (CopythatError, DBAPIError) as exc:  # the drill's result stands; where it could not be kept is said
+        reason = exc.problem if isinstance(exc, CopythatError) else mask_text(str(getattr(exc, "orig", None) or exc).strip().splitlines()[0])
+        missing = "drills" in reason and ("does not exist" in reason or "relation" in reason)
+        fix = f"apply revision {REVISION} (copythat-ops migrate upgrade) to the history's database" if missing else "check the history database is reachable"
+        warnings.warn(f"the drill's result was not recorded in {SCHEMA}.drills ({reason}); {fix}", DrillNotRecorded, stacklevel=3)
+        return None
+    return int(found["id"].iloc[0])
+
+
+def drills(*, source: str | None = None, limit: int = 100, engine=None) -> pd.DataFrame:
+    """Return the recorded drills of the database (default: the configured one's name), newest first.
+
+    Columns: id, source, backup, backup_kind, backup_taken_at, revision, started_at,
+    restore_seconds (RTO), verify_seconds, rpo_seconds, status, tables_checked, tables_failed, detail, host.
+
+    Example:
+        >>> drills().columns.tolist()[:4]
+        ['id', 'source', 'backup', 'backup_kind']
+    """
+    from ..monitor.history import history_engine
+    from ..validate import number
+
+    number(limit, name="limit", minimum=1, integer=True)
+    name = source or (database_url().database if engine is None else engine.url.database)
+    engine = engine or history_engine() or get_engine()
+    columns = ", ".join(HISTORY_COLUMNS)
+    try:
+        return run_query(
+            f"""
+            SELECT {columns}
+            FROM {SCHEMA}.drills
+            WHERE source = :source
+            ORDER BY started_at DESC, id DESC
+            LIMIT :limit
+            """,
+            {"source": name, "limit": int(limit)},
+            name="recovery.drills",
+            engine=engine,
+        )
+    except Exception as exc:
+        if "drills" in str(getattr(exc, "orig", exc)) and "does not exist" in str(getattr(exc, "orig", exc)):
+            from ..errors import MigrationError
+
+            raise MigrationError(
+                f"no drill history in database {engine.url.database}: {SCHEMA}.drills does not exist",
+                fix=f"apply revision {REVISION} (copythat-ops migrate upgrade)",
+            ) from None
+        raise
+
+
+def leftover_scratch(server: URL | str | None = None) -> list[dict]:
+    """Find scratch databases of earlier drills of this database whose run is over: drop those of this machine, name the others.
+
+    Returns one dict per leftover: database, pid, host, action ("dropped", "left: another host"); a `LeftoverWarning` says what was done.
+
+    Example:
+        >>> leftover_scratch()
+        []
+    """
+    target = database_url() if server is None else get_engine(server).url
+    found = run_query(
+        """
+        SELECT d.datname,
+               shobj_description(d.oid, 'pg_database') AS note
+        FROM pg_database AS d
+        WHERE d.datname LIKE '%\\_drill\\_%'
+        ORDER BY d.datname
+        """,
+        name="recovery.drill_leftovers",
+        engine=get_engine(target),
+    )
+    leftovers = []
+    for row in found.itertuples():
+        named = _SCRATCH.match(row.datname)
+        if not named or not target.database.startswith(named["source"]) or row.datname == target.database:
+            continue
+        note = parse_mark(row.note)
+        if note is not None and note["what"] in ("drill", "restore"):
+            pid, host, alive = note["pid"], note["host"], run_is_alive(note["pid"], note["host"], note["since"])
+        else:
+            mine = named["host"] == host_tag()
+            pid, host = int(named["pid"]), HOST if mine else f"tagged {named['host']}"
+            alive = run_is_alive(pid) if mine else None
+        if alive:
+            continue
+        entry = {"database": row.datname, "pid": pid, "host": host, "action": None}
+        if alive is False:
+            _drop_scratch(target, row.datname)
+            entry["action"] = "dropped"
+            warnings.warn(f"dropped the drill's scratch database {row.datname} left by an interrupted run (pid {pid} on host {host}, gone)", LeftoverWarning, stacklevel=2)
+        else:
+            entry["action"] = "left: another host"
+            warnings.warn(
+                f"the drill's scratch database {row.datname} was made by pid {pid} on host {host}; when that run is over, drop it: DROP DATABASE \"{row.datname}\" WITH (FORCE)",
+                LeftoverWarning,
+                stacklevel=2,
+            )
+        leftovers.append(entry)
+    return leftovers
+
+
+def _drop_scratch(target: URL, scratch: str) -> None:
+    try:
+        dumps._drop(target, scratch)
+    except (CopythatError, DBAPIError) as exc:
+        if isinstance(exc, (ConnectError, DBAPIError)):
+            warnings.warn(
+                f"the drill's scratch database {scratch} could not be dropped now ({mask_text(str(exc).splitlines()[0])}); the next drill drops it, "
+                f'or drop it yourself: DROP DATABASE "{scratch}" WITH (FORCE)',
+                LeftoverWarning,
+                stacklevel=3,
+            )
+            return
+        raise
+    finally:
+        dispose_engines()

@@ -1,0 +1,198 @@
+"""Restore drills, the figures a backup records, retention, and the backup checks of health(), against the real test server."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.pool import NullPool
+
+from copythat_ops import migrations, monitor
+from copythat_ops.engine import dispose_engines, get_engine
+from copythat_ops.errors import InputError
+from copythat_ops.recovery import drills as drilling
+from copythat_ops.recovery import dumps
+from copythat_ops.recovery.dumps import LeftoverWarning
+from copythat_ops.recovery.pgtools import host_tag
+from copythat_ops.seed import seed_database
+
+ROOT = Path(__file__).resolve().parents[1]
+CLI = str(Path(sys.executable).parent / "copythat-ops")
+
+
+def cli(*args: str, url, env: dict | None = None) -> subprocess.CompletedProcess:
+    environment = {**os.environ, "DATABASE_URL": url.render_as_string(hide_password=False), **(env or {})}
+    return subprocess.run([CLI, *args], env=environment, capture_output=True, text=True, timeout=300)
+
+
+def scratch_databases(server, source: str) -> list[str]:
+    with server.engine.connect() as conn:
+        return [r[0] for r in conn.execute(text("SELECT datname FROM pg_database WHERE datname LIKE :p ORDER BY 1"), {"p": source[:20] + "%\\_drill\\_%"})]
+
+
+def execute(url, *statements: str) -> None:
+    engine = create_engine(url, poolclass=NullPool)
+    with engine.begin() as conn:
+        for statement in statements:
+            conn.execute(text(statement))
+    engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def source(db_url):
+    """A database at head (the drills table included), with jobs in it."""
+    migrations.upgrade(url=db_url)
+    seed_database(300, 5, seed=7, engine=get_engine(db_url))
+    dispose_engines()
+    return db_url
+
+
+def test_a_backup_records_rows_and_key_checksums_of_the_snapshot_it_dumped(source, tmp_path):
+    taken = dumps.backup(url=source, folder=tmp_path)
+    figures = dumps.backup_figures(taken["path"])
+    assert figures["database"] == source.database and figures["revision"] == migrations.current(url=source)
+    tables = {(t["schema"], t["table"]): t for t in figures["tables"]}
+    jobs = tables[("public", "extraction_jobs")]
+    assert jobs["rows"] == 300 and jobs["key"] == ["id"] and jobs["checksum"] is not None
+    assert tables[("public", "alembic_version")]["rows"] == 1
+    assert taken["tables"] == len(figures["tables"])
+
+
+def test_a_drill_restores_verifies_times_records_and_drops_its_scratch_database(source, server, tmp_path):
+    taken = dumps.backup(url=source, folder=tmp_path)
+    report = drilling.drill(url=source, folder=tmp_path)
+    a = report.attrs
+    assert a["status"] == "passed", a["detail"]
+    assert a["backup"] == taken["path"].name and a["backup_kind"] == "pg_dump"
+    assert a["rto_seconds"] > 0 and a["rpo_seconds"] >= 0 and a["revision"] == migrations.current(url=source)
+    assert bool(report["ok"].all()) and "public.extraction_jobs" in set(report["schema"] + "." + report["table"])
+    assert scratch_databases(server, source.database) == []
+    history = drilling.drills(engine=get_engine(source))
+    assert history["id"].iloc[0] == a["drill_id"] and history["status"].iloc[0] == "passed"
+    assert history["backup"].iloc[0] == taken["path"].name and history["tables_failed"].iloc[0] == 0
+    assert dumps.backup_figures(taken["path"])["drills"][-1]["status"] == "passed"
+    assert drilling.summary(report).startswith(f"drill passed: {taken['path'].name} restored in ")
+
+
+def test_a_backup_that_does_not_hold_what_was_counted_fails_the_drill(source, server, tmp_path):
+    taken = dumps.backup(url=source, folder=tmp_path)
+    figures = json.loads(dumps.figures_path(taken["path"]).read_text())
+    for table in figures["tables"]:
+        if table["table"] == "extraction_jobs":
+            table["rows"] += 1  # as if a row had been lost between the count and the file
+        if table["table"] == "projects":
+            table["checksum"] = "12345"  # as if a key had changed
+    dumps.figures_path(taken["path"]).write_text(json.dumps(figures))
+    report = drilling.drill(taken["path"], url=source)
+    bad = report[~report["ok"]].set_index("table")["problem"]
+    assert report.attrs["status"] == "failed"
+    assert bad["extraction_jobs"] == "300 rows restored, 301 at backup time" and bad["projects"] == "primary keys differ (checksum)"
+    assert "2 of" in report.attrs["detail"] and scratch_databases(server, source.database) == []
+    assert drilling.drills(engine=get_engine(source))["status"].iloc[0] == "failed"
+
+
+def test_a_backup_without_figures_cannot_pass(source, tmp_path):
+    taken = dumps.backup(url=source, folder=tmp_path)
+    dumps.figures_path(taken["path"]).unlink()
+    report = drilling.drill(taken["path"], url=source, record=False)
+    assert report.attrs["status"] == "failed" and "no figures were recorded with this backup" in report.attrs["detail"]
+
+
+def test_no_backup_to_drill_says_how_to_take_one(source, tmp_path):
+    with pytest.raises(InputError, match=f"no backup of database {source.database} in {tmp_path}.*Fix: take one first"):
+        drilling.drill(url=source, folder=tmp_path)
+
+
+def test_a_cut_short_backup_fails_as_an_error_recorded_as_a_failed_drill(source, server, tmp_path):
+    taken = dumps.backup(url=source, folder=tmp_path)
+    data = taken["path"].read_bytes()
+    taken["path"].write_bytes(data[: len(data) // 2])
+    with pytest.raises(InputError, match="is not a complete pg_dump custom-format backup"):
+        drilling.drill(taken["path"], url=source)
+    last = drilling.drills(engine=get_engine(source)).iloc[0]
+    assert last["status"] == "failed" and last["detail"].startswith("the restore failed:") and pd.isna(last["restore_seconds"])
+    assert scratch_databases(server, source.database) == []
+
+
+def test_a_killed_drill_leaves_a_scratch_database_the_next_drill_drops(source, server, tmp_path):
+    dumps.backup(url=source, folder=tmp_path)
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True).stdout.strip()
+    leftover = f"{source.database[:20]}_drill_{host_tag()}_{gone}_beef"
+    with server.engine.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{leftover}"'))
+    with pytest.warns(LeftoverWarning, match=f"dropped the drill's scratch database {leftover} left by an interrupted run"):
+        report = drilling.drill(url=source, folder=tmp_path, record=False)
+    assert report.attrs["status"] == "passed" and scratch_databases(server, source.database) == []
+
+
+def test_drill_cli_exits_non_zero_when_the_verification_fails(source, tmp_path):
+    ok = cli("db", "drill", "--folder", str(tmp_path), url=source)
+    assert "Fix: take one first" in ok.stderr and ok.returncode != 0
+    taken = dumps.backup(url=source, folder=tmp_path)
+    passed = cli("--format", "json", "db", "drill", "--folder", str(tmp_path), url=source)
+    assert passed.returncode == 0, passed.stderr
+    assert "drill passed:" in passed.stderr
+    figures = json.loads(dumps.figures_path(taken["path"]).read_text())
+    figures["revision"] = "0000aaaa0000"
+    dumps.figures_path(taken["path"]).write_text(json.dumps(figures))
+    failed = cli("db", "drill", "--backup", str(taken["path"]), url=source)
+    assert failed.returncode == 1 and "drill failed:" in failed.stderr and "0000aaaa0000 at backup time" in failed.stderr
+    listed = cli("--format", "json", "db", "drills", url=source)
+    assert listed.returncode == 0 and json.loads(listed.stdout)[0]["status"] == "failed"
+
+
+def fake_backups(folder: Path, database: str, stamps: list[datetime]) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    made = []
+    for stamp in stamps:
+        path = folder / f"{database}__abc__{stamp:%Y%m%dT%H%M%SZ}.dump"
+        path.write_bytes(b"PGDMP" + b"\0" * 10)
+        dumps.figures_path(path).write_text(json.dumps({"database": database, "tables": []}))
+        made.append(path)
+    return made
+
+
+def test_retention_keeps_daily_weekly_monthly_generations_and_the_newest_drilled_backup(tmp_path):
+    now = datetime(2026, 11, 30, 3, 0, tzinfo=UTC)
+    stamps = [now - timedelta(hours=12 * i) for i in range(200)]  # two a day for 100 days
+    made = fake_backups(tmp_path, "shop", stamps)
+    old_drilled = made[150]
+    dumps.record_drill(old_drilled, status="passed", at=now)
+    dumps.record_drill(made[160], status="passed", at=now - timedelta(days=1))
+    partial = tmp_path / f"{made[0].name}.writer-{os.getpid()}@{os.uname().nodename}.partial"
+    partial.write_bytes(b"PGDMP")
+    plan = dumps.prune_backups(tmp_path, keep_daily=3, keep_weekly=2, keep_monthly=3)
+    kept = plan[plan["action"] == "keep"]
+    assert len(plan) == 200 and all(p.exists() for p in made), "a dry run deletes nothing"
+    assert kept["keep"].iloc[0] == "newest, daily, weekly, monthly"
+    days = kept[kept["keep"].str.contains("daily")]["taken_at"].dt.strftime("%Y-%m-%d").tolist()
+    assert days == ["2026-11-30", "2026-11-29", "2026-11-28"]
+    months = kept[kept["keep"].str.contains("monthly")]["taken_at"].dt.strftime("%Y-%m").tolist()
+    assert months == ["2026-11", "2026-10", "2026-09"]
+    assert len(kept[kept["keep"].str.contains("weekly")]) == 2
+    assert plan.set_index("file").loc[old_drilled.name, "keep"] == "newest that passed a drill"
+    applied = dumps.prune_backups(tmp_path, keep_daily=3, keep_weekly=2, keep_monthly=3, apply=True)
+    assert set(applied["action"]) == {"keep", "deleted"}
+    assert sorted(p.name for p in tmp_path.glob("*.dump")) == sorted(kept["file"])
+    assert sorted(p.name for p in tmp_path.glob("*.dump.json")) == sorted(f + ".json" for f in kept["file"])
+    assert partial.exists(), "a live writer's partial file is never touched"
+
+
+def test_prune_cli_shows_first_and_deletes_with_yes(source, tmp_path):
+    now = datetime.now(UTC)
+    made = fake_backups(tmp_path, "shop", [now - timedelta(days=i) for i in range(5)])
+    dry = cli("--format", "json", "db", "backups", "--folder", str(tmp_path), "--prune", "--keep-daily", "2", "--keep-weekly", "0", "--keep-monthly", "0", url=source)
+    assert dry.returncode == 0, dry.stderr
+    assert [r["action"] for r in json.loads(dry.stdout)] == ["keep", "keep", "delete", "delete", "delete"]
+    assert "would delete 3 backups" in dry.stderr and "--yes" in dry.stderr and all(p.exists() for p in made)
+    done = cli("db", "backups", "--folder", str(tmp_path), "--prune", "--keep-daily", "2", "--keep-weekly", "0", "--keep-monthly", "0", "--yes", url=source)
+    assert done.returncode == 0 and "deleted 3 backups" in done.stderr
+    assert [p.exists() for p in made] == [True, True, False, False, False]
