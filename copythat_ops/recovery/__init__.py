@@ -1,4 +1,4 @@
-"""Recovery: pg_dump backups restored only into a new database (`dumps`), Neon branches (`neon`), and the
+"""Recovery: pg_dump backups restored only into a new database (`dumps`), restore drills (`drills`), Neon branches (`neon`), and the
 PostgreSQL client programs they run (`pgtools`).
 
 Example:
@@ -7,6 +7,7 @@ Example:
     ['file', 'database', 'revision']
 """
 
-from .dumps import backup, backup_dir, backups, drop_database, is_dump, restore
+from .drills import drill, drills
+from .dumps import backup, backup_dir, backups, drop_database, is_dump, prune_backups, restore
 
-__all__ = ["backup", "backup_dir", "backups", "drop_database", "is_dump", "restore"]
+__all__ = ["backup", "backup_dir", "backups", "drill", "drills", "drop_database", "is_dump", "prune_backups", "restore"]
