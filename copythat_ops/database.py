@@ -41,7 +41,7 @@ import ssl
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.engine import URL
+from sqlalchemy.engine import URL, make_url
 
 from .config import libpq_url, mask_text, mask_url, normalize_url, settings
 from .errors import ConfigError, ConnectError
@@ -105,8 +105,6 @@ def _parse(raw: str) -> URL:
 
 
 def _raw_query(raw: str) -> dict:
-    from sqlalchemy.engine import make_url
-
     try:
         return dict(make_url(str(raw).strip().strip("'\"")).query)
     except Exception:
@@ -187,7 +185,7 @@ def make_engine(
         pool_size=pool_size,
         max_overflow=max_overflow,
         pool_timeout=pool_timeout,
-        poolclass=_pool_class(),
+        poolclass=_pool_class(make_url(dsn).query.get("application_name", APP_NAME)),
         async_creator=connect,
     )
 
@@ -244,7 +242,7 @@ def connect_error(exc: BaseException, url: URL | str) -> ConnectError:
     return sync_error(exc, url)
 
 
-def _pool_class():
+def _pool_class(application_name: str):
     from sqlalchemy import exc as sa_exc
     from sqlalchemy.pool import AsyncAdaptedQueuePool
 
@@ -255,12 +253,12 @@ def _pool_class():
             try:
                 return super()._do_get()
             except sa_exc.TimeoutError:
-                raise pool_exhausted(self.size(), self._max_overflow, self.timeout()) from None
+                raise pool_exhausted(self.size(), self._max_overflow, self.timeout(), application_name=application_name) from None
 
     return Pool
 
 
-def pool_exhausted(pool_size: int, max_overflow: int, pool_timeout: float) -> PoolExhaustedError:
+def pool_exhausted(pool_size: int, max_overflow: int, pool_timeout: float, *, application_name: str = APP_NAME) -> PoolExhaustedError:
     """Return the error for a checkout that waited `pool_timeout` seconds while every connection was in use.
 
     Example:
@@ -272,7 +270,7 @@ def pool_exhausted(pool_size: int, max_overflow: int, pool_timeout: float) -> Po
         f"stayed in use for {pool_timeout:g}s",
         fix=(
             "raise pool_size / max_overflow (the setup guide's \"Pool Exhausted\": e.g. 10 + 20) within the server's max_connections, "
-            f"or find who holds connections: the sessions with application_name '{APP_NAME}' in pg_stat_activity "
+            f"or find who holds connections: the sessions with application_name '{application_name}' in pg_stat_activity "
             "(copythat-ops monitor connections summary), long transactions first"
         ),
         params=("pool_size", "max_overflow"),

@@ -33,6 +33,7 @@ import ipaddress
 import json
 import os
 import sys
+import time
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -109,17 +110,18 @@ def create_app(
 
     app.dependency_overrides[get_db] = app_db
 
-    if token:
-        app.middleware("http")(_bearer(token))
+    app.add_middleware(_Guard, token=token)
 
     @app.get("/api/v1/db-test")
     async def db_test(db: AsyncSession = Depends(get_db)) -> JSONResponse:
         """The setup guide's connection test: database, provider, projects_count, message."""
         try:
-            await db.execute(text("SELECT set_config('statement_timeout', :timeout, true), set_config('lock_timeout', '1s', true)"), {"timeout": DB_TEST_TIMEOUT})
+            has_projects = await db.scalar(
+                text("SELECT to_regclass('public.projects') IS NOT NULL FROM set_config('statement_timeout', :timeout, true) AS st, set_config('lock_timeout', '1s', true) AS lt"),
+                {"timeout": DB_TEST_TIMEOUT},
+            )
             if hold:
                 await db.execute(text("/* copythat-ops:db-test.hold */ SELECT pg_sleep(:hold)"), {"hold": hold})
-            has_projects = await db.scalar(text("SELECT to_regclass('public.projects') IS NOT NULL"))
             count = await db.scalar(text("/* copythat-ops:db-test */ SELECT count(*) FROM projects")) if has_projects else None
         except database.PoolExhaustedError as exc:
             return _unavailable("pool exhausted", where, exc, retry_after=max(1, round(pool_timeout)))
@@ -204,24 +206,44 @@ def _unavailable(state: str, where: str, exc: CopythatError, *, retry_after: int
 def _plain(exc: BaseException) -> CopythatError:
     """A driver's error as one masked line, no traceback."""
     detail = str(getattr(exc, "orig", None) or exc).strip()
-    first = mask_text(detail.splitlines()[0] if detail else type(exc).__name__)
+    first = mask_text(detail.splitlines()[0] if detail else "")
+    if not isinstance(exc, DBAPIError):
+        first = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
     return CopythatError(first, fix="see the server's log; run `copythat-ops db check` to test the connection")
 
 
-def _bearer(token: str):
-    expected = token.encode()
+class _Guard:
+    """Pure ASGI middleware: every HTTP request says how long the app took (`Server-Timing: app;dur=MS`), and with a
+    token configured, one without `Authorization: Bearer TOKEN` gets 401 (compared in constant time)."""
 
-    async def require_token(request: Request, call_next):
-        scheme, _, given = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), expected):
-            return JSONResponse(
+    def __init__(self, app, token: str | None) -> None:
+        self.app = app
+        self.expected = token.encode() if token else None
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started = time.perf_counter()
+
+        async def timed(message) -> None:
+            if message["type"] == "http.response.start":
+                took = (time.perf_counter() - started) * 1000
+                message = {**message, "headers": [*message.get("headers", []), (b"server-timing", f"app;dur={took:.1f}".encode())]}
+            await send(message)
+
+        if self.expected is not None and not self._allowed(scope):
+            response = JSONResponse(
                 {"error": "missing or wrong bearer token", "fix": f"send the header Authorization: Bearer <the value of {TOKEN_VAR}>"},
                 status_code=401,
                 headers={"WWW-Authenticate": 'Bearer realm="copythat-ops"'},
             )
-        return await call_next(request)
+            return await response(scope, receive, timed)
+        await self.app(scope, receive, timed)
 
-    return require_token
+    def _allowed(self, scope) -> bool:
+        header = next((value for name, value in scope.get("headers", []) if name == b"authorization"), b"")
+        scheme, _, given = header.partition(b" ")
+        return scheme.lower() == b"bearer" and hmac.compare_digest(given.strip(), self.expected)
 
 
 def _checked_token(token: str | None) -> str | None:
