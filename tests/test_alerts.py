@@ -60,3 +60,15 @@ def test_each_rule_s_tests_catch_a_change_to_it(index, tmp_path):
     result = promtool("test", "rules", "alerts_test.yml", cwd=tmp_path)
     assert result.returncode != 0, f"{rule['alert']} with for: {rule['for']} still passes its tests"
     assert rule["alert"] in result.stdout + result.stderr
+
+
+def test_the_example_configuration_is_valid_and_scrapes_by_target(tmp_path):
+    for name in ("prometheus.yml", "alerts.yml"):
+        shutil.copy(PROMETHEUS / name, tmp_path / name)
+    (tmp_path / "copythat-serve.token").write_text("a-token-of-16-chars-or-more\n")
+    result = promtool("check", "config", "prometheus.yml", cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"SUCCESS: {len(rules())} rules found" in result.stdout
+    jobs = {job["job_name"]: job for job in yaml.safe_load((PROMETHEUS / "prometheus.yml").read_text())["scrape_configs"]}
+    relabel = jobs["copythat-targets"]["relabel_configs"]
+    assert [r.get("target_label") for r in relabel] == ["__param_target", "instance", "__address__"]  # postgres_exporter's multi-target

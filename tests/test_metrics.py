@@ -46,11 +46,11 @@ def stage_jobs(url, *, completed: int, failed: int, recent_failed: int = 0, stuc
     `stuck` processing since two hours, `pending` created now."""
     engine = get_engine(url)
     with engine.begin() as conn:
-        has_orgs = conn.scalar(text("SELECT to_regclass('public.organizations') IS NOT NULL"))
-        if has_orgs:
+        project = conn.scalar(text("SELECT min(id) FROM projects WHERE name = 'metrics'"))
+        if project is None and conn.scalar(text("SELECT to_regclass('public.organizations') IS NOT NULL")):
             org = conn.scalar(text("INSERT INTO organizations (name, slug) VALUES ('Metrics', 'metrics') RETURNING id"))
             project = conn.scalar(text("INSERT INTO projects (name, organization_id) VALUES ('metrics', :org) RETURNING id"), {"org": org})
-        else:
+        elif project is None:
             project = conn.scalar(text("INSERT INTO projects (name) VALUES ('metrics') RETURNING id"))
         rows = (
             [("completed", "2 days", "2 days")] * completed
