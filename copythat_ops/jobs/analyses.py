@@ -84,7 +84,9 @@ def jobs_frame(
 
     Filters: `status`, `extraction_type`, `project_id` (one or a list), created
     `since` / `until` (a duration back from now such as "24h", or a timestamp),
-    `limit`. Columns: id, project_id (Int64), [project_name with `with_project`],
+    `limit`. Columns: id, project_id (Int64), organization_id (Int64) and
+    organization (its slug) once the schema has organizations (revision
+    ef6a8e0d2805; left out before it), [project_name with `with_project`],
     extraction_type, status (categories with every known value), source_url,
     created_at, completed_at (UTC), duration (timedelta: completed_at - created_at),
     error_message, result_data; with `parse_results` also result (the parsed JSON,
@@ -102,6 +104,8 @@ def jobs_frame(
     """
     sql, params = _jobs_query(status, extraction_type, project_id, since, until, limit, with_project)
     with _reader(engine, timeout, lock_timeout, "jobs_frame", sql) as cursor:
+        if not _has_organizations(cursor):
+            sql, params = _jobs_query(status, extraction_type, project_id, since, until, limit, with_project, organization=False)
         cursor.execute(f"/* {APP_NAME}:jobs_frame */ {sql}", params)
         return _typed(cursor.fetch_arrow_table(), parse_results)
 
@@ -129,6 +133,8 @@ def iter_jobs_frames(
     number(chunk_rows, name="chunk_rows", minimum=1, integer=True)
     sql, params = _jobs_query(**filters)
     with _reader(engine, timeout, lock_timeout, "iter_jobs_frames", sql) as cursor:
+        if not _has_organizations(cursor):
+            sql, params = _jobs_query(**filters, organization=False)
         cursor.execute(f"/* {APP_NAME}:iter_jobs_frames */ SELECT count(*) FROM ({sql}) AS matching", params)
         total = cursor.fetchone()[0]
         cursor.execute(f"/* {APP_NAME}:iter_jobs_frames */ {sql}", params)
@@ -447,15 +453,15 @@ def _filters(
 
 
 def _jobs_query(
-    status=None, extraction_type=None, project_id=None, since=None, until=None, limit=None, with_project=False
+    status=None, extraction_type=None, project_id=None, since=None, until=None, limit=None, with_project=False, organization=True
 ) -> tuple[str, tuple]:
-    """jobs_frame's SQL with positional ($n) parameters for the ADBC driver."""
+    """jobs_frame's SQL with positional ($n) parameters for the ADBC driver; `organization` adds the project's organization (id and slug)."""
     where, params = _filters(status, extraction_type, project_id, since, until)
     if limit is not None:
         params["limit"] = number(limit, name="limit", minimum=1, integer=True)
     sql = f"""
         SELECT j.id,
-               j.project_id,{" p.name AS project_name," if with_project else ""}
+               j.project_id,{" p.organization_id, o.slug AS organization," if organization else ""}{" p.name AS project_name," if with_project else ""}
                j.extraction_type,
                j.status,
                j.source_url,
@@ -464,7 +470,8 @@ def _jobs_query(
                j.error_message,
                j.result_data
         FROM extraction_jobs j
-        {"LEFT JOIN projects p ON p.id = j.project_id" if with_project else ""}
+        {"LEFT JOIN projects p ON p.id = j.project_id" if with_project or organization else ""}
+        {"LEFT JOIN organizations o ON o.id = p.organization_id" if organization else ""}
         {where}
         ORDER BY j.id
         {"LIMIT :limit" if limit is not None else ""}
@@ -506,6 +513,15 @@ def adbc_connection(engine: Engine | None = None) -> Iterator:
     finally:
         conn.rollback()
         conn.close()
+
+
+def _has_organizations(cursor) -> bool:
+    """Whether the schema has organizations and projects.organization_id (revision ef6a8e0d2805 on), asked on the reader's own transaction."""
+    cursor.execute(
+        "SELECT to_regclass('organizations') IS NOT NULL"
+        " AND EXISTS (SELECT FROM pg_attribute WHERE attrelid = to_regclass('projects') AND attname = 'organization_id' AND NOT attisdropped)"
+    )
+    return bool(cursor.fetchone()[0])
 
 
 @contextmanager

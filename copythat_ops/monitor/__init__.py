@@ -26,6 +26,7 @@ from .maintenance import cache_hit_ratio, vacuum_progress, vacuum_stats, wraparo
 from .queries import query_stats, query_stats_status, slow_queries
 from .sequences import sequences
 from .schema import disabled_triggers, schema_diff
+from .tenancy import policies, rls_status, unindexed_foreign_keys
 from .server import checkpoints, replica_lag, replication, replication_slots, server_info
 from .snapshot import snapshot
 from .space import database_size, index_sizes, table_sizes
@@ -59,6 +60,7 @@ __all__ = [
     "missing_indexes",
     "open_transactions",
     "parse_size",
+    "policies",
     "pool_status",
     "prepared_transactions",
     "prune_history",
@@ -68,6 +70,7 @@ __all__ = [
     "query_trends",
     "relation_locks",
     "replica_lag",
+    "rls_status",
     "replication",
     "replication_slots",
     "schema_diff",
@@ -81,6 +84,7 @@ __all__ = [
     "snapshot",
     "table_sizes",
     "terminate_backend",
+    "unindexed_foreign_keys",
     "unused_indexes",
     "vacuum_progress",
     "vacuum_stats",

@@ -39,6 +39,7 @@ from .schema import disabled_triggers
 from .sequences import sequences
 from .server import replica_lag, replication, replication_slots
 from .snapshot import query, snapshot
+from . import tenancy
 from .transactions import commit_ratio, open_transactions, prepared_transactions
 from .space import database_size
 
@@ -122,6 +123,12 @@ def health(
     same for the database reaching `size_limit` (e.g. "10 GB", a Neon plan's
     limit; not checked without one). Without enough history a forecast is
     not made, and the detail says so.
+
+    From supabase/splinter, the tenancy lints (see `tenancy`): CRIT for a tenant table
+    without row-level security (once any table uses it) or a table whose policies
+    are not applied (RLS disabled); WARN for RLS without a policy, RLS not forced,
+    a policy calling current_setting() once per row, a foreign key no index
+    leads with, a table of schema public without a primary key.
 
     Connections, prepared and open transactions and replication are
     server-wide; the rest is this database.
@@ -517,6 +524,7 @@ CHECKS: list[tuple[tuple[str, ...], Callable[[dict], list[dict]]]] = [
     (("disabled_triggers",), lambda t: _disabled_triggers(t)),
     (("commit_ratio",), lambda t: _commit_ratio(t)),
     (("sequence_forecast", "size_forecast"), lambda t: _forecasts(t)),
+    (tenancy.CHECKS, lambda t: tenancy.checks(t)),
 ]
 
 
