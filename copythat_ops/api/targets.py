@@ -126,6 +126,8 @@ def target(name: str | None = None, *, targets_file: str | os.PathLike | None = 
     Example:
         >>> target().name
         'default'
+        >>> from pathlib import Path
+        >>> _ = Path("targets.env").write_text("prod=postgresql://app:s3cret@db.example.com/neondb\\n")
         >>> target("nope", targets_file="targets.env")
         Traceback (most recent call last):
         ...
