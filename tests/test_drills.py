@@ -196,3 +196,50 @@ def test_prune_cli_shows_first_and_deletes_with_yes(source, tmp_path):
     done = cli("db", "backups", "--folder", str(tmp_path), "--prune", "--keep-daily", "2", "--keep-weekly", "0", "--keep-monthly", "0", "--yes", url=source)
     assert done.returncode == 0 and "deleted 3 backups" in done.stderr
     assert [p.exists() for p in made] == [True, True, False, False, False]
+
+
+def rows(report: pd.DataFrame) -> dict:
+    return report.set_index("check")[["status", "value", "detail", "action"]].to_dict("index")
+
+
+def test_health_does_not_judge_a_local_database_never_backed_up_but_a_remote_one_warns(source, tmp_path, monkeypatch):
+    from copythat_ops.monitor import backups as backup_checks
+
+    monkeypatch.setenv(dumps.BACKUP_DIR_VAR, str(tmp_path / "empty"))
+    execute(source, "DELETE FROM copythat_history.drills")
+    found = rows(monitor.health(engine=get_engine(source)))
+    assert found["backup_age"]["status"] == "OK" and "not judged: a local database" in found["backup_age"]["detail"]
+    assert found["last_drill"]["status"] == "OK" and "not judged" in found["last_drill"]["detail"]
+    monkeypatch.setattr(backup_checks, "is_local", lambda url: False)  # the same server, seen as production is
+    found = rows(monitor.health(engine=get_engine(source)))
+    assert found["backup_age"]["status"] == "WARN" and found["backup_age"]["detail"].startswith(f"no backup of {source.database} in {tmp_path / 'empty'} on host ")
+    assert "copythat-ops db backup" in found["backup_age"]["action"]
+    assert found["last_drill"]["status"] == "WARN"
+
+
+def test_health_judges_the_backup_age_and_the_last_drill(source, tmp_path, monkeypatch):
+    folder = tmp_path / "aged"
+    monkeypatch.setenv(dumps.BACKUP_DIR_VAR, str(folder))
+    execute(source, "DELETE FROM copythat_history.drills")
+    dispose_engines()
+    taken = dumps.backup(url=source)
+    found = rows(monitor.health(engine=get_engine(source)))
+    assert found["backup_age"]["status"] == "OK" and found["backup_age"]["detail"].startswith(f"newest: {taken['path'].name}, 0.0 h old")
+    assert found["last_drill"]["status"] == "WARN" and "no drill of" in found["last_drill"]["detail"] and "db drill" in found["last_drill"]["action"]
+    drilling.drill(url=source)
+    found = rows(monitor.health(engine=get_engine(source)))
+    assert found["last_drill"]["status"] == "OK" and found["last_drill"]["detail"].startswith(f"last drill passed 0 days ago on {taken['path'].name}")
+    # the same backup, as if taken 30 hours and then 9 days ago
+    for hours, status in ((30, "WARN"), (9 * 24, "CRIT")):
+        figures = dumps.backup_figures(taken["path"])
+        figures["taken_at"] = (datetime.now(UTC) - timedelta(hours=hours)).isoformat()
+        dumps.figures_path(taken["path"]).write_text(json.dumps(figures))
+        found = rows(monitor.health(engine=get_engine(source)))
+        assert found["backup_age"]["status"] == status and abs(found["backup_age"]["value"] - hours) < 0.1, found["backup_age"]
+    assert rows(monitor.health(engine=get_engine(source), backup_crit_days=10))["backup_age"]["status"] == "WARN"
+    execute(source, "UPDATE copythat_history.drills SET status = 'failed', detail = 'revision x restored, y at backup time'")
+    found = rows(monitor.health(engine=get_engine(source)))
+    assert found["last_drill"]["status"] == "WARN" and "last drill failed" in found["last_drill"]["detail"] and "y at backup time" in found["last_drill"]["detail"]
+    execute(source, "UPDATE copythat_history.drills SET status = 'passed', started_at = now() - interval '31 days'")
+    assert rows(monitor.health(engine=get_engine(source)))["last_drill"]["status"] == "WARN"
+    assert rows(monitor.health(engine=get_engine(source), drill_warn_days=40))["last_drill"]["status"] == "OK"

@@ -34,7 +34,7 @@ THRESHOLDS = [
     "slow_query_calls", "slow_query_mean_ms", "forecast_warn_days", "forecast_crit_days", "size_limit",
     "bloat_warn_bytes", "bloat_crit_bytes", "prepared_warn_seconds", "prepared_crit_seconds",
     "transaction_warn_seconds", "transaction_crit_seconds", "commit_ratio_warn_percent",
-    "commit_ratio_crit_percent", "commit_ratio_min_transactions",
+    "commit_ratio_crit_percent", "commit_ratio_min_transactions", "backup_warn_hours", "backup_crit_days", "drill_warn_days",
 ]  # fmt: skip
 VIEWS = {
     "connections": {

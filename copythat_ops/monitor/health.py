@@ -28,6 +28,7 @@ from sqlalchemy.exc import DBAPIError
 from .. import validate
 from ..errors import CopythatError
 from .activity import blocked_queries, long_running_queries
+from . import backups as backup_checks
 from .bloat import bloat
 from .connections import connection_headroom, idle_in_transaction
 from .forecast import parse_size, sequence_forecast, size_forecast
@@ -39,7 +40,6 @@ from .schema import disabled_triggers
 from .sequences import sequences
 from .server import replica_lag, replication, replication_slots
 from .snapshot import query, snapshot
-from . import tenancy
 from .transactions import commit_ratio, open_transactions, prepared_transactions
 from .space import database_size
 
@@ -89,6 +89,9 @@ def health(
     commit_ratio_warn_percent: float = 90,
     commit_ratio_crit_percent: float = 80,
     commit_ratio_min_transactions: int = 10_000,
+    backup_warn_hours: float = 26,
+    backup_crit_days: float = 8,
+    drill_warn_days: float = 30,
     engine: Engine | None = None,
 ) -> pd.DataFrame:
     """Return one row per check: check, status (OK / WARN / CRIT, or UNKNOWN), value, threshold, detail and the action to take.
@@ -124,11 +127,10 @@ def health(
     limit; not checked without one). Without enough history a forecast is
     not made, and the detail says so.
 
-    From supabase/splinter, the tenancy lints (see `tenancy`): CRIT for a tenant table
-    without row-level security (once any table uses it) or a table whose policies
-    are not applied (RLS disabled); WARN for RLS without a policy, RLS not forced,
-    a policy calling current_setting() once per row, a foreign key no index
-    leads with, a table of schema public without a primary key.
+    Recovery (see `backups`): WARN when the newest backup of the database in this
+    machine's backup folder is `backup_warn_hours` old (26; CRIT at `backup_crit_days`, 8),
+    and when no restore drill passed in `drill_warn_days` (30) or the last one failed.
+    A local database that was never backed up is not judged (OK, said in the detail).
 
     Connections, prepared and open transactions and replication are
     server-wide; the rest is this database.
@@ -524,7 +526,7 @@ CHECKS: list[tuple[tuple[str, ...], Callable[[dict], list[dict]]]] = [
     (("disabled_triggers",), lambda t: _disabled_triggers(t)),
     (("commit_ratio",), lambda t: _commit_ratio(t)),
     (("sequence_forecast", "size_forecast"), lambda t: _forecasts(t)),
-    (tenancy.CHECKS, lambda t: tenancy.checks(t)),
+    (backup_checks.CHECKS, lambda t: backup_checks.checks(t)),
 ]
 
 

@@ -7,7 +7,7 @@ Example:
     ['file', 'database', 'revision']
 """
 
-from .drills import drill, drills
+from .drills import drill  # and the module `drills`: drills.drills() lists past drills
 from .dumps import backup, backup_dir, backups, drop_database, is_dump, prune_backups, restore
 
-__all__ = ["backup", "backup_dir", "backups", "drill", "drills", "drop_database", "is_dump", "prune_backups", "restore"]
+__all__ = ["backup", "backup_dir", "backups", "drill", "drop_database", "is_dump", "prune_backups", "restore"]

@@ -682,3 +682,47 @@ def record_drill(path: str | os.PathLike, *, status: str, at: datetime) -> None:
     fresh = sidecar.with_name(sidecar.name + f".{os.getpid()}.tmp")
     fresh.write_text(json.dumps(figures, indent=1, default=str))
     fresh.replace(sidecar)
+
+
+def newest_backup(database: str, folder: str | os.PathLike | None = None) -> dict | None:
+    """Return the newest backup of `database` in the folder (file, path, taken_at, revision, drilled), or None; touches nothing.
+
+    `drilled` is the status of the newest drill of that file ("passed", "failed") or None. Unlike
+    `backups()`, partial files are neither removed nor reported: a health check only reads.
+
+    Example:
+        >>> newest_backup("copythat", "no-such-folder") is None
+        True
+    """
+    where = backup_dir(folder)
+    found = []
+    for path in where.glob(f"{glob_escape(database)}__*.dump") if where.is_dir() else []:
+        match = _NAME.match(path.name)
+        if match and match["database"] == database:
+            found.append((match["stamp"], path, match))
+    if not found:
+        return None
+    stamp, path, match = max(found, key=lambda item: item[0])
+    try:
+        figures = backup_figures(path) or {}
+    except InputError:
+        figures = {}
+    taken_at = datetime.fromisoformat(figures["taken_at"]) if figures.get("taken_at") else datetime.strptime(stamp, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+    drills = figures.get("drills") or []
+    return {
+        "file": path.name,
+        "path": path,
+        "taken_at": taken_at.astimezone(UTC),
+        "revision": None if match["revision"] == "base" else match["revision"].replace("+", ", "),
+        "drilled": drills[-1]["status"] if drills else None,
+    }
+
+
+def glob_escape(name: str) -> str:
+    """`name` with the characters glob reads as patterns ([ ] * ?) escaped.
+
+    Example:
+        >>> glob_escape("a*b")
+        'a[*]b'
+    """
+    return re.sub(r"([\[\]*?])", r"[\1]", name)

@@ -1,0 +1,150 @@
+"""Backups and drills as health sees them: how old the newest backup is, and whether the last restore drill passed.
+
+`backup_status()` reads the newest pg_dump backup of the monitored database in
+the backup folder of this machine (`recovery.backup_dir()`; nothing is removed,
+nothing written) and the newest drill recorded in `copythat_history.drills`
+(`recovery.drill()`). `checks()` turns them into health's `backup_age` and
+`last_drill` rows.
+
+A database with no backup at all is judged only when it is not local (see
+`config.is_local`): a production database never backed up WARNs, while the
+embedded or a localhost development database says "not judged" and stays OK, so
+a fresh `make run` is not flagged for a backup nobody asked for. Once a local
+database has a backup, it is judged like any other.
+
+Example:
+    >>> from copythat_ops import monitor
+    >>> from copythat_ops.monitor.backups import backup_status
+    >>> backup_status().columns.tolist()[:3]
+    ['database', 'local', 'folder']
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pandas as pd
+from sqlalchemy.engine import Engine
+
+from ..config import is_local
+from .history import SCHEMA, history_url, read_history
+from .snapshot import query, snapshot
+
+CHECKS = ("backup_age", "last_drill")
+DRILLS_REVISION = "7d1e5c0a9b3f"
+COLUMNS = ["database", "local", "folder", "host", "backup", "backup_taken_at", "backup_age_hours", "backup_drilled",
+           "drills_recorded", "last_drill_at", "last_drill_status", "last_drill_backup", "last_drill_detail", "last_drill_rto_seconds"]  # fmt: skip
+
+
+def backup_status(*, engine: Engine | None = None) -> pd.DataFrame:
+    """Return one row on the monitored database's newest backup (in this machine's backup folder) and newest recorded drill.
+
+    Columns: database, local, folder, host, backup (file, None when none), backup_taken_at,
+    backup_age_hours, backup_drilled ("passed" / "failed" / None), drills_recorded (None when
+    the drills revision is missing), last_drill_at, last_drill_status, last_drill_backup,
+    last_drill_detail, last_drill_rto_seconds.
+
+    Example:
+        >>> row = backup_status().iloc[0]
+        >>> row["backup"] is None or row["backup"].endswith(".dump")
+        True
+    """
+    from ..recovery.dumps import backup_dir, newest_backup
+    from ..recovery.pgtools import HOST
+
+    with snapshot(engine) as snap:
+        facts = query("SELECT current_database() AS database, now() AS now", name="backups.facts").iloc[0]
+        database, now = str(facts["database"]), pd.Timestamp(facts["now"]).to_pydatetime()
+        newest = newest_backup(database)
+        drill, recorded = _last_drill(database)
+        row = {
+            "database": database,
+            "local": is_local(snap.conn.engine.url),
+            "folder": str(backup_dir()),
+            "host": HOST,
+            "backup": None if newest is None else newest["file"],
+            "backup_taken_at": None if newest is None else pd.Timestamp(newest["taken_at"]),
+            "backup_age_hours": None if newest is None else round((now - newest["taken_at"]).total_seconds() / 3600, 2),
+            "backup_drilled": None if newest is None else newest["drilled"],
+            "drills_recorded": recorded,
+            "last_drill_at": None if drill is None else pd.Timestamp(drill["started_at"]),
+            "last_drill_status": None if drill is None else drill["status"],
+            "last_drill_backup": None if drill is None else drill["backup"],
+            "last_drill_detail": None if drill is None else drill["detail"],
+            "last_drill_rto_seconds": None if drill is None else drill["restore_seconds"],
+        }
+    return pd.DataFrame([row], columns=COLUMNS)
+
+
+def _last_drill(database: str) -> tuple[dict | None, int | None]:
+    """The newest drill of `database` and how many are recorded; (None, None) when the drills table is missing."""
+    if history_url() is None:
+        exists = query(f"SELECT to_regclass('{SCHEMA}.drills') IS NOT NULL AS found ORDER BY found", name="backups.drills_table")["found"].iloc[0]
+        if not exists:
+            return None, None
+    try:
+        found = read_history(
+            f"""
+            SELECT started_at, status, backup, detail, restore_seconds, count(*) OVER () AS recorded
+            FROM {SCHEMA}.drills
+            WHERE source = :source
+            ORDER BY started_at DESC, id DESC
+            LIMIT 1
+            """,
+            {"source": database},
+            name="last_drill",
+        )
+    except Exception:  # a separate history database without the drills table (MigrationError) or away
+        return None, None
+    if found.empty:
+        return None, 0
+    return found.iloc[0].to_dict(), int(found["recorded"].iloc[0])
+
+
+def checks(t: dict) -> list[dict]:
+    """Health's `backup_age` and `last_drill` rows by the thresholds `t` (backup_warn_hours, backup_crit_days, drill_warn_days).
+
+    Example:
+        >>> [row["check"] for row in checks({"backup_warn_hours": 26, "backup_crit_days": 8, "drill_warn_days": 30})]
+        ['backup_age', 'last_drill']
+    """
+    s = backup_status().iloc[0]
+    where = f"{s['folder']} on host {s['host']}"
+    unjudged = s["backup"] is None and bool(s["local"])
+    warn_h, crit_d, drill_d = t["backup_warn_hours"], t["backup_crit_days"], t["drill_warn_days"]
+    age = s["backup_age_hours"]
+    take = f"take one now (copythat-ops db backup) and schedule it daily; or set COPYTHAT_BACKUP_DIR to the folder the scheduled backups go to"
+    if s["backup"] is None:
+        backup = _row("backup_age", "OK" if unjudged else "WARN", None, f"warn >= {warn_h} h, crit >= {crit_d} days",
+                      f"no backup of {s['database']} in {where}" + ("; not judged: a local database" if unjudged else ""), take)  # fmt: skip
+    else:
+        status = "CRIT" if age >= crit_d * 24 else "WARN" if age >= warn_h else "OK"
+        backup = _row("backup_age", status, age, f"warn >= {warn_h} h, crit >= {crit_d} days",
+                      f"newest: {s['backup']}, {_hours(age)} old, in {where}", take)  # fmt: skip
+    threshold = f"warn: none passed in {drill_d} days, or the last failed"
+    drill_fix = "run a restore drill: copythat-ops db drill (it restores the newest backup into a scratch database and checks it)"
+    if s["drills_recorded"] is None or pd.isna(s["drills_recorded"]):
+        drill = _row("last_drill", "OK" if unjudged else "WARN", None, threshold,
+                     f"no drill history: {SCHEMA}.drills is missing" + ("; not judged: a local database with no backup" if unjudged else ""),
+                     f"apply revision {DRILLS_REVISION} (copythat-ops migrate upgrade), then {drill_fix}")  # fmt: skip
+    elif s["last_drill_at"] is None or pd.isna(s["last_drill_at"]):
+        drill = _row("last_drill", "OK" if unjudged else "WARN", None, threshold,
+                     f"no drill of {s['database']} recorded: no backup of it was ever restored and checked" + ("; not judged: a local database with no backup" if unjudged else ""),
+                     drill_fix)  # fmt: skip
+    else:
+        days = round((datetime.now(UTC) - pd.Timestamp(s["last_drill_at"]).to_pydatetime()).total_seconds() / 86400, 2)
+        failed = s["last_drill_status"] != "passed"
+        status = "WARN" if failed or days >= drill_d else "OK"
+        said = f"last drill {s['last_drill_status']} {days:g} days ago on {s['last_drill_backup']}"
+        said += f": {s['last_drill_detail']}" if failed else f" (restored in {s['last_drill_rto_seconds']:.1f} s)" if pd.notna(s["last_drill_rto_seconds"]) else ""
+        drill = _row("last_drill", status, days, threshold, said,
+                     "read the failed drill (copythat-ops db drills), fix the backup, and drill again" if failed else drill_fix)  # fmt: skip
+    return [backup, drill]
+
+
+def _row(check: str, status: str, value, threshold: str, detail: str, action: str) -> dict:
+    return {"check": check, "status": status, "value": value, "threshold": threshold, "detail": detail, "action": action if status != "OK" else ""}
+
+
+def _hours(hours: float) -> str:
+    return f"{hours:.1f} h" if hours < 72 else f"{hours / 24:.1f} days"
