@@ -184,7 +184,7 @@ def make_engine(
         pool_pre_ping=True,
         pool_size=pool_size,
         max_overflow=max_overflow,
-        pool_timeout=pool_timeout,
+        pool_timeout=float(pool_timeout),
         poolclass=_pool_class(make_url(dsn).query.get("application_name", APP_NAME)),
         async_creator=connect,
     )
@@ -218,8 +218,8 @@ def connect_error(exc: BaseException, url: URL | str) -> ConnectError:
     """Return a ConnectError saying why asyncpg could not connect to `url` and what to do, password masked.
 
     Example:
-        >>> str(connect_error(ConnectionRefusedError(111, "Connect call failed"), "postgresql+asyncpg://u:pw@db:5433/x"))[:34]
-        'cannot reach db:5433 (Connect call'
+        >>> str(connect_error(ConnectionRefusedError(111, "Connect call failed"), "postgresql+asyncpg://u:pw@db:5433/x"))
+        'cannot reach db:5433 ([Errno 111] Connect call failed). Fix: check host and port in DATABASE_URL ...'
     """
     from .engine import connect_error as sync_error
 
@@ -262,8 +262,8 @@ def pool_exhausted(pool_size: int, max_overflow: int, pool_timeout: float, *, ap
     """Return the error for a checkout that waited `pool_timeout` seconds while every connection was in use.
 
     Example:
-        >>> str(pool_exhausted(5, 10, 5.0))[:82]
-        'pool exhausted: all 15 connections (pool_size 5 + max_overflow 10) stayed in use'
+        >>> str(pool_exhausted(5, 10, 5.0))
+        'pool exhausted: all 15 connections (pool_size 5 + max_overflow 10) stayed in use for 5s. Fix: raise pool_size / max_overflow ...'
     """
     return PoolExhaustedError(
         f"pool exhausted: all {pool_size + max_overflow} connections (pool_size {pool_size} + max_overflow {max_overflow}) "
@@ -283,8 +283,8 @@ def configure(url: URL | str | None = None, **pool: Any) -> AsyncEngine:
     The engine in use is forgotten without awaiting its connections (see `reset`).
 
     Example:
-        >>> configure(pool_timeout=1).pool.timeout()
-        1.0
+        >>> configure(pool_timeout=1.5).pool.timeout()
+        1.5
         >>> reset()
     """
     reset()
