@@ -40,6 +40,7 @@ from .schema import disabled_triggers
 from .sequences import sequences
 from .server import replica_lag, replication, replication_slots
 from .snapshot import query, snapshot
+from . import tenancy
 from .transactions import commit_ratio, open_transactions, prepared_transactions
 from .space import database_size
 
@@ -126,6 +127,12 @@ def health(
     same for the database reaching `size_limit` (e.g. "10 GB", a Neon plan's
     limit; not checked without one). Without enough history a forecast is
     not made, and the detail says so.
+
+    From supabase/splinter, the tenancy lints (see `tenancy`): CRIT for a tenant table
+    without row-level security (once any table uses it) or a table whose policies
+    are not applied (RLS disabled); WARN for RLS without a policy, RLS not forced,
+    a policy calling current_setting() once per row, a foreign key no index
+    leads with, a table of schema public without a primary key.
 
     Recovery (see `backups`): WARN when the newest backup of the database in this
     machine's backup folder is `backup_warn_hours` old (26; CRIT at `backup_crit_days`, 8),
@@ -527,6 +534,7 @@ CHECKS: list[tuple[tuple[str, ...], Callable[[dict], list[dict]]]] = [
     (("commit_ratio",), lambda t: _commit_ratio(t)),
     (("sequence_forecast", "size_forecast"), lambda t: _forecasts(t)),
     (backup_checks.CHECKS, lambda t: backup_checks.checks(t)),
+    (tenancy.CHECKS, lambda t: tenancy.checks(t)),
 ]
 
 
