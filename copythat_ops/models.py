@@ -130,7 +130,10 @@ class Project(Base):
     """A design token extraction project, owned by an organization."""
 
     __tablename__ = "projects"
-    __table_args__ = (Index("ix_projects_organization_id", "organization_id"),)
+    __table_args__ = (
+        Index("ix_projects_organization_id", "organization_id"),
+        Index("ix_projects_name_trgm", "name", postgresql_using="gin", postgresql_ops={"name": "gin_trgm_ops"}),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     organization_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("organizations.id"), nullable=False)
@@ -203,6 +206,7 @@ class _Token:
             UniqueConstraint("extraction_job_id", "name", name=f"{table}_extraction_job_id_key"),
             CheckConstraint("length(btrim(name)) BETWEEN 1 AND 200", name="name"),
             Index(f"ix_{table}_project_id", "project_id"),
+            Index(f"ix_{table}_name_trgm", "name", postgresql_using="gin", postgresql_ops={"name": "gin_trgm_ops"}),  # tokens.search
         )
 
 
@@ -250,6 +254,7 @@ class TypographyToken(_Token, Base):
         CheckConstraint("font_weight BETWEEN 1 AND 1000", name="font_weight"),
         CheckConstraint("line_height > 0", name="line_height"),
         CheckConstraint("letter_spacing_unit IN ('px', 'rem')", name="letter_spacing_unit"),
+        Index("ix_typography_tokens_font_family_trgm", "font_family", postgresql_using="gin", postgresql_ops={"font_family": "gin_trgm_ops"}),
     )
 
     project_id: Mapped[int] = mapped_column(Integer, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False)

@@ -3,9 +3,11 @@
 Example:
     >>> from copythat_ops import tokens
     >>> sorted(tokens.__all__)
-    ['backfill_tokens']
+    ['backfill_tokens', 'export_tokens', 'search']
 """
 
 from .backfill import backfill_tokens
+from .export import export_tokens
+from .search import search
 
-__all__ = ["backfill_tokens"]
+__all__ = ["backfill_tokens", "export_tokens", "search"]

@@ -68,7 +68,7 @@ $fn$
 """
 
 # A number, or a string such as '16', '16px', '1.5rem', '-0.5px': the number and the unit (NULL when not given).
-_DIMENSION = r"^\s*(-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+))\s*([a-z%]*)\s*$"
+_DIMENSION = r"^\s*(-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+))\s*([a-z]*)\s*$"
 
 
 def _number(expr: str) -> str:
@@ -453,6 +453,6 @@ def rejected_summary(rejected: pd.DataFrame, shown: int = SHOWN) -> str:
         return "no job rejected"
     first = "; ".join(f"{row.job_id} ({row.reason})" for row in rejected.head(shown).itertuples())
     more = f"; and {len(rejected) - shown} more" if len(rejected) > shown else ""
-    jobs = "job" if len(rejected) == 1 else "jobs"
-    return f"{len(rejected)} {jobs} rejected (its tokens not written): {first}{more}".replace("(its", "(its" if len(rejected) == 1 else "(their")
+    jobs, their = ("job", "its") if len(rejected) == 1 else ("jobs", "their")
+    return f"{len(rejected)} {jobs} rejected ({their} tokens not written): {first}{more}"
 
