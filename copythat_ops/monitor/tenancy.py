@@ -45,9 +45,8 @@ def rls_status(*, engine: Engine | None = None) -> pd.DataFrame:
     see `per_row_calls`), primary_key. Read from the catalog; no table is locked.
 
     Example:
-        >>> rls_status().query("table == 'projects'")[["rls_enabled", "rls_forced", "policies", "per_row_policies"]]
-           rls_enabled  rls_forced  policies per_row_policies
-        7         True        True         2
+        >>> rls_status().query("table == 'projects'")[["rls_enabled", "rls_forced", "policies", "per_row_policies"]].values.tolist()
+        [[True, True, 2, '']]
     """
     tables = query(
         """
@@ -89,10 +88,8 @@ def policies(*, engine: Engine | None = None) -> pd.DataFrame:
     subquery, so it runs once per row instead of once per query (see `per_row_calls`).
 
     Example:
-        >>> policies().query("table == 'projects'")[["policy", "command", "roles", "per_row"]]
-             policy command         roles  per_row
-        4  operator     ALL        PUBLIC    False
-        5    tenant     ALL  copythat_app    False
+        >>> policies().query("table == 'projects'")[["policy", "command", "roles", "per_row"]].values.tolist()
+        [['operator', 'ALL', 'PUBLIC', False], ['tenant', 'ALL', 'copythat_app', False]]
     """
     found = query(
         """
