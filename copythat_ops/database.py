@@ -15,9 +15,10 @@ carries no password. libpq's `sslmode=` becomes asyncpg's `ssl`;
 checkout that waits `pool_timeout` (5 s) for a free connection raises
 PoolExhaustedError with the guide's fix.
 
-One engine serves one event loop: a script that calls `asyncio.run()` more
-than once awaits `dispose()` at the end of each run (the next use makes a
-fresh engine).
+One engine serves one event loop. A session made after the loop the engine
+served has closed (a second `asyncio.run()`) gets a fresh engine; a script
+that calls `asyncio.run()` more than once should still await `dispose()` at
+the end of each run, so the server sees its connections closed.
 
 Example:
     >>> import asyncio
@@ -293,9 +294,24 @@ def configure(url: URL | str | None = None, **pool: Any) -> AsyncEngine:
 
 
 def _engine() -> AsyncEngine:
+    loop = _running_loop()
+    if _state["engine"] is not None and loop is not None:
+        first = _state.setdefault("loop", loop)
+        if first is not loop and first.is_closed():  # a second asyncio.run(): that loop's connections cannot serve this one
+            options = _state["options"]
+            reset()
+            _state["options"] = options
     if _state["engine"] is None:
         _state["engine"] = make_engine(**_state["options"])
+        _state["loop"] = loop
     return _state["engine"]
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 async def dispose() -> None:

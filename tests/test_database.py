@@ -243,3 +243,17 @@ def test_a_full_pool_says_pool_exhausted_and_the_fix(migrated):
     message = str(raised.value)
     assert message.startswith("pool exhausted: all 2 connections (pool_size 1 + max_overflow 1) stayed in use for 0.2s")
     assert "raise pool_size / max_overflow" in message and "application_name 'copythat-ops-api'" in message
+
+
+def test_a_second_asyncio_run_gets_a_fresh_engine_instead_of_the_closed_loops(migrated, monkeypatch):
+    monkeypatch.setenv(URL_VAR, migrated.render_as_string(hide_password=False))
+
+    async def backend():
+        async with database.AsyncSessionLocal() as session:
+            return await session.scalar(text("SELECT pg_backend_pid()")), database.engine
+
+    first_pid, first_engine = asyncio.run(backend())
+    second_pid, second_engine = asyncio.run(backend())  # no dispose() between: the first loop's connection cannot serve this one
+    assert second_engine is not first_engine and second_pid != first_pid
+    third_pid, third_engine = asyncio.run(backend())
+    assert third_engine is not second_engine

@@ -232,3 +232,13 @@ def test_serve_on_another_address_needs_the_token_and_then_requires_it(migrated)
         code, out, err = stop(process)
     assert without.status_code == 401 and with_token.status_code == 200
     assert code == 0 and "bearer token required" in err and TOKEN not in out + err
+
+
+def test_the_parsers_copies_of_library_constants_agree_with_the_library():
+    from copythat_ops import database
+    from copythat_ops.api import app
+    from copythat_ops.cli import serve as command
+
+    assert command.app.TOKEN_VAR == app.TOKEN_VAR
+    assert (command.database.POOL_SIZE, command.database.MAX_OVERFLOW, command.database.POOL_TIMEOUT) == (
+        database.POOL_SIZE, database.MAX_OVERFLOW, database.POOL_TIMEOUT)  # fmt: skip
