@@ -242,3 +242,16 @@ def test_the_parsers_copies_of_library_constants_agree_with_the_library():
     assert command.app.TOKEN_VAR == app.TOKEN_VAR
     assert (command.database.POOL_SIZE, command.database.MAX_OVERFLOW, command.database.POOL_TIMEOUT) == (
         database.POOL_SIZE, database.MAX_OVERFLOW, database.POOL_TIMEOUT)  # fmt: skip
+
+
+def test_metrics_pass_the_targets_file_on_and_an_unknown_target_is_400(migrated, tmp_path):
+    targets = tmp_path / "targets.env"
+    targets.write_text(f"main={migrated.render_as_string(hide_password=False)}\n")
+
+    async def scrape():
+        app = create_app(migrated, targets_file=targets)
+        return await get(app, "/metrics?target=main", dispose=False), await get(app, "/metrics?target=nosuch")
+
+    named, unknown = asyncio.run(scrape())
+    assert named.status_code == 200 and b"pg_up 1.0" in named.content
+    assert unknown.status_code == 400 and "nosuch" in unknown.json()["error"] and unknown.json()["fix"]
