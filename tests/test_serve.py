@@ -255,3 +255,24 @@ def test_metrics_pass_the_targets_file_on_and_an_unknown_target_is_400(migrated,
     named, unknown = asyncio.run(scrape())
     assert named.status_code == 200 and b"pg_up 1.0" in named.content
     assert unknown.status_code == 400 and "nosuch" in unknown.json()["error"] and unknown.json()["fix"]
+
+
+def test_db_test_behind_a_lock_answers_503_within_its_lock_timeout_naming_the_lock(migrated):
+    holder = get_engine(migrated).connect()
+    transaction = holder.begin()
+    try:
+        holder.execute(text("LOCK TABLE projects IN ACCESS EXCLUSIVE MODE"))
+        response = asyncio.run(asyncio.wait_for(get(create_app(migrated), "/api/v1/db-test"), timeout=60))  # nothing hangs
+    finally:
+        transaction.rollback()
+        holder.close()
+    body = response.json()
+    assert response.status_code == 503 and body["database"] == "error"
+    assert body["error"] == "the projects count waited 1s for a lock another session holds on projects"
+    assert "copythat-ops monitor activity locks" in body["fix"]
+
+
+def test_health_that_overruns_its_time_is_503_unknown(migrated):
+    response = asyncio.run(get(create_app(migrated, health_timeout=0.001), "/api/v1/health"))
+    assert response.status_code == 503 and response.json()["verdict"] == "UNKNOWN"
+    assert response.json()["error"] == "the health checks did not finish within 0.001s"

@@ -129,7 +129,7 @@ def create_app(
             return _unavailable("unreachable", where, exc)
         except DBAPIError as exc:
             state = "unreachable" if exc.connection_invalidated else "error"
-            return _unavailable(state, where, _plain(exc))
+            return _unavailable(state, where, _query_error(exc))
         except (OSError, asyncio.TimeoutError) as exc:
             return _unavailable("unreachable", where, _plain(exc))
         return JSONResponse(
@@ -201,6 +201,22 @@ def _unavailable(state: str, where: str, exc: CopythatError, *, retry_after: int
         status_code=503,
         headers={"Retry-After": str(retry_after)},
     )
+
+
+def _query_error(exc: DBAPIError) -> CopythatError:
+    """What db-test's query ran into: a lock, its timeout, or the driver's own words."""
+    code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+    if code == "55P03":
+        return CopythatError(
+            "the projects count waited 1s for a lock another session holds on projects",
+            fix="see who holds it: copythat-ops monitor activity locks; it ends when that transaction does",
+        )
+    if code == "57014":
+        return CopythatError(
+            f"the projects count ran longer than its {DB_TEST_TIMEOUT} statement timeout",
+            fix="the server is overloaded or the table is huge: copythat-ops monitor health",
+        )
+    return _plain(exc)
 
 
 def _plain(exc: BaseException) -> CopythatError:
