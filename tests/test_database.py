@@ -257,3 +257,48 @@ def test_a_second_asyncio_run_gets_a_fresh_engine_instead_of_the_closed_loops(mi
     assert second_engine is not first_engine and second_pid != first_pid
     third_pid, third_engine = asyncio.run(backend())
     assert third_engine is not second_engine
+
+
+def test_the_first_connect_is_retried_while_the_server_wakes(server, migrated):
+    """A Neon compute waking from suspend drops the first connection attempts: a proxy that closes its first one shows the retry."""
+    admin = server.admin
+    socket_dir, port = admin.query.get("host"), int(admin.query.get("port", admin.port or 5432))
+
+    async def scenario():
+        seen = []
+
+        async def handle(reader, writer):
+            seen.append(len(seen) + 1)
+            if len(seen) == 1:  # the compute is still waking: the connection is dropped
+                writer.close()
+                return
+            if socket_dir and socket_dir.startswith("/"):
+                upstream_reader, upstream_writer = await asyncio.open_unix_connection(f"{socket_dir}/.s.PGSQL.{port}")
+            else:
+                upstream_reader, upstream_writer = await asyncio.open_connection(admin.host, port)
+
+            async def pipe(source, target):
+                try:
+                    while data := await source.read(65536):
+                        target.write(data)
+                        await target.drain()
+                finally:
+                    target.close()
+
+            await asyncio.gather(pipe(reader, upstream_writer), pipe(upstream_reader, writer), return_exceptions=True)
+
+        proxy = await asyncio.start_server(handle, "127.0.0.1", 0)
+        proxy_port = proxy.sockets[0].getsockname()[1]
+        url = asyncpg_url(migrated).set(host="127.0.0.1", port=proxy_port, query={"ssl": "disable"})
+        url = url.set(username=admin.username, password=admin.password)
+        engine = make_engine(url)
+        try:
+            async with engine.connect() as conn:
+                value = await conn.scalar(text("SELECT current_database()"))
+        finally:
+            await engine.dispose()
+            proxy.close()
+        return value, seen
+
+    value, seen = asyncio.run(scenario())
+    assert value == migrated.database and seen[:2] == [1, 2]

@@ -276,3 +276,8 @@ def test_health_that_overruns_its_time_is_503_unknown(migrated):
     response = asyncio.run(get(create_app(migrated, health_timeout=0.001), "/api/v1/health"))
     assert response.status_code == 503 and response.json()["verdict"] == "UNKNOWN"
     assert response.json()["error"] == "the health checks did not finish within 0.001s"
+
+
+def test_live_answers_without_a_database():
+    response = asyncio.run(get(create_app(f"postgresql+asyncpg://app:{SECRET}@127.0.0.1:{free_port()}/neondb"), "/api/v1/live"))
+    assert (response.status_code, response.json()) == (200, {"status": "alive"})

@@ -7,6 +7,7 @@ Routes (all under the bearer token when one is configured):
 - `GET /api/v1/health`: `monitor.health()` as JSON (`verdict`, `checks`, `unjudged`); 200 for
   OK, WARN and UNKNOWN, 503 for CRIT, an unreachable database, or checks that overran `health_timeout`.
 - `GET /metrics[?target=NAME]`: Prometheus exposition (`copythat_ops.api.metrics`).
+- `GET /api/v1/live`: `{"status": "alive"}` without touching the database (a liveness probe; db-test is the readiness one).
 
 `provider` is "Neon" for a `*.neon.tech` host, "embedded" for the toolkit's embedded server,
 else "PostgreSQL" (the words of `copythat-ops db check`). No error body carries a traceback or
@@ -80,7 +81,7 @@ def create_app(
     Example:
         >>> app = create_app(token="a-token-of-16-chars-or-more")
         >>> sorted(route.path for route in app.routes if route.path.startswith(("/api", "/metrics")))
-        ['/api/v1/db-test', '/api/v1/health', '/metrics']
+        ['/api/v1/db-test', '/api/v1/health', '/api/v1/live', '/metrics']
     """
     token = os.environ.get(TOKEN_VAR) if token is _UNSET else token
     token = _checked_token(token)
@@ -111,6 +112,11 @@ def create_app(
     app.dependency_overrides[get_db] = app_db
 
     app.add_middleware(_Guard, token=token)
+
+    @app.get("/api/v1/live")
+    async def live() -> dict:
+        """The process answers (a liveness probe): touches no database, so a database outage does not restart the server."""
+        return {"status": "alive"}
 
     @app.get("/api/v1/db-test")
     async def db_test(db: AsyncSession = Depends(get_db)) -> JSONResponse:
