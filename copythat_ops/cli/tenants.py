@@ -6,6 +6,7 @@ report; 2 stays for bad input or a database before the tenancy revision.
 Example:
     $ copythat-ops tenants usage
     $ copythat-ops tenants isolation
+    $ copythat-ops tenants rls
     $ copythat-ops tenants policies
 """
 
@@ -31,9 +32,10 @@ def register(groups) -> None:
         "isolation", help=f"prove as copythat_app that no organization sees or writes another's rows (rolled back); exit {FAIL_EXIT} if one does"
     )
     isolation.set_defaults(run=run_isolation)
-    policies = commands.add_parser("policies", help="the row-level security of every table of schema public and its policies")
-    policies.add_argument("view", nargs="?", choices=["tables", "policies"], default="tables", help="default tables")
-    policies.set_defaults(run=lambda a: tenancy.rls_status() if a.view == "tables" else tenancy.policies())
+    rls = commands.add_parser("rls", help="row-level security of every table of schema public: tenant, enabled, forced, policies, primary key")
+    rls.set_defaults(run=lambda a: tenancy.rls_status())
+    policies = commands.add_parser("policies", help="the row-level security policies of schema public, with their expressions")
+    policies.set_defaults(run=lambda a: tenancy.policies())
 
 
 def run_isolation(args) -> object:
