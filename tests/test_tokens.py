@@ -382,6 +382,11 @@ def many_tokens(engine, searchable):
 
 def test_the_search_is_planned_on_the_trigram_indexes(engine, many_tokens):
     with engine.connect() as conn:
+        if conn.scalar(text("SELECT NOT (rolsuper OR rolbypassrls) FROM pg_roles WHERE rolname = current_user")):
+            pytest.skip(
+                "the test login is subject to the FORCEd row-level security of revision b11509538edf: pg_trgm's operators are not "
+                "LEAKPROOF, so the planner may not use them as index conditions under a policy (docs/tokens.md, 'Search under row-level security')"
+            )
         conn.execute(text("SET pg_trgm.word_similarity_threshold = 0.3"))
         plan = explain(conn, search_sql("color"), {"text": "brnad", "limit": 20})
         assert "ix_color_tokens_name_trgm" in plan and "Seq Scan on color_tokens" not in plan, plan
@@ -391,6 +396,33 @@ def test_the_search_is_planned_on_the_trigram_indexes(engine, many_tokens):
             assert index in plan, plan
     found = search("brand-primery", kind="color", engine=engine)
     assert found["name"].iloc[0] == "brand-primary"
+
+
+def test_the_application_role_finds_only_its_organizations_names(engine, searchable):
+    with engine.begin() as conn:
+        other = conn.execute(text("INSERT INTO organizations (name, slug) VALUES ('Globex', 'globex') RETURNING id")).scalar_one()
+        project = conn.execute(text("INSERT INTO projects (name, organization_id) VALUES ('Globex brand', :o) RETURNING id"), {"o": other}).scalar_one()
+        conn.execute(text("INSERT INTO color_tokens (project_id, name, hex) VALUES (:p, 'brand-secondary', '#654321')"), {"p": project})
+        acme = conn.execute(text("SELECT id FROM organizations WHERE slug = 'acme'")).scalar_one()
+    sql = search_sql("all")
+    seen = {}
+    with engine.connect() as conn:
+        try:
+            conn.execute(text("SET ROLE copythat_app"))
+        except Exception:
+            pytest.skip("the test login may not SET ROLE copythat_app")
+        conn.commit()
+        try:
+            for name, organization in (("acme", acme), ("globex", other), ("none", None)):
+                settings = {"pg_trgm.word_similarity_threshold": "0.3", **({"app.organization_id": str(organization)} if organization else {})}
+                found = run_query(sql, {"text": "brnad", "limit": 100}, conn=conn, settings=settings, name="test")
+                seen[name] = set(found["project_id"])
+        finally:
+            conn.rollback()
+            conn.execute(text("RESET ROLE"))
+            conn.commit()
+    assert project in seen["globex"] and searchable in seen["acme"]
+    assert project not in seen["acme"] and searchable not in seen["globex"] and seen["none"] == set()
 
 
 def test_the_trigram_revision_round_trips_and_migrate_check_agrees(server):
