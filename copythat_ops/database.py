@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import URL, make_url
 
-from .config import libpq_url, mask_text, mask_url, normalize_url, settings
+from .config import libpq_url, mask_text, mask_url, normalize_url, settings  # noqa: F401 (mask_url: for the examples)
 from .errors import ConfigError, ConnectError
 from .models import Base
 

@@ -39,7 +39,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
@@ -49,7 +49,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from .. import database
 from ..config import mask_text, mask_url, normalize_url, provider
 from ..database import get_db
-from ..errors import ConfigError, CopythatError, InputError
+from ..errors import ConfigError, ConnectError, CopythatError, InputError
 
 TOKEN_VAR = "COPYTHAT_SERVE_TOKEN"
 TOKEN_MIN_LENGTH = 16
@@ -157,11 +157,11 @@ def create_app(
                  "checks": []},
                 status_code=503,
             )  # fmt: skip
-        except CopythatError as exc:
+        except ConnectError as exc:  # the database cannot be reached: the worst there is
             return JSONResponse({"verdict": "CRIT", "error": mask_text(exc.problem), "fix": exc.fix, "checks": []}, status_code=503)
-        except Exception as exc:
-            problem = _plain(exc)
-            return JSONResponse({"verdict": "UNKNOWN", "error": problem.problem, "fix": problem.fix, "checks": []}, status_code=503)
+        except Exception as exc:  # the report itself could not be made
+            problem = exc if isinstance(exc, CopythatError) else _plain(exc)
+            return JSONResponse({"verdict": "UNKNOWN", "error": mask_text(problem.problem), "fix": problem.fix, "checks": []}, status_code=503)
         return JSONResponse(report, status_code=503 if report["verdict"] == "CRIT" else 200)
 
     @app.get("/metrics")
