@@ -167,11 +167,12 @@ def test_a_full_pool_answers_503_pool_exhausted_with_the_fix_and_never_holds_mor
                 peak = max(peak, count)
                 await asyncio.sleep(0.02)
             responses = await asyncio.wait_for(requests, timeout=60)  # nothing hangs
+            scrape = (await client.get("/metrics")).text
         await app.state.engine.dispose()
         await watcher.close()
-        return responses, peak
+        return responses, peak, scrape
 
-    responses, peak = asyncio.run(load())
+    responses, peak, scrape = asyncio.run(load())
     ok = [r for r in responses if r.status_code == 200]
     exhausted = [r for r in responses if r.status_code == 503]
     assert len(ok) + len(exhausted) == 10 and ok and exhausted
@@ -180,6 +181,10 @@ def test_a_full_pool_answers_503_pool_exhausted_with_the_fix_and_never_holds_mor
     assert body["database"] == "pool exhausted"
     assert body["error"] == "pool exhausted: all 3 connections (pool_size 2 + max_overflow 1) stayed in use for 0.3s"
     assert "raise pool_size / max_overflow" in body["fix"] and f"application_name '{name}'" in body["fix"]
+    metrics = dict(line.rsplit(" ", 1) for line in scrape.splitlines() if line.startswith("copythat_api_"))
+    assert metrics["copythat_api_pool_limit"] == "3.0" and metrics["copythat_api_pool_checked_out"] == "0.0"
+    assert float(metrics["copythat_api_pool_exhausted_total"]) == len(exhausted)
+    assert float(metrics['copythat_api_requests_total{code="503",route="/api/v1/db-test"}']) == len(exhausted)
 
 
 def serve(*args: str, url, env: dict | None = None) -> subprocess.Popen:

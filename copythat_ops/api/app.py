@@ -6,7 +6,8 @@ Routes (all under the bearer token when one is configured):
   HTTP 503 with `"database": "unreachable"` (or `"pool exhausted"`), `error` and `fix` when it cannot answer.
 - `GET /api/v1/health`: `monitor.health()` as JSON (`verdict`, `checks`, `unjudged`); 200 for
   OK, WARN and UNKNOWN, 503 for CRIT, an unreachable database, or checks that overran `health_timeout`.
-- `GET /metrics[?target=NAME]`: Prometheus exposition (`copythat_ops.api.metrics`).
+- `GET /metrics[?target=NAME]`: Prometheus exposition (`copythat_ops.api.metrics`); the default scrape adds
+  the server's own (`AppMetrics`: requests, latency, the pool).
 - `GET /api/v1/live`: `{"status": "alive"}` without touching the database (a liveness probe; db-test is the readiness one).
 
 `provider` is "Neon" for a `*.neon.tech` host, "embedded" for the toolkit's embedded server,
@@ -111,7 +112,8 @@ def create_app(
 
     app.dependency_overrides[get_db] = app_db
 
-    app.add_middleware(_Guard, token=token)
+    app.state.metrics = AppMetrics(engine)
+    app.add_middleware(_Guard, token=token, metrics=app.state.metrics)
 
     @app.get("/api/v1/live")
     async def live() -> dict:
@@ -130,6 +132,7 @@ def create_app(
                 await db.execute(text("/* copythat-ops:db-test.hold */ SELECT pg_sleep(:hold)"), {"hold": hold})
             count = await db.scalar(text("/* copythat-ops:db-test */ SELECT count(*) FROM projects")) if has_projects else None
         except database.PoolExhaustedError as exc:
+            app.state.metrics.exhausted.inc()
             return _unavailable("pool exhausted", where, exc, retry_after=max(1, round(pool_timeout)))
         except CopythatError as exc:
             return _unavailable("unreachable", where, exc)
@@ -175,6 +178,8 @@ def create_app(
             return JSONResponse({"error": mask_text(exc.problem), "fix": exc.fix}, status_code=400)
         except CopythatError as exc:
             return JSONResponse({"error": mask_text(exc.problem), "fix": exc.fix}, status_code=500)
+        if target is None and content_type.startswith("text/plain"):  # the server's own metrics ride on the default scrape only
+            body = body + app.state.metrics.exposition()
         return Response(content=body, headers={"Content-Type": content_type})
 
     return app
@@ -234,13 +239,73 @@ def _plain(exc: BaseException) -> CopythatError:
     return CopythatError(first, fix="see the server's log; run `copythat-ops db check` to test the connection")
 
 
+class AppMetrics:
+    """The server's own Prometheus metrics, beside the database's on the default `/metrics` scrape.
+
+    `copythat_api_requests_total{route,code}`, `copythat_api_request_duration_seconds{route}` (histogram),
+    the pool as gauges (`copythat_api_pool_size`, `..._pool_limit`, `..._pool_checked_out`, `..._pool_idle`,
+    `..._pool_overflow`) and `copythat_api_pool_exhausted_total`.
+
+    Example:
+        >>> metrics = AppMetrics(None)
+        >>> metrics.observe("/api/v1/db-test", 200, 0.01)
+        >>> b'copythat_api_requests_total{code="200",route="/api/v1/db-test"} 1.0' in metrics.exposition()
+        True
+    """
+
+    def __init__(self, engine) -> None:
+        from prometheus_client import CollectorRegistry, Counter, Histogram
+
+        self.engine = engine
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter("copythat_api_requests", "HTTP requests answered, by route template and status code", ["route", "code"], registry=self.registry)
+        self.duration = Histogram(
+            "copythat_api_request_duration_seconds", "Time the app took to answer, by route template", ["route"], registry=self.registry,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+        )  # fmt: skip
+        self.exhausted = Counter("copythat_api_pool_exhausted", "Requests answered 503 because no pooled connection came free within pool_timeout", registry=self.registry)
+        self.registry.register(self)
+
+    def observe(self, route: str, code: int, seconds: float) -> None:
+        """Count one answered request."""
+        self.requests.labels(route=route, code=str(code)).inc()
+        self.duration.labels(route=route).observe(seconds)
+
+    def collect(self):
+        """The pool's gauges, read at scrape time."""
+        from prometheus_client.core import GaugeMetricFamily
+
+        pool = getattr(self.engine, "pool", None)
+        if pool is None:
+            return
+        figures = {
+            "size": ("Connections the pool keeps (pool_size)", pool.size()),
+            "limit": ("Most connections the pool opens (pool_size + max_overflow)", pool.size() + pool._max_overflow),
+            "checked_out": ("Pooled connections in use by requests now", pool.checkedout()),
+            "idle": ("Pooled connections open and free now", pool.checkedin()),
+            "overflow": ("Connections open beyond pool_size now (negative: pool_size not yet reached)", pool.overflow()),
+        }
+        for name, (help_text, value) in figures.items():
+            yield GaugeMetricFamily(f"copythat_api_pool_{name}", help_text, value=value)
+
+    def describe(self):
+        return []
+
+    def exposition(self) -> bytes:
+        """The text exposition of these metrics."""
+        from prometheus_client import generate_latest
+
+        return generate_latest(self.registry)
+
+
 class _Guard:
     """Pure ASGI middleware: every HTTP request says how long the app took (`Server-Timing: app;dur=MS`), and with a
     token configured, one without `Authorization: Bearer TOKEN` gets 401 (compared in constant time)."""
 
-    def __init__(self, app, token: str | None) -> None:
+    def __init__(self, app, token: str | None, metrics: AppMetrics) -> None:
         self.app = app
         self.expected = token.encode() if token else None
+        self.metrics = metrics
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
@@ -249,8 +314,10 @@ class _Guard:
 
         async def timed(message) -> None:
             if message["type"] == "http.response.start":
-                took = (time.perf_counter() - started) * 1000
-                message = {**message, "headers": [*message.get("headers", []), (b"server-timing", f"app;dur={took:.1f}".encode())]}
+                took = time.perf_counter() - started
+                route = getattr(scope.get("route"), "path", "other")  # the route's template, never the raw path: bounded labels
+                self.metrics.observe(route, message["status"], took)
+                message = {**message, "headers": [*message.get("headers", []), (b"server-timing", f"app;dur={took * 1000:.1f}".encode())]}
             await send(message)
 
         if self.expected is not None and not self._allowed(scope):
