@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from . import safety
+from . import safety, snapshots
 from .lazy import library
 from .output import Report
 
@@ -26,6 +26,7 @@ def register(groups) -> None:
     url.add_argument("--libpq", action="store_true", help=LIBPQ_HELP)
     actions.add_parser("check", help="connect and report provider, version, revision, latency")
     safety.register_db(actions)
+    snapshots.register_db(actions)
     register_drills(actions)
     db.set_defaults(run=run)
 
@@ -35,6 +36,8 @@ def run(args) -> object:
         return run_drills(args)
     if args.action in safety.DB_ACTIONS:
         return safety.run_db(args)
+    if args.action in snapshots.DB_ACTIONS:
+        return snapshots.run_db(args)
     from .. import embedded  # the library loads with the command: building the parser loads none of it
     from ..check import check_connection, database_status
     from ..config import libpq_url, mask_url
