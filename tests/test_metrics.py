@@ -111,7 +111,7 @@ def jobs_db(db_url):
 def fresh(monkeypatch, tmp_path):
     monkeypatch.setenv("COPYTHAT_BACKUP_DIR", str(tmp_path / "backups"))
     monkeypatch.delenv(targets.TARGETS_FILE_VAR, raising=False)
-    metrics._health_states.clear()
+    metrics._background_states.clear()
     yield
     targets.dispose_target_engines()
 
@@ -128,6 +128,7 @@ def test_one_scrape_has_every_family_and_the_staged_numbers(jobs_db, monkeypatch
     assert value(found, "pg_up") == 1
     assert {value(found, "copythat_scrape_error", collector=c) for c in metrics.COLLECTORS} == {0}
     assert [value(found, "copythat_jobs", status=s) for s in ("pending", "processing", "completed", "failed")] == [2, 1, 6, 5]
+    assert 0 <= value(found, "copythat_job_totals_age_seconds") < 60
     assert value(found, "copythat_jobs_finished_15m", status="failed") == 3 and value(found, "copythat_jobs_finished_15m", status="completed") == 0
     assert value(found, "copythat_job_failure_ratio_15m") == 1.0
     assert value(found, "copythat_jobs_stuck", status="processing") == 1 and value(found, "copythat_jobs_stuck", status="pending") == 0
@@ -202,8 +203,9 @@ def test_a_locked_jobs_table_is_marked_and_the_scrape_still_answers(jobs_db, mon
     found = samples(body)
     assert value(found, "pg_up") == 1
     assert value(found, "copythat_scrape_error", collector="jobs") == 1 and value(found, "copythat_scrape_error", collector="stuck_jobs") == 1
-    assert not any(name in ("copythat_jobs", "copythat_jobs_stuck", "copythat_job_failure_ratio_15m") for name, _ in found)  # left out, not zero
-    for collector in ("server", "sequences", "migrations", "backups", "health"):
+    assert not any(name in ("copythat_jobs_stuck", "copythat_job_failure_ratio_15m") for name, _ in found)  # left out, not zero
+    assert {dict(labels)["status"] for name, labels in found if name == "copythat_jobs"} == {"completed", "failed"}  # counted before the lock
+    for collector in ("server", "sequences", "migrations", "backups", "job_totals", "health"):
         assert value(found, "copythat_scrape_error", collector=collector) == 0, collector
     assert value(found, "pg_database_size_bytes", datname=jobs_db.database) > 0
     assert value(found, "copythat_scrape_collector_duration_seconds", collector="jobs") < 1  # it gave up after its lock timeout
@@ -344,3 +346,25 @@ def test_the_app_route_answers_the_exposition_and_400_for_an_unknown_target(jobs
         assert value(samples(client.get("/metrics", params={"target": "prod"}).content), "copythat_jobs", status="pending") == 2
         wrong = client.get("/metrics", params={"target": "nope"})
         assert wrong.status_code == 400 and "known: prod" in wrong.json()["error"]
+
+
+def test_open_jobs_are_counted_every_scrape_and_the_rest_once_an_interval(server, monkeypatch):
+    url = server.create_database("metrics_totals")
+    try:
+        migrations.upgrade(url=url)
+        stage_jobs(url, completed=3, failed=0, pending=1)
+        assert value(found := scrape_default(url, monkeypatch), "copythat_jobs", status="completed") == 3
+        assert value(found, "copythat_jobs", status="pending") == 1
+        stage_jobs(url, completed=4, failed=0, pending=2)
+        found = scrape_default(url, monkeypatch)
+        assert value(found, "copythat_jobs", status="pending") == 3  # fresh
+        assert value(found, "copythat_jobs", status="completed") == 3  # the count made less than JOB_TOTALS_INTERVAL ago
+        monkeypatch.setattr(metrics, "JOB_TOTALS_INTERVAL", 0.0)
+        metrics.scrape(targets.target())  # starts a new count in the background
+        deadline = time.monotonic() + HANG_GUARD
+        while value(found := scrape_default(url, monkeypatch), "copythat_jobs", status="completed") != 7 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert value(found, "copythat_jobs", status="completed") == 7
+    finally:
+        targets.dispose_target_engines()
+        server.drop_database(url)

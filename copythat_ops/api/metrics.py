@@ -12,10 +12,16 @@ left of `SCRAPE_BUDGET` (1.5 s) and a `LOCK_TIMEOUT` (200 ms) lock timeout, and
 the answer is rendered when the budget is spent whatever is still running. A
 collector that could not read (a lock, a timeout, the budget, a missing table)
 leaves its metrics out and says `copythat_scrape_error{collector="..."} 1`;
-`pg_up` says whether the database answered at all. The full `health()` report
-is too heavy to run on every scrape: it runs in the background at most once a
-`HEALTH_INTERVAL` (60 s) per target, and a scrape shows the latest report and
-its age (a first scrape waits for it within its budget).
+`pg_up` says whether the database answered at all.
+
+Two reads are too heavy for every scrape of a big database and run in the
+background instead, per target, each in a thread of its own: the full
+`health()` report at most once a `HEALTH_INTERVAL` (60 s), and the count of
+every job by status at most once a `JOB_TOTALS_INTERVAL` (5 min; a
+whole-table count). A scrape shows their latest result and its age (a first
+scrape waits for them within its budget). What every scrape counts stays on
+the `(status, created_at)` index: the pending and processing jobs, and the
+jobs finished in the last 15 minutes among those created in the last day.
 
 Example:
     >>> body, content_type = exposition()
@@ -48,14 +54,17 @@ LOCK_TIMEOUT = "200ms"  # how long one query waits for a lock before its collect
 QUERY_TIMEOUT = 1.0  # seconds: the longest statement timeout of one query (less when less of the budget is left)
 MIN_QUERY_SECONDS = 0.05  # a query is not started with less than this left of the budget
 HEALTH_INTERVAL = 60.0  # seconds between two health() runs of a target
-HEALTH_STALE_RUNS = 3  # a report older than this many HEALTH_INTERVALs is not shown (its collector is marked unread)
+JOB_TOTALS_INTERVAL = 300.0  # seconds between two counts of every job by status (a whole-table count: too slow for every scrape of millions)
+JOB_TOTALS_TIMEOUT = "60s"  # the statement timeout of that count, in the background
+STALE_RUNS = 3  # a background result older than this many intervals is not shown (its collector is marked unread)
 STUCK_PROCESSING = 30 * 60  # seconds in `processing` before a job counts as stuck (stuck_jobs' older_than)
 STUCK_PENDING = 60 * 60  # seconds in `pending` before a job counts as stuck (stuck_jobs' pending_older_than)
 RECENT_WINDOW = 15 * 60  # seconds: the window of copythat_jobs_finished_15m and copythat_job_failure_ratio_15m
 RECENT_CREATED = 24 * 60 * 60  # seconds: jobs finished recently are looked for among those created this recently (the status, created_at index)
 STATUS_CODES = {"OK": 0, "WARN": 1, "CRIT": 2, "UNKNOWN": 3}
 ACTIVITY_STATES = ("active", "idle", "idle in transaction", "idle in transaction (aborted)", "fastpath function call", "disabled")
-COLLECTORS = ("server", "jobs", "stuck_jobs", "sequences", "migrations", "backups", "health")
+OPEN_STATUSES = ("pending", "processing")
+COLLECTORS = ("server", "jobs", "stuck_jobs", "sequences", "migrations", "backups", "job_totals", "health")
 
 log = logging.getLogger("copythat_ops.metrics")
 
@@ -100,8 +109,9 @@ def scrape(found: Target, *, budget: float = SCRAPE_BUDGET) -> list[Metric]:
         worker.start()
     for worker in workers:
         worker.join(timeout=max(0.0, run.deadline - time.monotonic()))
-    health = _health(found, wait_until=run.deadline)
-    return run.families(health)
+    health = _background(found, "health", _health_report, HEALTH_INTERVAL, wait_until=run.deadline)
+    totals = _background(found, "job_totals", _job_totals, JOB_TOTALS_INTERVAL, wait_until=run.deadline)
+    return run.families(health, totals)
 
 
 # --- one scrape ----------------------------------------------------------------------------------------------------
@@ -119,6 +129,7 @@ class _Run:
     results: dict[str, list[Metric]] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
+    open_counts: dict[str, int] | None = None
 
     def left(self) -> float:
         return self.deadline - time.monotonic()
@@ -169,11 +180,16 @@ class _Run:
             raise TimeoutError("the scrape budget was spent")
         return run_query(sql, params, name=f"metrics.{name}", conn=conn, timeout=self.timeout(), settings={"lock_timeout": LOCK_TIMEOUT})
 
-    def families(self, health: _HealthState | None) -> list[Metric]:
+    def families(self, health: _Background, totals: _Background) -> list[Metric]:
         with self.lock:
-            up, results, errors, seconds = self.up, dict(self.results), dict(self.errors), dict(self.seconds)
+            up, results, errors, seconds, open_counts = self.up, dict(self.results), dict(self.errors), dict(self.seconds), self.open_counts
         found: list[Metric] = [_gauge("pg_up", "Whether the database answered this scrape (1) or not (0)", 1 if up else 0)]
-        for name in COLLECTORS[:-1]:
+        for name in COLLECTORS[:-2]:
+            if name == "jobs":
+                jobs, why = _jobs_family(open_counts if "jobs" in results else None, totals)
+                found += jobs
+                if why:
+                    errors["job_totals"] = why
             found += results.get(name, [])
             if name not in results and name not in errors:
                 errors[name] = "database down" if up is False and name != "backups" else "scrape budget spent"
@@ -272,15 +288,14 @@ def _server(run: _Run, conn) -> list[Metric]:
 
 
 def _jobs(run: _Run, conn) -> list[Metric]:
-    from ..models import JOB_STATUSES
-
     rows = run.query(
         conn,
         """
-        SELECT 'all' AS kind,
+        SELECT 'open' AS kind,
                status,
                count(*) AS jobs
         FROM extraction_jobs
+        WHERE status IN ('pending', 'processing')
         GROUP BY status
         UNION ALL
         SELECT 'recent' AS kind,
@@ -297,15 +312,14 @@ def _jobs(run: _Run, conn) -> list[Metric]:
         name="jobs",
     )
     counts = {(kind, status): int(n) for kind, status, n in rows.itertuples(index=False)}
-    by_status = GaugeMetricFamily("copythat_jobs", "Extraction jobs by status", labels=["status"])
-    for status in dict.fromkeys([*JOB_STATUSES, *sorted(s for k, s in counts if k == "all")]):
-        by_status.add_metric([status], counts.get(("all", status), 0))
+    with run.lock:
+        run.open_counts = {status: counts.get(("open", status), 0) for status in OPEN_STATUSES}
     finished = GaugeMetricFamily("copythat_jobs_finished_15m", "Jobs that completed or failed in the last 15 minutes (by completed_at)", labels=["status"])
     done, failed = counts.get(("recent", "completed"), 0), counts.get(("recent", "failed"), 0)
     finished.add_metric(["completed"], done)
     finished.add_metric(["failed"], failed)
     ratio = failed / (done + failed) if done + failed else math.nan
-    return [by_status, finished, _gauge("copythat_job_failure_ratio_15m", "Share of the jobs finished in the last 15 minutes that failed (NaN: none finished)", ratio)]
+    return [finished, _gauge("copythat_job_failure_ratio_15m", "Share of the jobs finished in the last 15 minutes that failed (NaN: none finished)", ratio)]
 
 
 def _stuck_jobs(run: _Run, conn) -> list[Metric]:
@@ -412,68 +426,122 @@ _DATABASE_COLLECTORS: list[tuple[str, Callable]] = [
 ]
 
 
-# --- health, in the background -------------------------------------------------------------------------------------
+# --- health and job totals, in the background ---------------------------------------------------------------------
 
 
 @dataclass
-class _HealthState:
-    report: object = None  # the latest health() DataFrame
+class _Background:
+    """The latest result of a slow read of one target, remade in a thread of its own at most once an interval."""
+
+    result: object = None
     finished: float | None = None  # time.time() of the latest run's end
     took: float | None = None
     error: str | None = None
     thread: threading.Thread | None = None
 
 
-_health_lock = threading.Lock()
-_health_states: dict[str, _HealthState] = {}
+_background_lock = threading.Lock()
+_background_states: dict[tuple[str, str], _Background] = {}
 
 
-def _health(found: Target, *, wait_until: float) -> _HealthState:
-    """The target's latest health report; starts a run when the last is HEALTH_INTERVAL old, waits for a first one until `wait_until`."""
-    key = found.url.render_as_string(hide_password=False)
-    with _health_lock:
-        state = _health_states.setdefault(key, _HealthState())
-        due = state.finished is None or time.time() - state.finished >= HEALTH_INTERVAL
+def _background(found: Target, kind: str, read: Callable[[Target], object], interval: float, *, wait_until: float) -> _Background:
+    """The latest `read(found)`; a new run starts when the last is `interval` old; a first one is waited for until `wait_until`."""
+    key = (kind, found.url.render_as_string(hide_password=False))
+    with _background_lock:
+        state = _background_states.setdefault(key, _Background())
+        due = state.finished is None or time.time() - state.finished >= interval
         if due and (state.thread is None or not state.thread.is_alive()):
-            state.thread = threading.Thread(target=_run_health, args=(found, state), name=f"copythat-health-{found.name}", daemon=True)
+            state.thread = threading.Thread(target=_remake, args=(found, kind, read, state), name=f"copythat-{kind}-{found.name}", daemon=True)
             state.thread.start()
         thread = state.thread
-    if state.report is None and thread is not None:
+    if state.result is None and thread is not None:
         thread.join(timeout=max(0.0, wait_until - time.monotonic()))
     return state
 
 
-def _run_health(found: Target, state: _HealthState) -> None:
-    from ..monitor.health import health
-
+def _remake(found: Target, kind: str, read: Callable[[Target], object], state: _Background) -> None:
     began = time.monotonic()
     try:
-        report = health(engine=target_engine(found))
+        result = read(found)
     except Exception as exc:
         state.error, state.finished = _reason(exc), time.time()
-        log.warning("metrics of target %s: health not read: %s", found.name, state.error)
+        log.warning("metrics of target %s: %s not read: %s", found.name, kind, state.error)
     else:
-        state.report, state.error, state.took, state.finished = report, None, time.monotonic() - began, time.time()
+        state.result, state.error, state.took, state.finished = result, None, time.monotonic() - began, time.time()
 
 
-def _health_families(state: _HealthState | None) -> tuple[list[Metric], str | None]:
+def _shown(state: _Background, what: str, interval: float) -> str | None:
+    """Why a background result is not shown (None: it is): none yet, or older than STALE_RUNS intervals."""
+    if state.result is None:
+        return state.error or f"no {what} yet"
+    age = time.time() - state.finished
+    if age > STALE_RUNS * max(interval, SCRAPE_BUDGET):
+        return f"the latest {what} is {age:.0f} s old" + (f" ({state.error})" if state.error else "")
+    return None
+
+
+def _health_report(found: Target):
+    from ..monitor.health import health
+
+    return health(engine=target_engine(found))
+
+
+def _job_totals(found: Target) -> dict[str, int]:
+    from ..engine import run_query
+
+    rows = run_query(
+        """
+        SELECT status,
+               count(*) AS jobs
+        FROM extraction_jobs
+        GROUP BY status
+        ORDER BY status
+        """,
+        name="metrics.job_totals",
+        engine=target_engine(found),
+        timeout=JOB_TOTALS_TIMEOUT,
+        settings={"lock_timeout": LOCK_TIMEOUT},
+    )
+    return {str(status): int(jobs) for status, jobs in rows.itertuples(index=False)}
+
+
+def _health_families(state: _Background) -> tuple[list[Metric], str | None]:
     from ..monitor.health import verdict
 
-    if state is None or state.report is None:
-        return [], (state.error if state and state.error else "no health report yet")
-    age = time.time() - state.finished
-    if age > HEALTH_STALE_RUNS * max(HEALTH_INTERVAL, SCRAPE_BUDGET):
-        return [], f"the latest health report is {age:.0f} s old" + (f" ({state.error})" if state.error else "")
-    report = state.report
+    why = _shown(state, "health report", HEALTH_INTERVAL)
+    if why:
+        return [], why
+    report = state.result
     checks = GaugeMetricFamily("copythat_health_check_status", "Status of each health() check: 0 OK, 1 WARN, 2 CRIT, 3 UNKNOWN", labels=["check"])
     for row in report.itertuples(index=False):
         checks.add_metric([row.check], STATUS_CODES.get(row.status, 3))
-    worst = STATUS_CODES[verdict(report)]
     families = [
         checks,
-        _gauge("copythat_health_status", "The health verdict, the worst check: 0 OK, 1 WARN, 2 CRIT, 3 UNKNOWN", worst),
+        _gauge("copythat_health_status", "The health verdict, the worst check: 0 OK, 1 WARN, 2 CRIT, 3 UNKNOWN", STATUS_CODES[verdict(report)]),
         _gauge("copythat_health_age_seconds", "Seconds since the health report shown was made", round(time.time() - state.finished, 3)),
     ]
     if state.took is not None:
         families.append(_gauge("copythat_health_duration_seconds", "Seconds the latest health() run took", round(state.took, 3)))
     return families, (f"the latest health run failed: {state.error}" if state.error else None)
+
+
+def _jobs_family(open_counts: dict[str, int] | None, totals: _Background) -> tuple[list[Metric], str | None]:
+    """copythat_jobs: pending and processing from this scrape, the other statuses from the background totals."""
+    from ..models import JOB_STATUSES
+
+    why = _shown(totals, "job totals", JOB_TOTALS_INTERVAL)
+    known = [] if why else [s for s in dict.fromkeys([*JOB_STATUSES, *sorted(totals.result)]) if s not in OPEN_STATUSES]
+    counts = {status: totals.result.get(status, 0) for status in known}
+    if open_counts is not None:  # read this scrape; when they could not be, they are left out rather than shown stale
+        counts = {**open_counts, **counts}
+    family = GaugeMetricFamily(
+        "copythat_jobs",
+        "Extraction jobs by status: pending and processing counted every scrape, the others at most every 5 minutes (copythat_job_totals_age_seconds)",
+        labels=["status"],
+    )
+    for status in sorted(counts, key=lambda s: (JOB_STATUSES.index(s) if s in JOB_STATUSES else len(JOB_STATUSES), s)):
+        family.add_metric([status], counts[status])
+    families = [family] if family.samples else []
+    if not why:
+        families.append(_gauge("copythat_job_totals_age_seconds", "Seconds since the jobs of every status were counted", round(time.time() - totals.finished, 3)))
+    return families, (why or (f"the latest count failed: {totals.error}" if totals.error else None))
