@@ -83,15 +83,107 @@ def database_url(*, replica: bool = False) -> URL:
 def get_engine(url: URL | str | None = None, *, replica: bool = False) -> Engine:
     """Return the engine for `url` (default: `database_url()`), one per URL, cached.
 
+    With `replica=True` (analytics reads): the engine of DATABASE_REPLICA_URL when it is set,
+    reachable and no further behind its primary than $COPYTHAT_REPLICA_MAX_LAG (default 30s);
+    otherwise the primary's, and a `ReplicaFallback` warning says why, once per process until
+    the replica is back (see `replica_engine`).
+
     Example:
         >>> get_engine() is get_engine()
         True
     """
+    if replica and url is None and settings().replica_url is not None:
+        return replica_engine()
     url = normalize_url(url) if url is not None else database_url(replica=replica)
     key = url.render_as_string(hide_password=False)
     if key not in _engines:
         _engines[key] = _create_engine(url)
     return _engines[key]
+
+
+REPLICA_MAX_LAG_VAR = "COPYTHAT_REPLICA_MAX_LAG"
+REPLICA_MAX_LAG = "30s"  # how far behind its primary the replica may be and still take analytics reads
+REPLICA_RECHECK_SECONDS = 10.0  # how long one look at the replica's reachability and lag holds
+_replica_state: dict = {"checked": 0.0, "use": None, "said": None}
+
+
+class ReplicaFallback(UserWarning):
+    """Analytics reads went to the primary because the replica is unreachable or too far behind (said once, not per query)."""
+
+
+def replica_engine(*, max_lag: str | timedelta | None = None) -> Engine:
+    """Return the engine analytics reads use: DATABASE_REPLICA_URL's when it is reachable and within `max_lag` of its primary, else the primary's.
+
+    `max_lag` defaults to $COPYTHAT_REPLICA_MAX_LAG, else 30s. The replica is looked at (one
+    connection, one query, read-only) at most every 10 s; while it is away or behind, the
+    primary takes the reads and a `ReplicaFallback` warning says so once, and again only
+    after the replica was back in between. The replica's sessions are read-only
+    (default_transaction_read_only): nothing writes to it.
+
+    Example:
+        >>> replica_engine() is get_engine()   # no DATABASE_REPLICA_URL: the primary
+        True
+    """
+    configured = settings()
+    primary = get_engine(configured.url) if configured.url is not None else get_engine()
+    if configured.replica_url is None:
+        return primary
+    limit = validate.duration(max_lag or os.environ.get(REPLICA_MAX_LAG_VAR) or REPLICA_MAX_LAG, name="max_lag")
+    replica = _replica(configured.replica_url)
+    now = time.monotonic()
+    if max_lag is None and _replica_state["use"] is not None and now - _replica_state["checked"] < REPLICA_RECHECK_SECONDS:
+        return replica if _replica_state["use"] else primary
+    reason = _replica_problem(replica, limit)
+    _replica_state.update(checked=now, use=reason is None)
+    if reason is None:
+        _replica_state["said"] = None
+        return replica
+    if _replica_state["said"] is None:  # once, until the replica is back
+        import warnings
+
+        _replica_state["said"] = reason
+        warnings.warn(f"analytics reads go to the primary: the replica {reason}", ReplicaFallback, stacklevel=3)
+    return primary
+
+
+def _replica(url: URL) -> Engine:
+    key = "replica:" + url.render_as_string(hide_password=False)
+    if key not in _engines:
+        engine = _create_engine(url)
+
+        @event.listens_for(engine, "connect")
+        def _read_only(dbapi_connection, record):
+            with dbapi_connection.cursor() as cursor:
+                cursor.execute("SET default_transaction_read_only = on")
+            dbapi_connection.commit()
+
+        _engines[key] = engine
+    return _engines[key]
+
+
+def _replica_problem(replica: Engine, limit: timedelta) -> str | None:
+    """Why the replica may not take analytics reads now (unreachable, too far behind), or None."""
+    where = f"{replica.url.host or replica.url.query.get('host', 'localhost')}:{replica.url.port or 5432}"
+    try:
+        with replica.connect() as conn:
+            conn.execute(text("SET LOCAL statement_timeout = '5s'"))
+            lag = conn.scalar(
+                text(
+                    f"""/* {APP_NAME}:replica_lag */
+                    SELECT CASE
+                               WHEN NOT pg_is_in_recovery() THEN 0
+                               WHEN pg_last_wal_receive_lsn() IS NOT DISTINCT FROM pg_last_wal_replay_lsn() THEN 0
+                               ELSE coalesce(extract(epoch FROM now() - pg_last_xact_replay_timestamp()), 0)
+                           END::float8"""
+                )
+            )
+            conn.rollback()
+    except DBAPIError as exc:
+        first = mask_text(str(getattr(exc, "orig", None) or exc).strip().splitlines()[0])
+        return f"at {where} cannot be reached ({first})"
+    if lag > limit.total_seconds():
+        return f"at {where} is {lag:.0f} s behind its primary (more than {limit.total_seconds():g} s, ${REPLICA_MAX_LAG_VAR})"
+    return None
 
 
 def dispose_engines() -> None:

@@ -30,7 +30,7 @@ THRESHOLDS = [
     "connections_warn_percent", "connections_crit_percent", "total_connections", "idle_in_transaction",
     "long_running_seconds", "cache_hit_percent", "cache_hit_min_blocks", "unused_index_scans", "missing_index_rows",
     "index_use_percent", "index_stats_min_scans", "sequence_warn_percent", "sequence_crit_percent",
-    "xids_left_warn", "xids_left_crit", "dead_rows_percent", "dead_rows_min", "replication_lag_seconds",
+    "xids_left_warn", "xids_left_crit", "dead_rows_percent", "dead_rows_min", "replication_lag_seconds", "replication_lag_crit_seconds",
     "slow_query_calls", "slow_query_mean_ms", "forecast_warn_days", "forecast_crit_days", "size_limit",
     "bloat_warn_bytes", "bloat_crit_bytes", "prepared_warn_seconds", "prepared_crit_seconds",
     "transaction_warn_seconds", "transaction_crit_seconds", "commit_ratio_warn_percent",

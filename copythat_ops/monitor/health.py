@@ -76,6 +76,7 @@ def health(
     dead_rows_percent: float = 20,
     dead_rows_min: int = 1_000,
     replication_lag_seconds: float = 5,
+    replication_lag_crit_seconds: float = 60,
     slow_query_calls: int = 100,
     slow_query_mean_ms: float = 20,
     forecast_warn_days: float = 90,
@@ -101,7 +102,9 @@ def health(
     a query running 60 s, a cache hit rate under 99 %, an index scanned at most
     50 times, tables of 10,000+ rows using indexes for under 95 % of scans, a
     sequence 90 % used, under 1.5 billion transaction ids left, replication 5 s
-    behind, statements with 100+ calls averaging 20+ ms. Added here: CRIT at
+    behind, statements with 100+ calls averaging 20+ ms. Added here: replication
+    CRIT at `replication_lag_crit_seconds` (60) behind, UNKNOWN naming the grant
+    (pg_monitor) when standbys are attached but hidden from the role; CRIT at
     95 % of usable connections, a sequence 99 % used or under 10 million ids
     left; WARN at 80 % of connections and at tables with 20 % and 1,000+ dead
     rows. The cache hit rate is judged once `cache_hit_min_blocks` blocks
@@ -475,18 +478,38 @@ def _dead_rows(t: dict) -> list[dict]:
 
 def _replication(t: dict) -> list[dict]:
     mine = replica_lag().iloc[0]
-    lag = mine["lag_seconds"] if mine["in_recovery"] else replication()["replay_lag_seconds"].max()
+    standbys = pd.DataFrame() if mine["in_recovery"] else replication()
+    hidden = standbys[standbys["state"].isna()] if len(standbys) else standbys
+    lag = mine["lag_seconds"] if mine["in_recovery"] else standbys["replay_lag_seconds"].max() if len(standbys) else None
+    threshold = f"warn >= {t['replication_lag_seconds']} s, crit >= {t['replication_lag_crit_seconds']} s"
+    if len(hidden):  # the walsenders are there, but pg_stat_replication shows this role only their pids
+        role = query("SELECT current_user AS role ORDER BY role", name="current_role")["role"].iloc[0]
+        lag_row = _row(
+            "replication_lag", "UNKNOWN", None, threshold,
+            f"{len(standbys)} standby(s) attached, but their state and lag are hidden from role {role} (pids {_names(standbys['pid'])})",
+            f"grant the role the right to see them: GRANT pg_monitor TO {role} (or pg_read_all_stats); then see replication()",
+        )  # fmt: skip
+    else:
+        if mine["in_recovery"]:
+            detail = "this replica's lag"
+        elif len(standbys):
+            behind = standbys["replay_lag_bytes"].max()
+            detail = (f"largest lag of {len(standbys)} standby(s) ({_names(standbys['application_name'])}), "
+                      + ("caught up" if pd.isna(lag) else "replay behind") + (f", {int(behind):,} bytes not replayed" if pd.notna(behind) else ""))  # fmt: skip
+        else:
+            detail = "no replication: no standby attached"
+        lag_row = _row(
+            "replication_lag",
+            _level(lag, t["replication_lag_seconds"], t["replication_lag_crit_seconds"]),
+            None if lag is None or pd.isna(lag) else lag,
+            threshold,
+            detail,
+            "check the replica's load and network, and whether its replay is paused (see replication(), replica_lag())",
+        )
     slots = replication_slots()
     inactive = slots[~slots["active"].astype(bool)]
     return [
-        _row(
-            "replication_lag",
-            _level(lag, t["replication_lag_seconds"]),
-            None if pd.isna(lag) else lag,
-            f"warn >= {t['replication_lag_seconds']} s",
-            ("this replica's lag" if mine["in_recovery"] else "largest standby lag") if not pd.isna(lag) else "no replication",
-            "check the replica's load and network (see replication(), replica_lag())",
-        ),
+        lag_row,
         _any(
             "replication_slots",
             inactive,

@@ -78,15 +78,19 @@ def checkpoints(*, engine: Engine | None = None) -> pd.DataFrame:
 
 
 def replication(*, engine: Engine | None = None) -> pd.DataFrame:
-    """Return the standbys streaming from this server: state, sync mode, positions, and lag in bytes and seconds (empty on a server without standbys).
+    """Return the standbys streaming from this server: pid, state, sync mode, positions, and lag in bytes and seconds (empty on a server without standbys).
+
+    A role without pg_monitor (or pg_read_all_stats) sees each standby's pid only: its other
+    columns are None (health() then says replication_lag UNKNOWN and names the grant).
 
     Example:
         >>> replication().columns.tolist()[:4]
-        ['application_name', 'client_addr', 'state', 'sync_state']
+        ['pid', 'application_name', 'client_addr', 'state']
     """
     return query(
         """
-        SELECT application_name,
+        SELECT pid,
+               application_name,
                host(client_addr) AS client_addr,
                state,
                sync_state,
@@ -97,7 +101,7 @@ def replication(*, engine: Engine | None = None) -> pd.DataFrame:
                extract(epoch FROM flush_lag)::float8 AS flush_lag_seconds,
                extract(epoch FROM replay_lag)::float8 AS replay_lag_seconds
         FROM pg_stat_replication
-        ORDER BY application_name, client_addr
+        ORDER BY application_name, client_addr, pid
         """,
         name="replication",
         engine=engine,
