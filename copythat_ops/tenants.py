@@ -150,7 +150,16 @@ def _prove(conn: Connection) -> pd.DataFrame:
     _require_revision(run)
     user = run("SELECT current_user").scalar()
     tag = uuid.uuid4().hex[:10]
-    a, b = (_tenant(run, f"isolation-check-{side}-{tag}") for side in ("a", "b"))
+    try:
+        a, b = (_tenant(run, f"isolation-check-{side}-{tag}") for side in ("a", "b"))
+    except DBAPIError as exc:
+        if not isinstance(exc.orig, pg_errors.InsufficientPrivilege):
+            raise
+        reason = str(exc.orig).strip().splitlines()[0]
+        raise CopythatError(
+            f"{user} may not make the two throwaway organizations the check needs ({reason})",
+            fix=f"run the check as the tables' owner (the role that migrates); a member of {ROLE} with inheritance sees through its policies only",
+        ) from None
     _assume_role(run, user)
     results = []
     for table in TENANT_TABLES:

@@ -21,7 +21,7 @@ from test_monitor import connect, execute
 
 from copythat_ops import jobs, migrations, monitor, tenants
 from copythat_ops.engine import get_engine, run_query
-from copythat_ops.errors import MigrationError
+from copythat_ops.errors import CopythatError, MigrationError
 from copythat_ops.monitor import tenancy
 from copythat_ops.seed import seed_database
 
@@ -282,3 +282,38 @@ def test_the_revision_round_trips_and_older_databases_are_judged_fairly(server):
         assert tenants.tenant_isolation(engine=engine)["ok"].all()
     finally:
         server.drop_database(url)
+
+
+def test_an_owner_that_is_no_superuser_proves_the_isolation_with_a_grant_the_rollback_takes_back(server):
+    """PostgreSQL 16+: the owner holds ADMIN OPTION on copythat_app without SET or INHERIT (as its CREATEROLE creator would)."""
+    if scalar(get_engine(server.admin), "SELECT current_setting('server_version_num')::int") < 160000:
+        pytest.skip("PostgreSQL 16+ membership options")
+    owner, stranger = f"ct_own_{uuid.uuid4().hex[:8]}", f"ct_none_{uuid.uuid4().hex[:8]}"
+    try:
+        execute(server.admin, f"CREATE ROLE {owner} LOGIN", f"CREATE ROLE {stranger} LOGIN")
+    except psycopg2.errors.InsufficientPrivilege:
+        pytest.skip("the test server's login may not create roles")
+    try:
+        execute(server.admin, "CREATE ROLE copythat_app NOLOGIN NOBYPASSRLS")
+    except (psycopg2.errors.DuplicateObject, psycopg2.errors.UniqueViolation):
+        pass  # made by another test's migration, on this server
+    url = server.create_database("tenancy_owner")
+    try:
+        execute(
+            server.admin,
+            f'ALTER DATABASE "{url.database}" OWNER TO {owner}',
+            f"GRANT copythat_app TO {owner} WITH ADMIN TRUE, INHERIT FALSE, SET FALSE",
+        )
+        as_owner = url.set(username=owner)
+        migrations.upgrade(url=as_owner)
+        engine = get_engine(as_owner)
+        assert tenants.tenant_isolation(engine=engine)["ok"].all()
+        assert scalar(engine, "SELECT pg_has_role(current_user, 'copythat_app', 'SET') OR pg_has_role(current_user, 'copythat_app', 'USAGE')") is False
+        with pytest.raises(CopythatError, match=f"{stranger} may not make the two throwaway organizations.*permission denied for table organizations"):
+            tenants.tenant_isolation(engine=get_engine(url.set(username=stranger)))
+        execute(url, f"GRANT SELECT, INSERT ON ALL TABLES IN SCHEMA public TO {stranger}", f"GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {stranger}")
+        with pytest.raises(CopythatError, match=f"{stranger} may not take the role copythat_app.*Fix: run the check as a superuser"):
+            tenants.tenant_isolation(engine=get_engine(url.set(username=stranger)))
+    finally:
+        server.drop_database(url)
+        execute(server.admin, f"DROP ROLE IF EXISTS {stranger}", f"REVOKE copythat_app FROM {owner}", f"DROP ROLE IF EXISTS {owner}")
