@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+from contextlib import asynccontextmanager
 
 import pytest
 from sqlalchemy import func, make_url, select, text
@@ -207,25 +208,6 @@ def test_a_wrong_password_says_so_without_showing_it(server, db_url):
     assert SECRET not in str(raised.value)
 
 
-def test_a_tls_url_against_a_server_without_tls_names_the_mismatch(server, db_url):
-    if server.admin.query.get("host", "").startswith("/"):
-        url = f"postgresql+asyncpg://{server.admin.username}@127.0.0.1:{server.admin.query.get('port', 5432)}/{db_url.database}?ssl=require"
-    else:
-        pytest.skip("the test server is reached over TCP and may speak TLS")
-
-    async def connect():
-        engine = make_engine(url)
-        try:
-            async with engine.connect():
-                pass
-        finally:
-            await engine.dispose()
-
-    with pytest.raises(ConnectError) as raised:
-        asyncio.run(connect())
-    assert "TLS mismatch" in str(raised.value) or "cannot reach" in str(raised.value)
-
-
 def test_a_full_pool_says_pool_exhausted_and_the_fix(migrated):
     async def exhaust():
         engine = make_engine(asyncpg_url(migrated), pool_size=1, max_overflow=1, pool_timeout=0.2)
@@ -259,46 +241,74 @@ def test_a_second_asyncio_run_gets_a_fresh_engine_instead_of_the_closed_loops(mi
     assert third_engine is not second_engine
 
 
-def test_the_first_connect_is_retried_while_the_server_wakes(server, migrated):
-    """A Neon compute waking from suspend drops the first connection attempts: a proxy that closes its first one shows the retry."""
+@asynccontextmanager
+async def tcp_proxy(server, *, drop_first: int = 0):
+    """A TCP port in front of the test server (its Unix socket or its host): the first `drop_first` connections are dropped."""
     admin = server.admin
     socket_dir, port = admin.query.get("host"), int(admin.query.get("port", admin.port or 5432))
+    seen: list[int] = []
+
+    async def pipe(source, target):
+        try:
+            while data := await source.read(65536):
+                target.write(data)
+                await target.drain()
+        finally:
+            target.close()
+
+    async def handle(reader, writer):
+        seen.append(len(seen) + 1)
+        if len(seen) <= drop_first:
+            writer.close()
+            return
+        if socket_dir and socket_dir.startswith("/"):
+            upstream = await asyncio.open_unix_connection(f"{socket_dir}/.s.PGSQL.{port}")
+        else:
+            upstream = await asyncio.open_connection(admin.host, port)
+        await asyncio.gather(pipe(reader, upstream[1]), pipe(upstream[0], writer), return_exceptions=True)
+
+    proxy = await asyncio.start_server(handle, "127.0.0.1", 0)
+    try:
+        yield proxy.sockets[0].getsockname()[1], seen
+    finally:
+        proxy.close()
+
+
+def through(proxy_port: int, server, database: str, ssl: str):
+    return asyncpg_url(server.admin).set(host="127.0.0.1", port=proxy_port, database=database, query={"ssl": ssl})
+
+
+def test_the_first_connect_is_retried_while_the_server_wakes(server, migrated):
+    """A Neon compute waking from suspend drops the first connection attempts: a proxy that drops its first one shows the retry."""
 
     async def scenario():
-        seen = []
-
-        async def handle(reader, writer):
-            seen.append(len(seen) + 1)
-            if len(seen) == 1:  # the compute is still waking: the connection is dropped
-                writer.close()
-                return
-            if socket_dir and socket_dir.startswith("/"):
-                upstream_reader, upstream_writer = await asyncio.open_unix_connection(f"{socket_dir}/.s.PGSQL.{port}")
-            else:
-                upstream_reader, upstream_writer = await asyncio.open_connection(admin.host, port)
-
-            async def pipe(source, target):
-                try:
-                    while data := await source.read(65536):
-                        target.write(data)
-                        await target.drain()
-                finally:
-                    target.close()
-
-            await asyncio.gather(pipe(reader, upstream_writer), pipe(upstream_reader, writer), return_exceptions=True)
-
-        proxy = await asyncio.start_server(handle, "127.0.0.1", 0)
-        proxy_port = proxy.sockets[0].getsockname()[1]
-        url = asyncpg_url(migrated).set(host="127.0.0.1", port=proxy_port, query={"ssl": "disable"})
-        url = url.set(username=admin.username, password=admin.password)
-        engine = make_engine(url)
-        try:
-            async with engine.connect() as conn:
-                value = await conn.scalar(text("SELECT current_database()"))
-        finally:
-            await engine.dispose()
-            proxy.close()
-        return value, seen
+        async with tcp_proxy(server, drop_first=1) as (port, seen):
+            engine = make_engine(through(port, server, migrated.database, "disable"))
+            try:
+                async with engine.connect() as conn:
+                    return await conn.scalar(text("SELECT current_database()")), list(seen)
+            finally:
+                await engine.dispose()
 
     value, seen = asyncio.run(scenario())
     assert value == migrated.database and seen[:2] == [1, 2]
+
+
+def test_a_tls_url_against_a_server_without_tls_names_the_mismatch_and_is_not_retried(server, migrated):
+    if not server.admin.query.get("host", "").startswith("/"):
+        pytest.skip("the test server is reached over TCP and may speak TLS; the proxy speaks to a Unix socket, which never does")
+
+    async def scenario():
+        async with tcp_proxy(server) as (port, seen):
+            engine = make_engine(through(port, server, migrated.database, "require"))
+            try:
+                async with engine.connect():
+                    pass
+            except ConnectError as exc:
+                return exc, list(seen)
+            finally:
+                await engine.dispose()
+
+    error, seen = asyncio.run(scenario())
+    assert str(error).startswith("127.0.0.1:") and "TLS mismatch" in str(error) and "ssl=disable" in str(error)
+    assert seen == [1]
