@@ -9,7 +9,7 @@ REPORTS ?= build/reports
 KEEP    ?= 20
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: run test lab bench install db-up db-down clean
+.PHONY: run test lab bench install node-tools db-up db-down clean
 
 ## install: a virtual environment with copythat-ops and its test tools (again when pyproject.toml changes)
 install: $(VENV)/.installed
@@ -19,6 +19,15 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@
+
+## node-tools: the Design Tokens reference parser (@terrazzo/parser) under build/node, which the suite validates
+##             token exports with; without npm the test that needs it is skipped, saying so
+TERRAZZO ?= 2.7.1
+NODE_TOOLS := build/node/node_modules/@terrazzo/parser/package.json
+node-tools:
+	@if [ -f $(NODE_TOOLS) ]; then :; \
+	elif command -v npm >/dev/null 2>&1; then npm install --silent --no-audit --no-fund --prefix build/node @terrazzo/parser@$(TERRAZZO); \
+	else echo "npm not found: the export's validation with @terrazzo/parser will be skipped"; fi
 
 ## run: connect (embedded PostgreSQL unless .env says otherwise), migrate to head, execute the notebooks
 ##      into a dated folder of reports under $(REPORTS) (the newest $(KEEP) runs are kept), end with the verdict
@@ -33,7 +42,7 @@ run: install
 ##       $$COPYTHAT_TEST_DATABASE_URL) and drops it all after (conftest.py): never the checkout's .copythat/, nor the
 ##       database of .env or DATABASE_URL
 TEST_WORKERS ?= auto
-test: install
+test: install node-tools
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --maxprocesses 4 --dist loadfile tests
 	$(BIN)/python -m pytest notebooks
 
