@@ -5,9 +5,9 @@ Seeds N jobs (default 1,000,000) in a scratch database, VACUUM ANALYZEs it, and 
 - the floor: one `run_query("SELECT 1")` round trip on the same connection settings;
 - one scrape (`copythat_ops.api.metrics.scrape`), the health report already made, so what every
   scrape pays; and each collector's share of it;
-- the library's full `job_summary()` (percentiles over every job) and `health()`: why the scrape
-  counts jobs with its own index-friendly aggregates, and why health() runs in the background at most
-  once a minute instead of in every scrape;
+- the library's full `job_summary()` (percentiles over every job), `health()` and the count of every
+  job by status: why the scrape counts jobs with its own index-bounded aggregates, and why the other
+  two run in the background (at most once a minute, every 5 minutes) instead of in every scrape;
 - one scrape while another session holds ACCESS EXCLUSIVE on extraction_jobs: it must answer within
   the budget, the jobs collectors marked unread.
 
@@ -91,6 +91,7 @@ def main() -> None:
         scrape = median_seconds(one_scrape, args.repeat)
         summary = median_seconds(lambda: jobs.job_summary(engine=engine), args.repeat)
         health = median_seconds(lambda: monitor.health(engine=engine), max(3, args.repeat // 2))
+        totals = median_seconds(lambda: metrics._job_totals(found), max(3, args.repeat // 2))
 
         holder = psycopg2.connect(libpq_url(url, show_password=True), application_name="bench-lock-holder")
         try:
@@ -116,6 +117,7 @@ def main() -> None:
         *[(f"  collector {name}", seconds, "") for name, seconds in per_collector.items()],
         ("job_summary() (every job, percentiles)", summary, ""),
         ("health() (in the background, once a minute)", health, ""),
+        ("every job by status (in the background, every 5 min)", totals, ""),
         ("one scrape, extraction_jobs ACCESS EXCLUSIVE locked", locked_seconds, f"unread: {', '.join(errors(locked)) or 'none'}"),
     ]
     print(pd.DataFrame(rows, columns=["measure", "seconds", "notes"]).to_markdown(index=False, floatfmt=".4f"))

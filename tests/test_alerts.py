@@ -72,3 +72,9 @@ def test_the_example_configuration_is_valid_and_scrapes_by_target(tmp_path):
     jobs = {job["job_name"]: job for job in yaml.safe_load((PROMETHEUS / "prometheus.yml").read_text())["scrape_configs"]}
     relabel = jobs["copythat-targets"]["relabel_configs"]
     assert [r.get("target_label") for r in relabel] == ["__param_target", "instance", "__address__"]  # postgres_exporter's multi-target
+
+
+def test_the_metrics_page_explains_every_alert():
+    page = (PROMETHEUS.parent / "docs" / "metrics.md").read_text()
+    explained = {line.split("`")[1] for line in page.splitlines() if line.startswith("| `") and line.split("`")[1][0].isupper()}
+    assert explained == {rule["alert"] for rule in rules()}

@@ -368,3 +368,19 @@ def test_open_jobs_are_counted_every_scrape_and_the_rest_once_an_interval(server
     finally:
         targets.dispose_target_engines()
         server.drop_database(url)
+
+
+def test_the_metrics_page_lists_every_metric(jobs_db, monkeypatch, tmp_path):
+    folder = tmp_path / "backups"
+    folder.mkdir()
+    (folder / f"{jobs_db.database}__base__20260101T000000Z.dump").write_bytes(b"PGDMP")
+    monkeypatch.setenv("COPYTHAT_BACKUP_DIR", str(folder))
+    names = {name for name, _ in scrape_default(jobs_db, monkeypatch)}
+    page = (Path(__file__).resolve().parent.parent / "docs" / "metrics.md").read_text()
+    listed = set()
+    for cell in (line.split("|")[1] for line in page.splitlines() if line.startswith("| `")):
+        ticks = [part for part in cell.split("`")[1::2]]
+        stem = ticks[0]
+        listed |= {stem} | {stem.rsplit("_", 2)[0] + tick if tick.startswith("_") else tick for tick in ticks[1:]}
+    assert names - listed == set(), "metrics missing from docs/metrics.md"
+    assert {name for name in listed if name.startswith(("pg_", "copythat_"))} - names == set(), "docs/metrics.md lists metrics the scrape does not give"
