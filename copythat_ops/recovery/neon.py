@@ -383,7 +383,10 @@ class Neon:
         branch = branch_id or self.default_branch()
         found = self.request("GET", f"/projects/{self.project_id}/branches/{branch}/backup_schedule").get("schedule") or []
         rows = [{k: s.get(k) for k in SCHEDULE_COLUMNS[:5]} | {"retention": _readable(s.get("retention_seconds"))} for s in found]
-        return pd.DataFrame(rows, columns=SCHEDULE_COLUMNS)
+        frame = pd.DataFrame(rows, columns=SCHEDULE_COLUMNS)
+        for column in ("day", "hour", "month", "retention_seconds"):
+            frame[column] = frame[column].astype("Int64")
+        return frame
 
     def set_backup_schedule(self, schedule: list[dict | str], branch_id: str | None = None) -> pd.DataFrame:
         """Replace a branch's automatic snapshot schedule (an empty list: none); return it as `backup_schedule()` does.
