@@ -90,6 +90,7 @@ def drill(source: str | os.PathLike | None = None, *, url: URL | str | None = No
     a backup that cannot be restored is an error (ConfigError / InputError) and is recorded as failed first.
 
     Example:
+        >>> taken = dumps.backup()
         >>> report = drill(record=False)
         >>> bool(report["ok"].all()), report.attrs["rto_seconds"] > 0
         (True, True)
