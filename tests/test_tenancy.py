@@ -148,7 +148,7 @@ def test_health_says_ok_on_a_migrated_database(engine):
 
 
 def test_each_tenancy_problem_is_found_with_its_fix(db_url, engine):
-    staged = ["t_tenant", "t_policy", "t_no_policy", "t_per_row", "t_no_key"]
+    staged = ["t_tenant", "t_policy", "t_no_policy", "t_per_row", "t_no_key", "t_scratch"]
     execute(
         db_url,
         "CREATE TABLE t_tenant (id int PRIMARY KEY, organization_id bigint)",
@@ -161,7 +161,11 @@ def test_each_tenancy_problem_is_found_with_its_fix(db_url, engine):
         "CREATE TABLE t_per_row (id int PRIMARY KEY, organization_id bigint REFERENCES organizations)",
         "ALTER TABLE t_per_row ENABLE ROW LEVEL SECURITY",
         "CREATE POLICY by_org ON t_per_row USING (organization_id = current_setting('app.organization_id', true)::bigint)",
-        "CREATE TABLE t_no_key (x int)",
+        "CREATE TABLE t_no_key (x int, project_id int)",
+        "ALTER TABLE t_no_key ENABLE ROW LEVEL SECURITY",
+        "ALTER TABLE t_no_key FORCE ROW LEVEL SECURITY",
+        "CREATE POLICY p ON t_no_key USING ((SELECT true))",
+        "CREATE TABLE t_scratch AS SELECT 1 AS x",
     )
     try:
         report = monitor.health(engine=engine)
@@ -179,6 +183,7 @@ def test_each_tenancy_problem_is_found_with_its_fix(db_url, engine):
             assert (found["status"], found["value"]) == (status, value), check
             assert named in found["detail"] and fix in found["action"], (check, found["detail"], found["action"])
         assert monitor.verdict(report) == "CRIT"
+        assert "not judged, not tenant tables: t_scratch" in row(report, "no_primary_key")["detail"]
         execute(
             db_url,
             "ALTER TABLE t_tenant ENABLE ROW LEVEL SECURITY",

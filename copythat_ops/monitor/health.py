@@ -135,7 +135,7 @@ def health(
     without row-level security (once any table uses it) or a table whose policies
     are not applied (RLS disabled); WARN for RLS without a policy, RLS not forced,
     a policy calling current_setting() once per row, a foreign key no index
-    leads with, a table of schema public without a primary key.
+    leads with, a tenant table without a primary key.
 
     Recovery (see `backups`): WARN when the newest backup of the database in this
     machine's backup folder is `backup_warn_hours` old (26; CRIT at `backup_crit_days`, 8),

@@ -42,7 +42,8 @@ def rls_status(*, engine: Engine | None = None) -> pd.DataFrame:
     Columns: schema, table, tenant (an organization_id or project_id column, or
     organizations itself), rls_enabled, rls_forced, policies (how many),
     per_row_policies (names of policies calling current_setting() once per row,
-    see `per_row_calls`), primary_key. Read from the catalog; no table is locked.
+    see `per_row_calls`), primary_key. `health()` judges primary keys on tenant tables only
+    (a scratch table is named in the detail, not warned about). Read from the catalog; no table is locked.
 
     Example:
         >>> rls_status().query("table == 'projects'")[["rls_enabled", "rls_forced", "policies", "per_row_policies"]].values.tolist()
@@ -72,6 +73,7 @@ def rls_status(*, engine: Engine | None = None) -> pd.DataFrame:
         name="rls_status",
         engine=engine,
     )
+    tables = tables.astype({"tenant": bool, "rls_enabled": bool, "rls_forced": bool, "primary_key": bool})  # bool masks, also when empty
     found = policies(engine=engine)
     count = found.groupby("table").size()
     per_row = found[found["per_row"]].groupby("table")["policy"].agg(", ".join)
@@ -226,7 +228,8 @@ def checks(limits: dict | None = None, *, engine: Engine | None = None) -> list[
     unforced = tables[tables["rls_enabled"] & ~tables["rls_forced"]]
     per_row = tables[tables["per_row_policies"] != ""]
     keys = unindexed_foreign_keys(engine=engine)
-    no_key = tables[~tables["primary_key"]]
+    no_key = tenants[~tenants["primary_key"]]
+    others = tables[~tables["primary_key"] & ~tables["tenant"]]  # scratch and staging tables: named, not judged
     return [
         _found(
             "tenant_rls_disabled", disabled, "CRIT", "crit: any tenant table without row-level security",
@@ -263,8 +266,9 @@ def checks(limits: dict | None = None, *, engine: Engine | None = None) -> list[
             "build the index in a migration: " + "; ".join(keys["fix"]),
         ),
         _found(
-            "no_primary_key", no_key, "WARN", "warn: any table of schema public without a primary key",
-            f"{names(no_key)}: rows cannot be told apart (logical replication, updates by key)" if len(no_key) else "none",
+            "no_primary_key", no_key, "WARN", "warn: any tenant table without a primary key",
+            (f"{names(no_key)}: rows cannot be told apart (logical replication, updates by key)" if len(no_key) else "none")
+            + (f"; not judged, not tenant tables: {names(others)}" if len(others) else ""),
             "add one in a migration: " + statements(no_key, "ALTER TABLE {table} ADD PRIMARY KEY (...);"),
         ),
     ]  # fmt: skip
