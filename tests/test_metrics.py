@@ -112,6 +112,7 @@ def fresh(monkeypatch, tmp_path):
     monkeypatch.setenv("COPYTHAT_BACKUP_DIR", str(tmp_path / "backups"))
     monkeypatch.delenv(targets.TARGETS_FILE_VAR, raising=False)
     metrics._background_states.clear()
+    metrics._background_threads.clear()
     yield
     targets.dispose_target_engines()
 
@@ -384,3 +385,23 @@ def test_the_metrics_page_lists_every_metric(jobs_db, monkeypatch, tmp_path):
         listed |= {stem} | {stem.rsplit("_", 2)[0] + tick if tick.startswith("_") else tick for tick in ticks[1:]}
     assert names - listed == set(), "metrics missing from docs/metrics.md"
     assert {name for name in listed if name.startswith(("pg_", "copythat_"))} - names == set(), "docs/metrics.md lists metrics the scrape does not give"
+
+
+def test_slow_background_reads_leave_a_connection_to_the_scrapes(jobs_db, monkeypatch):
+    """health() and the job totals run one after another, on one connection of the target's two: a scrape meanwhile still connects."""
+
+    def slow(read):
+        def run(found):
+            with targets.target_engine(found).connect() as conn:
+                conn.exec_driver_sql("SELECT pg_sleep(2)")
+            return read(found)
+
+        return run
+
+    monkeypatch.setattr(metrics, "_health_report", slow(metrics._health_report))
+    monkeypatch.setattr(metrics, "_job_totals", slow(metrics._job_totals))
+    first = scrape_default(jobs_db, monkeypatch)  # starts them, gives up waiting at the budget
+    assert value(first, "pg_up") == 1 and value(first, "copythat_scrape_error", collector="health") == 1
+    again = scrape_default(jobs_db, monkeypatch)  # while they still run
+    assert value(again, "pg_up") == 1 and value(again, "copythat_scrape_error", collector="server") == 0
+    assert value(again, "copythat_scrape_error", collector="jobs") == 0

@@ -109,8 +109,7 @@ def scrape(found: Target, *, budget: float = SCRAPE_BUDGET) -> list[Metric]:
         worker.start()
     for worker in workers:
         worker.join(timeout=max(0.0, run.deadline - time.monotonic()))
-    health = _background(found, "health", _health_report, HEALTH_INTERVAL, wait_until=run.deadline)
-    totals = _background(found, "job_totals", _job_totals, JOB_TOTALS_INTERVAL, wait_until=run.deadline)
+    health, totals = _background(found, {"health": (_health_report, HEALTH_INTERVAL), "job_totals": (_job_totals, JOB_TOTALS_INTERVAL)}, wait_until=run.deadline)
     return run.families(health, totals)
 
 
@@ -431,43 +430,49 @@ _DATABASE_COLLECTORS: list[tuple[str, Callable]] = [
 
 @dataclass
 class _Background:
-    """The latest result of a slow read of one target, remade in a thread of its own at most once an interval."""
+    """The latest result of a slow read of one target, remade at most once an interval."""
 
     result: object = None
     finished: float | None = None  # time.time() of the latest run's end
     took: float | None = None
     error: str | None = None
-    thread: threading.Thread | None = None
 
 
 _background_lock = threading.Lock()
 _background_states: dict[tuple[str, str], _Background] = {}
+_background_threads: dict[str, threading.Thread] = {}
 
 
-def _background(found: Target, kind: str, read: Callable[[Target], object], interval: float, *, wait_until: float) -> _Background:
-    """The latest `read(found)`; a new run starts when the last is `interval` old; a first one is waited for until `wait_until`."""
-    key = (kind, found.url.render_as_string(hide_password=False))
+def _background(found: Target, reads: dict[str, tuple[Callable[[Target], object], float]], *, wait_until: float) -> list[_Background]:
+    """The latest result of each of `reads` ({kind: (read, interval)}), in that order.
+
+    The reads that are due run one after another in one thread per target, so they hold one connection of its
+    pool of two at most and the scrapes keep the other; a first result is waited for until `wait_until`.
+    """
+    key = found.url.render_as_string(hide_password=False)
     with _background_lock:
-        state = _background_states.setdefault(key, _Background())
-        due = state.finished is None or time.time() - state.finished >= interval
-        if due and (state.thread is None or not state.thread.is_alive()):
-            state.thread = threading.Thread(target=_remake, args=(found, kind, read, state), name=f"copythat-{kind}-{found.name}", daemon=True)
-            state.thread.start()
-        thread = state.thread
-    if state.result is None and thread is not None:
+        states = [_background_states.setdefault((kind, key), _Background()) for kind in reads]
+        due = [(kind, read, state) for (kind, (read, interval)), state in zip(reads.items(), states)
+               if state.finished is None or time.time() - state.finished >= interval]  # fmt: skip
+        thread = _background_threads.get(key)
+        if due and (thread is None or not thread.is_alive()):
+            thread = _background_threads[key] = threading.Thread(target=_remake, args=(found, due), name=f"copythat-metrics-background-{found.name}", daemon=True)
+            thread.start()
+    if thread is not None and any(state.result is None for state in states):
         thread.join(timeout=max(0.0, wait_until - time.monotonic()))
-    return state
+    return states
 
 
-def _remake(found: Target, kind: str, read: Callable[[Target], object], state: _Background) -> None:
-    began = time.monotonic()
-    try:
-        result = read(found)
-    except Exception as exc:
-        state.error, state.finished = _reason(exc), time.time()
-        log.warning("metrics of target %s: %s not read: %s", found.name, kind, state.error)
-    else:
-        state.result, state.error, state.took, state.finished = result, None, time.monotonic() - began, time.time()
+def _remake(found: Target, due: list[tuple[str, Callable[[Target], object], _Background]]) -> None:
+    for kind, read, state in due:
+        began = time.monotonic()
+        try:
+            result = read(found)
+        except Exception as exc:
+            state.error, state.finished = _reason(exc), time.time()
+            log.warning("metrics of target %s: %s not read: %s", found.name, kind, state.error)
+        else:
+            state.result, state.error, state.took, state.finished = result, None, time.monotonic() - began, time.time()
 
 
 def _shown(state: _Background, what: str, interval: float) -> str | None:
