@@ -357,7 +357,7 @@ TOKEN_COLUMNS = {
 def _pool_tokens(pool: pa.Array) -> dict[str, pa.Table]:
     """The token rows of every result in the pool that parses, per token table, keyed by the result's text."""
     rows: dict[str, list[dict]] = {table: [] for table in TOKEN_TABLES}
-    for text in pool.to_pylist():
+    for text in dict.fromkeys(pool.to_pylist()):  # each text once: many jobs share a result, the join must not multiply them
         try:
             result = json.loads(text)
         except json.JSONDecodeError:  # truncated: a crashed worker's result yields no tokens
@@ -378,6 +378,7 @@ def _load_tokens(cur, pool: pa.Array, jobs_before: int) -> int:
     total = 0
     for table, rows in _pool_tokens(pool).items():
         cur.adbc_ingest(f"seed_{table}", rows, mode="replace", temporary=True)
+        cur.execute(f"ANALYZE seed_{table}")  # a temporary table has no statistics: without them the join is planned blind (10x slower)
         columns = TOKEN_COLUMNS[table]
         values = ", ".join(f"p.{column.strip()}" for column in columns.split(","))
         with _without_secondary_indexes(cur, table):
