@@ -444,3 +444,34 @@ def query_trend_chart(frame: pd.DataFrame, *, since=None, top: int = 3) -> Figur
     ax.legend(loc="upper left", frameon=False, fontsize="small")
     fig.autofmt_xdate()
     return fig
+
+
+def drill_chart(frame: pd.DataFrame) -> Figure:
+    """Return restore drills over time, from `recovery.drills.drills()`: restore seconds (RTO) and the backup's age in hours (RPO), failed drills in red.
+
+    Example:
+        >>> frame = pd.DataFrame({"started_at": pd.to_datetime(["2026-11-01", "2026-11-08"], utc=True), "restore_seconds": [4.0, 5.5],
+        ...                       "rpo_seconds": [3600.0, 7200.0], "status": ["passed", "failed"]})
+        >>> [ax.get_ylabel() for ax in drill_chart(frame).axes]
+        ['seconds to restore (RTO)', 'backup age in hours (RPO)']
+    """
+    fig, axes = figure("Restore drills: recovery time and recovery point", ncols=2, size=(11, 4))
+    if frame.empty:
+        for ax in axes:
+            note_empty(ax, "no drill recorded yet")
+        return fig
+    frame = frame.sort_values("started_at")
+    when = pd.to_datetime(frame["started_at"], utc=True)
+    failed = frame["status"].ne("passed").to_numpy()
+    for ax, values, label, title in ((axes[0], pd.to_numeric(frame["restore_seconds"]), "seconds to restore (RTO)", "recovery time"),
+                                     (axes[1], pd.to_numeric(frame["rpo_seconds"]) / 3600, "backup age in hours (RPO)", "recovery point")):  # fmt: skip
+        ax.set_title(title)
+        ax.plot(when, values.to_numpy(), color=PALETTE["primary"], marker="o", label="passed")
+        if failed.any():
+            ax.scatter(when[failed], values.to_numpy()[failed], color=PALETTE["crit"], zorder=3, label="failed")
+            ax.legend(loc="upper left", frameon=False, fontsize="small")
+        ax.set_ylabel(label)
+        ax.set_xlabel("drill")
+        ax.set_ylim(bottom=0)
+    fig.autofmt_xdate()
+    return fig
