@@ -8,6 +8,7 @@ Example:
 
 from __future__ import annotations
 
+import argparse
 import sys
 
 from .confirm import add_yes, confirm_change
@@ -49,8 +50,8 @@ def register_db(actions) -> None:
     put = which.add_parser("set", help="replace the schedule, e.g. set 'daily hour=4 retention=7 days' 'weekly day=1 hour=4 retention=28 days'")
     put.add_argument("schedule", nargs="*", metavar="ENTRY", help="FREQUENCY (daily | weekly | monthly) [day=N] [hour=N] [month=N] [retention=DURATION]")
     put.add_argument("--none", action="store_true", help="no automatic snapshots")
-    for parser in (schedule, show, put):
-        parser.add_argument("--branch", dest="branch_id", default=None, help="the branch id (default: the default branch)")
+    for parser in (schedule, show, put):  # before or after show | set; given after, it is kept (SUPPRESS), not reset
+        parser.add_argument("--branch", dest="branch_id", default=None if parser is schedule else argparse.SUPPRESS, help="the branch id (default: the default branch)")
 
     back = actions.add_parser("pitr", help="Neon point-in-time restore: the default branch as of a time or LSN into a NEW branch, what differs from now, --finalize to switch")
     point = back.add_mutually_exclusive_group(required=True)
