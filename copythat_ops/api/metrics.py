@@ -21,7 +21,7 @@ every job by status at most once a `JOB_TOTALS_INTERVAL` (5 min; a
 whole-table count). A scrape shows their latest result and its age (a first
 scrape waits for them within its budget). What every scrape counts stays on
 the `(status, created_at)` index: the pending and processing jobs, and the
-jobs finished in the last 15 minutes among those created in the last day.
+jobs finished in the last 15 minutes among those created in the last 2 hours.
 
 Example:
     >>> body, content_type = exposition()
@@ -60,7 +60,7 @@ STALE_RUNS = 3  # a background result older than this many intervals is not show
 STUCK_PROCESSING = 30 * 60  # seconds in `processing` before a job counts as stuck (stuck_jobs' older_than)
 STUCK_PENDING = 60 * 60  # seconds in `pending` before a job counts as stuck (stuck_jobs' pending_older_than)
 RECENT_WINDOW = 15 * 60  # seconds: the window of copythat_jobs_finished_15m and copythat_job_failure_ratio_15m
-RECENT_CREATED = 24 * 60 * 60  # seconds: jobs finished recently are looked for among those created this recently (the status, created_at index)
+RECENT_CREATED = 2 * 60 * 60  # seconds: jobs finished recently are looked for among those created this recently (on the status, created_at index); an older one is stuck by then
 STATUS_CODES = {"OK": 0, "WARN": 1, "CRIT": 2, "UNKNOWN": 3}
 ACTIVITY_STATES = ("active", "idle", "idle in transaction", "idle in transaction (aborted)", "fastpath function call", "disabled")
 OPEN_STATUSES = ("pending", "processing")
@@ -313,7 +313,7 @@ def _jobs(run: _Run, conn) -> list[Metric]:
     counts = {(kind, status): int(n) for kind, status, n in rows.itertuples(index=False)}
     with run.lock:
         run.open_counts = {status: counts.get(("open", status), 0) for status in OPEN_STATUSES}
-    finished = GaugeMetricFamily("copythat_jobs_finished_15m", "Jobs that completed or failed in the last 15 minutes (by completed_at)", labels=["status"])
+    finished = GaugeMetricFamily("copythat_jobs_finished_15m", "Jobs created in the last 2 hours that completed or failed in the last 15 minutes (by completed_at)", labels=["status"])
     done, failed = counts.get(("recent", "completed"), 0), counts.get(("recent", "failed"), 0)
     finished.add_metric(["completed"], done)
     finished.add_metric(["failed"], failed)
