@@ -73,6 +73,15 @@ def test_every_tenant_table_is_forced_with_a_tenant_and_an_operator_policy(engin
     ).set_index("table_name")["privileges"].to_dict()
     assert grants == {**{t: "DELETE, INSERT, SELECT, UPDATE" for t in tenants.TENANT_TABLES}, "users": "INSERT, SELECT"}
     assert "job_action_audit" not in grants and "alembic_version" not in grants
+    sequences = run_query(
+        "SELECT object_name FROM information_schema.role_usage_grants WHERE grantee = 'copythat_app' AND object_type = 'SEQUENCE' ORDER BY 1", engine=engine
+    )["object_name"].tolist()
+    assert {"projects_id_seq", "extraction_jobs_id_seq", "organizations_id_seq", "users_id_seq", "color_tokens_id_seq"} <= set(sequences)
+    columns = run_query(
+        "SELECT column_name FROM information_schema.role_column_grants WHERE grantee = 'copythat_app' AND table_name = 'users' AND privilege_type = 'UPDATE' ORDER BY 1",
+        engine=engine,
+    )["column_name"].tolist()
+    assert columns == ["email", "name"]
     assert scalar(engine, "SELECT rolcanlogin OR rolbypassrls OR rolsuper FROM pg_roles WHERE rolname = 'copythat_app'") is False
 
 
@@ -270,7 +279,9 @@ def test_the_revision_round_trips_and_older_databases_are_judged_fairly(server):
         migrations.downgrade(down_revision(), url=url)
         status = tenancy.rls_status(engine=engine)
         assert not status["rls_enabled"].any() and status["policies"].sum() == 0
-        assert scalar(engine, "SELECT count(*) FROM information_schema.role_table_grants WHERE grantee = 'copythat_app'") == 0
+        for grants in ("role_table_grants", "role_column_grants", "role_usage_grants"):
+            assert scalar(engine, f"SELECT count(*) FROM information_schema.{grants} WHERE grantee = 'copythat_app'") == 0, grants
+        assert scalar(engine, "SELECT has_schema_privilege('copythat_app', 'public', 'CREATE')") is False
         assert scalar(engine, "SELECT count(*) FROM pg_roles WHERE rolname = 'copythat_app'") == 1  # cluster-wide: left for other databases
         with pytest.raises(MigrationError, match=f"revision {REVISION} is not applied.*migrate upgrade"):
             tenants.tenant_isolation(engine=engine)
