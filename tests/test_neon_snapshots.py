@@ -361,3 +361,15 @@ def test_the_api_key_is_never_shown(fake, main):
     with pytest.raises(ConfigError) as caught:
         client(fake, api_key="neon-wrong-SECRET-77aa").snapshots()
     assert "neon-wrong-SECRET-77aa" not in str(caught.value)
+
+
+def test_cli_input_errors_are_one_line_in_its_words(fake):
+    discard = cli(fake, "db", "pitr", "--lsn", "0/1", "--discard")
+    assert discard.returncode == 2 and discard.stderr.startswith("error: --discard needs --branch") and discard.stderr.count("\n") == 1
+    assert not [r for r in fake.requests if r[0] == "POST"]  # refused before anything was made
+    empty = cli(fake, "db", "snapshot", "schedule", "set")
+    assert empty.returncode == 2 and "schedule set needs entries, or --none" in empty.stderr
+    bad = cli(fake, "db", "snapshot", "schedule", "set", "hourly hour=4")
+    assert bad.returncode == 2 and "needs frequency daily, weekly or monthly (got 'hourly')" in bad.stderr and fake.schedules == {}
+    both = cli(fake, "db", "snapshot", "create", "--at", "2026-11-25T12:00:00Z", "--lsn", "0/1")
+    assert both.returncode == 2 and "not allowed with argument" in both.stderr
