@@ -19,7 +19,7 @@ from copythat_ops.cli import main
 from copythat_ops.cli import tokens as tokens_cli
 from copythat_ops.config import URL_VAR
 from copythat_ops.engine import get_engine, run_query
-from copythat_ops.errors import InputError, LockTimeout
+from copythat_ops.errors import InputError, LockTimeout, MigrationError
 from copythat_ops.tokens import backfill, export
 from copythat_ops.tokens import backfill_tokens, export_tokens, search
 from copythat_ops.tokens.export import export_json
@@ -435,6 +435,11 @@ def test_the_application_role_finds_only_its_organizations_names(engine, searcha
 def test_the_trigram_revision_round_trips_and_migrate_check_agrees(server):
     url = server.create_database("tokens_trgm")
     try:
+        migrations.upgrade("b11509538edf", url=url)
+        with get_engine(url).begin() as conn:
+            conn.execute(text("DROP EXTENSION IF EXISTS pg_trgm"))
+        with pytest.raises(MigrationError, match="has no pg_trgm.*revision 2a6198f96b79"):
+            search("brand", engine=get_engine(url))
         migrations.upgrade(url=url)
         indexes = "SELECT indexname FROM pg_indexes WHERE indexname LIKE '%_trgm' ORDER BY indexname"
         made = rows(get_engine(url), indexes)["indexname"].tolist()

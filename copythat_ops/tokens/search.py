@@ -22,7 +22,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..engine import run_query
-from ..errors import InputError, schema_required
+from ..errors import InputError, MigrationError, schema_required
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -116,14 +116,22 @@ def search(
         raise InputError(f"threshold must be a number more than 0 and at most 1 (got {threshold!r})", fix="pass e.g. threshold=0.3", params="threshold")
     sql = search_sql(kind, project=project_id is not None)
     params = {"text": words, "limit": limit, **({"project_id": project_id} if project_id is not None else {})}
-    with schema_required("token search"):
-        found = run_query(
-            sql,
-            params,
-            name="search_tokens",
-            engine=engine,
-            settings={"pg_trgm.word_similarity_threshold": str(threshold)},
-        )
+    try:
+        with schema_required("token search"):
+            found = run_query(
+                sql,
+                params,
+                name="search_tokens",
+                engine=engine,
+                settings={"pg_trgm.word_similarity_threshold": str(threshold)},
+            )
+    except Exception as exc:
+        if getattr(getattr(exc, "orig", None), "pgcode", None) != "42883":  # undefined_function: word_similarity, <%
+            raise
+        raise MigrationError(
+            "the database has no pg_trgm, which token search needs (word_similarity and <% do not exist)",
+            fix="migrate it to head: copythat-ops migrate upgrade (revision 2a6198f96b79 creates the extension and its indexes)",
+        ) from None
     found = found.reindex(columns=COLUMNS)
     found["similarity"] = found["similarity"].astype(float).round(3)
     return found
