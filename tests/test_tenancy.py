@@ -324,6 +324,8 @@ def test_an_owner_that_is_no_superuser_proves_the_isolation_with_a_grant_the_rol
         migrations.upgrade(url=as_owner)
         engine = get_engine(as_owner)
         assert tenants.tenant_isolation(engine=engine)["ok"].all()
+        lint = row(monitor.health(engine=engine), "rls_forced_owner_no_bypass")  # an owner without BYPASSRLS cannot pg_dump or COPY FROM them
+        assert lint["status"] == "WARN" and lint["value"] == 7 and owner in lint["detail"] and f'ALTER ROLE "{owner}" BYPASSRLS;' in lint["action"]
         assert scalar(engine, "SELECT pg_has_role(current_user, 'copythat_app', 'SET') OR pg_has_role(current_user, 'copythat_app', 'USAGE')") is False
         with pytest.raises(CopythatError, match=f"{stranger} may not make the two throwaway organizations.*permission denied for table organizations"):
             tenants.tenant_isolation(engine=get_engine(url.set(username=stranger)))

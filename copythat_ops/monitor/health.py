@@ -134,6 +134,7 @@ def health(
     From supabase/splinter, the tenancy lints (see `tenancy`): CRIT for a tenant table
     without row-level security (once any table uses it) or a table whose policies
     are not applied (RLS disabled); WARN for RLS without a policy, RLS not forced,
+    forced RLS on tables whose owner lacks BYPASSRLS (pg_dump and COPY FROM fail),
     a policy calling current_setting() once per row, a foreign key no index
     leads with, a tenant table without a primary key.
 

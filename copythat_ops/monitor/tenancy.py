@@ -27,6 +27,7 @@ CHECKS = (
     "policy_exists_rls_disabled",
     "rls_enabled_no_policy",
     "rls_not_forced",
+    "rls_forced_owner_no_bypass",
     "rls_per_row_setting",
     "unindexed_foreign_keys",
     "no_primary_key",
@@ -42,7 +43,8 @@ def rls_status(*, engine: Engine | None = None) -> pd.DataFrame:
     Columns: schema, table, tenant (an organization_id or project_id column, or
     organizations itself), rls_enabled, rls_forced, policies (how many),
     per_row_policies (names of policies calling current_setting() once per row,
-    see `per_row_calls`), primary_key. `health()` judges primary keys on tenant tables only
+    see `per_row_calls`), primary_key, owner and owner_bypasses_rls (a superuser
+    or BYPASSRLS owner is not subject to forced RLS). `health()` judges primary keys on tenant tables only
     (a scratch table is named in the detail, not warned about). Read from the catalog; no table is locked.
 
     Example:
@@ -61,9 +63,12 @@ def rls_status(*, engine: Engine | None = None) -> pd.DataFrame:
                              AND NOT a.attisdropped)) AS tenant,
                c.relrowsecurity AS rls_enabled,
                c.relforcerowsecurity AS rls_forced,
-               EXISTS (SELECT FROM pg_constraint AS k WHERE k.conrelid = c.oid AND k.contype = 'p') AS primary_key
+               EXISTS (SELECT FROM pg_constraint AS k WHERE k.conrelid = c.oid AND k.contype = 'p') AS primary_key,
+               r.rolname AS owner,
+               (r.rolsuper OR r.rolbypassrls) AS owner_bypasses_rls
         FROM pg_class AS c
         JOIN pg_namespace AS n ON n.oid = c.relnamespace
+        JOIN pg_roles AS r ON r.oid = c.relowner
         WHERE n.nspname = 'public'
           AND c.relkind IN ('r', 'p')
           AND NOT c.relispartition
@@ -73,7 +78,7 @@ def rls_status(*, engine: Engine | None = None) -> pd.DataFrame:
         name="rls_status",
         engine=engine,
     )
-    tables = tables.astype({"tenant": bool, "rls_enabled": bool, "rls_forced": bool, "primary_key": bool})  # bool masks, also when empty
+    tables = tables.astype({"tenant": bool, "rls_enabled": bool, "rls_forced": bool, "primary_key": bool, "owner_bypasses_rls": bool})  # bool masks, also when empty
     found = policies(engine=engine)
     count = found.groupby("table").size()
     per_row = found[found["per_row"]].groupby("table")["policy"].agg(", ".join)
@@ -209,7 +214,7 @@ def checks(limits: dict | None = None, *, engine: Engine | None = None) -> list[
 
     Example:
         >>> [row["status"] for row in checks()]
-        ['OK', 'OK', 'OK', 'OK', 'OK', 'OK', 'OK']
+        ['OK', 'OK', 'OK', 'OK', 'OK', 'OK', 'OK', 'OK']
     """
     tables = rls_status(engine=engine)
     in_use = bool(tables["rls_enabled"].any() or tables["policies"].any())
@@ -227,6 +232,8 @@ def checks(limits: dict | None = None, *, engine: Engine | None = None) -> list[
     no_policy = tables[tables["rls_enabled"] & (tables["policies"] == 0)]
     unforced = tables[tables["rls_enabled"] & ~tables["rls_forced"]]
     per_row = tables[tables["per_row_policies"] != ""]
+    subject = tables[tables["rls_enabled"] & tables["rls_forced"] & ~tables["owner_bypasses_rls"]]
+    owners = sorted(set(subject["owner"]))
     keys = unindexed_foreign_keys(engine=engine)
     no_key = tenants[~tenants["primary_key"]]
     others = tables[~tables["primary_key"] & ~tables["tenant"]]  # scratch and staging tables: named, not judged
@@ -253,6 +260,13 @@ def checks(limits: dict | None = None, *, engine: Engine | None = None) -> list[
             "rls_not_forced", unforced, "WARN", "warn: any table with row-level security not forced",
             f"{names(unforced)}: their owner is not subject to the policies" if len(unforced) else "none",
             statements(unforced, "ALTER TABLE {table} FORCE ROW LEVEL SECURITY;"),
+        ),
+        _found(
+            "rls_forced_owner_no_bypass", subject, "WARN", "warn: any table with forced RLS whose owner is no superuser and lacks BYPASSRLS",
+            (f"{names(subject)}: their owner {', '.join(owners)} is subject to the policies, so pg_dump as it fails "
+             "(query would be affected by row-level security) and COPY FROM into them is refused" if len(subject) else "none"),
+            "as a superuser: " + " ".join(f"ALTER ROLE {_quoted(o)} BYPASSRLS;" for o in owners)
+            + " (a Neon owner has it); or back up with pg_dump --enable-row-security and load with INSERT, not COPY",
         ),
         _found(
             "rls_per_row_setting", per_row, "WARN", "warn: any policy calling current_setting() outside a scalar subquery",
