@@ -356,6 +356,8 @@ def test_open_jobs_are_counted_every_scrape_and_the_rest_once_an_interval(server
         stage_jobs(url, completed=3, failed=0, pending=1)
         assert value(found := scrape_default(url, monkeypatch), "copythat_jobs", status="completed") == 3
         assert value(found, "copythat_jobs", status="pending") == 1
+        assert value(found, "copythat_jobs_finished_15m", status="completed") == 0
+        assert not any(name == "copythat_job_failure_ratio_15m" for name, _ in found)  # none finished: absent, not NaN
         stage_jobs(url, completed=4, failed=0, pending=2)
         found = scrape_default(url, monkeypatch)
         assert value(found, "copythat_jobs", status="pending") == 3  # fresh

@@ -34,7 +34,6 @@ Example:
 from __future__ import annotations
 
 import logging
-import math
 import os
 import threading
 import time
@@ -317,8 +316,10 @@ def _jobs(run: _Run, conn) -> list[Metric]:
     done, failed = counts.get(("recent", "completed"), 0), counts.get(("recent", "failed"), 0)
     finished.add_metric(["completed"], done)
     finished.add_metric(["failed"], failed)
-    ratio = failed / (done + failed) if done + failed else math.nan
-    return [finished, _gauge("copythat_job_failure_ratio_15m", "Share of the jobs finished in the last 15 minutes that failed (NaN: none finished)", ratio)]
+    families: list[Metric] = [finished]
+    if done + failed:  # absent, not NaN, when none finished: one NaN in a range makes avg_over_time NaN, and the failure band with it
+        families.append(_gauge("copythat_job_failure_ratio_15m", "Share of the jobs finished in the last 15 minutes that failed (absent when none finished)", failed / (done + failed)))
+    return families
 
 
 def _stuck_jobs(run: _Run, conn) -> list[Metric]:
