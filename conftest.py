@@ -80,6 +80,8 @@ class Server:
         hba.write_text(f"local all {PASSWORD_ROLE} scram-sha-256\n" + hba.read_text())
         with self.engine.connect() as conn:
             conn.execute(text(f"CREATE ROLE {PASSWORD_ROLE} LOGIN PASSWORD '{password}'"))
+            # The application's role, made by an operator before a login that may not create roles migrates (revision b11509538edf).
+            conn.execute(text("CREATE ROLE copythat_app NOLOGIN NOBYPASSRLS"))
             conn.execute(text("SELECT pg_reload_conf()"))
         return self.admin.set(username=PASSWORD_ROLE, password=password)
 

@@ -335,3 +335,21 @@ def test_an_owner_that_is_no_superuser_proves_the_isolation_with_a_grant_the_rol
     finally:
         server.drop_database(url)
         execute(server.admin, f"DROP ROLE IF EXISTS {stranger}", f"REVOKE copythat_app FROM {owner}", f"DROP ROLE IF EXISTS {owner}")
+
+
+def test_a_login_that_may_not_create_roles_is_told_what_a_superuser_runs_first(server):
+    if server.password_url == server.admin:
+        pytest.skip("a shared test server: its roles are not renamed")
+    url = server.create_database("tenancy_norole")
+    away = f"copythat_app_{uuid.uuid4().hex[:6]}"
+    execute(server.admin, f"ALTER ROLE copythat_app RENAME TO {away}")
+    try:
+        execute(server.admin, f'ALTER DATABASE "{url.database}" OWNER TO {server.password_url.username}')
+        login = server.password_url.set(database=url.database)
+        with pytest.raises(MigrationError, match=f"role copythat_app does not exist and {login.username} may not create roles: "
+                           "have a superuser .* run CREATE ROLE copythat_app NOLOGIN NOBYPASSRLS, then upgrade again"):
+            migrations.upgrade(url=login)
+        assert migrations.current(url=login) == down_revision()  # the revisions before it are applied; none of it is
+    finally:
+        execute(server.admin, f"ALTER ROLE {away} RENAME TO copythat_app")
+        server.drop_database(url)
