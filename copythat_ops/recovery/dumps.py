@@ -271,8 +271,8 @@ def _pinned(target: URL, wait: timedelta) -> Iterator[_Pinned]:
             snapshot = conn.scalar(text("SELECT pg_export_snapshot()"))
             try:
                 yield _Pinned(conn, snapshot, target)
-            except DBAPIError as exc:
-                if getattr(exc.orig, "pgcode", None) in ("55P03",):
+            except DBAPIError as exc:  # counting after pg_dump: a lock taken since, held past the lock timeout
+                if getattr(exc.orig, "pgcode", None) == "55P03":
                     raise _lock_wait_error(target, [], wait, "counting the rows of the backup") from None
                 raise
         finally:
@@ -309,7 +309,7 @@ def _lock_wait_error(target: URL, tables: list[str], wait: timedelta, what: str)
     except (CopythatError, DBAPIError):
         holders = []
     named_tables = sorted({h["table_name"] for h in holders})
-    shown = ", ".join(named_tables) if named_tables else tables[0] if len(tables) == 1 else f"one of {len(tables)} tables"
+    shown = ", ".join(named_tables) if named_tables else tables[0] if len(tables) == 1 else f"one of {len(tables)} tables" if tables else "a table"
     if not holders:
         return LockTimeout(
             f"{what} of {mask_url(target)} gave up after {seconds} waiting for a lock on {shown}; the session holding it has ended since; nothing was kept",
