@@ -2,8 +2,8 @@
 # Provision a local PostgreSQL 15 cluster ("15 main") for CI:
 #   - self-signed TLS cert/key, ssl=on, listen on 127.0.0.1:5432, scram-sha-256
 #   - pg_hba: role copythat_ci must use TLS + scram from 127.0.0.1, non-TLS rejected
-#   - role copythat_ci (LOGIN CREATEDB CREATEROLE NOSUPERUSER NOBYPASSRLS, as a Neon owner
-#     role but subject to row-level security; member of pg_monitor) with a
+#   - role copythat_ci (LOGIN CREATEDB CREATEROLE BYPASSRLS NOSUPERUSER, as a Neon owner
+#     role; member of pg_monitor) with a
 #     fresh random password each run, database copythat_ci owned by it
 #   - writes postgresql+asyncpg://copythat_ci:PASSWORD@127.0.0.1:5432/copythat_ci?ssl=require
 #     to the file given as $1 (mode 0600). The password is never printed.
@@ -194,7 +194,7 @@ SET log_min_duration_statement = -1;
 \set ci_password '${CI_PASSWORD}'
 SELECT format('CREATE ROLE %I', '${CI_ROLE}')
  WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '${CI_ROLE}') \gexec
-ALTER ROLE ${CI_ROLE} WITH LOGIN CREATEDB NOSUPERUSER CREATEROLE NOREPLICATION NOBYPASSRLS
+ALTER ROLE ${CI_ROLE} WITH LOGIN CREATEDB NOSUPERUSER CREATEROLE NOREPLICATION BYPASSRLS
   PASSWORD :'ci_password';
 \unset ci_password
 GRANT pg_monitor TO ${CI_ROLE};
