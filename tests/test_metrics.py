@@ -407,3 +407,18 @@ def test_slow_background_reads_leave_a_connection_to_the_scrapes(jobs_db, monkey
     again = scrape_default(jobs_db, monkeypatch)  # while they still run
     assert value(again, "pg_up") == 1 and value(again, "copythat_scrape_error", collector="server") == 0
     assert value(again, "copythat_scrape_error", collector="jobs") == 0
+
+
+def test_a_busy_pool_is_not_a_database_down(jobs_db, tmp_path):
+    file = tmp_path / "targets.env"
+    file.write_text(f"prod={libpq(jobs_db)}\n")
+    engine = targets.target_engine(targets.target("prod", targets_file=file))
+    held = [engine.connect() for _ in range(3)]  # the pool's two and its one extra
+    try:
+        found = samples(metrics.exposition("prod", targets_file=file)[0])
+    finally:
+        for conn in held:
+            conn.close()
+    assert not any(name == "pg_up" for name, _ in found)
+    assert value(found, "copythat_scrape_error", collector="server") == 1
+    assert value(samples(metrics.exposition("prod", targets_file=file)[0]), "pg_up") == 1

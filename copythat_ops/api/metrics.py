@@ -142,9 +142,12 @@ class _Run:
                     self._collect(name, lambda collect=collect: collect(self, snap.conn))
                     if name == "server" and self.up is None:
                         self.up = True  # a connection was made: the server query's own failure is its collector's
-        except Exception as exc:  # could not connect (refused, timeout, no pooled connection free, too old a server)
+        except Exception as exc:  # could not connect (refused, timeout, too old a server), or no free connection in the pool
+            from sqlalchemy.exc import TimeoutError as PoolTimeout
+
             with self.lock:
-                self.up = False if self.up is None else self.up
+                if self.up is None:
+                    self.up = None if isinstance(exc, PoolTimeout) else False  # our own pool busy says nothing of the database
             self._failed("server", exc)
 
     def _collect(self, name: str, collect: Callable[[], list[Metric]]) -> None:
@@ -181,7 +184,9 @@ class _Run:
     def families(self, health: _Background, totals: _Background) -> list[Metric]:
         with self.lock:
             up, results, errors, seconds, open_counts = self.up, dict(self.results), dict(self.errors), dict(self.seconds), self.open_counts
-        found: list[Metric] = [_gauge("pg_up", "Whether the database answered this scrape (1) or not (0)", 1 if up else 0)]
+        found: list[Metric] = []
+        if up is not None or "server" not in errors:  # left out when the target's own pool had no free connection
+            found.append(_gauge("pg_up", "Whether the database answered this scrape (1) or not (0)", 1 if up else 0))
         for name in COLLECTORS[:-2]:
             if name == "jobs":
                 jobs, why = _jobs_family(open_counts if "jobs" in results else None, totals)

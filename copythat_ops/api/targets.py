@@ -11,7 +11,7 @@ does. The file is picked by its extension:
   so a password can stay out of the file).
 
 A name is a letter then letters, digits, `_`, `.` or `-` (at most 63). The file is
-read again when it changes. Each target gets one engine (pool of 2, no overflow,
+read again when it changes. Each target gets one engine (pool of 2, 1 more on demand,
 `application_name=copythat-ops-metrics`, a 2 s connect timeout), cached; a target
 dropped from the file has its engine closed. No error shows a password.
 
@@ -45,7 +45,7 @@ from ..errors import ConfigError, InputError
 TARGETS_FILE_VAR = "COPYTHAT_TARGETS_FILE"
 DEFAULT = "default"  # the name of the configured database (DATABASE_URL, .env, embedded) when no target is asked for
 APP_NAME = "copythat-ops-metrics"
-POOL = {"pool_size": 2, "max_overflow": 0, "pool_timeout": 1, "pool_pre_ping": True}
+POOL = {"pool_size": 2, "max_overflow": 1, "pool_timeout": 1, "pool_pre_ping": True}  # a scrape, the background reads, and a second Prometheus scraping at the same time
 CONNECT_TIMEOUT = 2  # seconds; libpq's smallest
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,62}$")
 
@@ -157,7 +157,7 @@ def target(name: str | None = None, *, targets_file: str | os.PathLike | None = 
 
 
 def target_engine(found: Target) -> Engine:
-    """Return the small engine of a target (pool of 2, no overflow, 1 s wait for a pooled connection), one per URL, cached.
+    """Return the small engine of a target (pool of 2, 1 more on demand, 1 s wait for a free connection), one per URL, cached.
 
     Example:
         >>> target_engine(target()) is target_engine(target())
