@@ -243,3 +243,55 @@ def test_health_judges_the_backup_age_and_the_last_drill(source, tmp_path, monke
     execute(source, "UPDATE copythat_history.drills SET status = 'passed', started_at = now() - interval '31 days'")
     assert rows(monitor.health(engine=get_engine(source)))["last_drill"]["status"] == "WARN"
     assert rows(monitor.health(engine=get_engine(source), drill_warn_days=40))["last_drill"]["status"] == "OK"
+
+
+@pytest.fixture
+def fake_neon(server, source, monkeypatch):
+    from neon_fake import FakeNeon
+
+    from copythat_ops.recovery import neon
+
+    with FakeNeon(server, source) as api:
+        monkeypatch.setenv(neon.API_KEY_VAR, api.api_key)
+        monkeypatch.setenv(neon.PROJECT_VAR, api.project_id)
+        monkeypatch.setenv(neon.API_URL_VAR, api.url)
+        yield api
+    dispose_engines()
+    for database in api.branch_databases():
+        server.drop_database(source.set(database=database))
+
+
+def test_a_neon_snapshot_drill_restores_into_a_branch_checks_it_against_the_history_and_deletes_both(source, fake_neon):
+    from copythat_ops.recovery import neon
+
+    client = neon.Neon()
+    taken = client.create_snapshot(name="nightly")
+    execute(source, "DELETE FROM extraction_jobs WHERE id IN (SELECT id FROM extraction_jobs ORDER BY id LIMIT 5)")  # after the snapshot
+    before = set(client.branches()["id"])
+    report = drilling.drill("neon", url=source)
+    a = report.attrs
+    assert a["status"] == "passed", a["detail"]
+    assert a["backup"] == taken["id"] and a["backup_kind"] == "neon_snapshot" and a["rto_seconds"] > 0 and a["rpo_seconds"] >= 0
+    jobs = report.set_index("table").loc["extraction_jobs"]
+    assert jobs["rows"] == jobs["expected_rows"] == 300, "the snapshot's rows, not today's"
+    assert set(client.branches()["id"]) == before, "both scratch branches are deleted"
+    last = drilling.drills(engine=get_engine(source)).iloc[0]
+    assert last["backup_kind"] == "neon_snapshot" and last["status"] == "passed" and last["backup"] == taken["id"]
+    assert fake_neon.unrecorded == [], "the reference branch was served from the snapshot's point in history"
+    with pytest.raises(InputError, match="no Neon snapshot snap-nope in project"):
+        drilling.drill("neon:snap-nope", url=source)
+    execute(source, "INSERT INTO extraction_jobs (project_id, source_url, extraction_type, status) SELECT project_id, source_url, extraction_type, status FROM extraction_jobs ORDER BY id LIMIT 5")
+
+
+def test_drill_cli_on_a_neon_snapshot(source, fake_neon):
+    from copythat_ops.recovery import neon
+
+    env = {neon.API_KEY_VAR: fake_neon.api_key, neon.PROJECT_VAR: fake_neon.project_id, neon.API_URL_VAR: fake_neon.url}
+    none = cli("db", "drill", "--neon", url=source, env=env)
+    assert none.returncode == 2 and "no Neon snapshot in project" in none.stderr and "db snapshot create" in none.stderr
+    taken = neon.Neon().create_snapshot()
+    done = cli("db", "drill", "--neon", "--snapshot", taken["id"], url=source, env=env)
+    assert done.returncode == 0 and f"drill passed: {taken['id']} restored in " in done.stderr, done.stderr
+    assert fake_neon.api_key not in done.stdout + done.stderr
+    wrong = cli("db", "drill", "--snapshot", taken["id"], url=source, env=env)
+    assert wrong.returncode == 2 and "add --neon" in wrong.stderr

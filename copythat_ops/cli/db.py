@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 
+from ..errors import InputError
 from . import safety, snapshots
 from .lazy import library
 from .output import Report
@@ -73,6 +74,8 @@ def register_drills(actions) -> None:
     run.add_argument("--backup", metavar="FILE", help="the backup file to drill (default: the newest of the database in the folder)")
     run.add_argument("--folder", help=safety.FOLDER_HELP)
     run.add_argument("--no-record", dest="record", action="store_false", help="leave the history and the backup's figures file alone")
+    run.add_argument("--neon", action="store_true", help="drill the newest Neon snapshot instead (restored into a branch, checked against a branch as of its time)")
+    run.add_argument("--snapshot", metavar="ID", help="with --neon: this snapshot (see `db snapshot list`)")
     past = actions.add_parser("drills", help="the recorded drills of the database, newest first")
     past.add_argument("--limit", type=int, default=100, help="at most this many (default 100)")
     listed = actions.choices["backups"]
@@ -85,7 +88,12 @@ def register_drills(actions) -> None:
 def run_drills(args) -> object:
     with safety.cli_words():
         if args.action == "drill":
-            report = drilling.drill(args.backup, folder=args.folder, record=args.record)
+            if args.snapshot and not args.neon:
+                raise InputError("--snapshot names a Neon snapshot", fix="add --neon (copythat-ops db drill --neon --snapshot ID)")
+            if args.neon and args.backup:
+                raise InputError("--neon drills a Neon snapshot, --backup a file: give one", fix="drop --backup, or drop --neon")
+            source = (f"neon:{args.snapshot}" if args.snapshot else "neon") if args.neon else args.backup
+            report = drilling.drill(source, folder=args.folder, record=args.record)
             print(drilling.summary(report), file=sys.stderr)
             return Report(report, exit_code=0 if report.attrs["status"] == "passed" else 1)
         if args.action == "drills":

@@ -32,7 +32,7 @@ import re
 import time
 import uuid
 import warnings
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -76,7 +76,11 @@ def drill(source: str | os.PathLike | None = None, *, url: URL | str | None = No
     """Restore a backup into a scratch database, verify it, drop it; return one row per table checked.
 
     `source` is a backup file (default: the newest backup of the database at `url`, default the
-    configured one, in `folder`, default `backup_dir()`). The scratch database is made on the
+    configured one, in `folder`, default `backup_dir()`), or "neon" (the project's newest Neon
+    snapshot; "neon:SNAPSHOT_ID" for one), restored into a new branch and verified against a
+    branch of the snapshot's source as of the snapshot's time (Neon's history: two independent
+    ways back to the same moment: at the snapshot's LSN, else at the end of the whole second Neon
+    stamps it with, so a write in that second shows as a difference), both branches deleted after. The scratch database is made on the
     server of `url`. Verified against the figures `backup()` wrote beside the file: the revision
     and, per table, rows and the primary-key checksum (`expected_*` columns: at backup time; the
     others: as restored). A backup without figures (made by an earlier version) fails the drill:
@@ -96,6 +100,8 @@ def drill(source: str | os.PathLike | None = None, *, url: URL | str | None = No
         (True, True)
     """
     target = database_url() if url is None else get_engine(url).url
+    if isinstance(source, str) and (source == NEON or source.startswith(NEON + ":")):
+        return _drill_neon(source.partition(":")[2] or None, target, record)
     path = _chosen(source, target, folder)
     started_at = datetime.now(UTC)
     figures = dumps.backup_figures(path)
@@ -140,6 +146,98 @@ def drill(source: str | os.PathLike | None = None, *, url: URL | str | None = No
         _drop_scratch(target, scratch)
     _finish(attrs, frame, started_at, path, record, target)
     return frame
+
+
+NEON = "neon"
+# drill-HOST-PID-XXXX: the scratch branches of a Neon drill, which the next drill can tell are gone.
+_SCRATCH_BRANCH = re.compile(r"^drill-(?P<host>[0-9a-f]{6})-(?P<pid>\d+)-[0-9a-f]{4}(?:-(?:restored|reference))?$")
+
+
+def _drill_neon(snapshot_id: str | None, target: URL, record: bool) -> pd.DataFrame:
+    from . import pitr
+    from .neon import Neon
+
+    client = Neon()
+    snapshots = client.snapshots()
+    chosen = snapshots if snapshot_id is None else snapshots[snapshots["id"] == snapshot_id]
+    if chosen.empty:
+        raise InputError(
+            f"no Neon snapshot {snapshot_id} in project {client.project_id}" if snapshot_id else f"no Neon snapshot in project {client.project_id} to drill",
+            fix="take one with `copythat-ops db snapshot create`, or name one listed by `copythat-ops db snapshot list`",
+            params="source",
+        )
+    snap = chosen.iloc[0]
+    started_at = datetime.now(UTC)
+    at = pd.Timestamp(snap["timestamp"]) if pd.notna(snap.get("timestamp")) and snap.get("timestamp") else pd.Timestamp(snap["created_at"])
+    taken_at = (at.tz_localize(UTC) if at.tzinfo is None else at).to_pydatetime()
+    attrs = {
+        "status": "failed", "source": target.database, "backup": str(snap["id"]), "backup_kind": "neon_snapshot", "backup_taken_at": taken_at,
+        "revision": None, "expected_revision": None, "rto_seconds": None, "verify_seconds": None,
+        "rpo_seconds": round((started_at - taken_at).total_seconds(), 3), "scratch_database": None, "detail": "", "drill_id": None,
+    }  # fmt: skip
+    _leftover_branches(client)
+    scratch = f"drill-{host_tag()}-{os.getpid()}-{uuid.uuid4().hex[:4]}"
+    attrs["scratch_database"] = f"{scratch}-restored"
+    made: list[str] = []
+    frame = pd.DataFrame(columns=COLUMNS)
+    try:
+        started = time.perf_counter()
+        restored = client.restore_snapshot(str(snap["id"]), name=f"{scratch}-restored")
+        made.append(restored["id"])
+        restored_url = pitr.branch_url(restored["id"], client=client, url=target)
+        revision, found = _restored(restored_url)
+        attrs["rto_seconds"] = round(time.perf_counter() - started, 3)
+        # at the snapshot's LSN when Neon gives one; else at the end of the second its time is stamped with (Neon's times are whole seconds)
+        end_of_second = taken_at.replace(microsecond=0) + timedelta(seconds=1) - timedelta(microseconds=1)
+        point = {"parent_lsn": snap["lsn"]} if snap.get("lsn") else {"parent_timestamp": end_of_second.isoformat().replace("+00:00", "Z")}
+        reference = client.create_branch(f"{scratch}-reference", parent_id=str(snap["source_branch_id"]), **point)["branch"]
+        made.append(reference["id"])
+        checked = time.perf_counter()
+        expected_revision, expected = _restored(pitr.branch_url(reference["id"], client=client, url=target))
+        attrs["verify_seconds"] = round(time.perf_counter() - checked, 3)
+        attrs["revision"], attrs["expected_revision"] = revision, expected_revision
+        frame = _compare({"tables": expected}, found)
+        problems = []
+        if revision != expected_revision:
+            problems.append(f"revision {revision or 'none'} restored, {expected_revision or 'none'} at the snapshot's time")
+        bad = frame[~frame["ok"]]
+        if len(bad):
+            problems.append(f"{len(bad)} of {len(frame)} tables differ: " + "; ".join(f"{r.schema}.{r.table} {r.problem}" for r in bad.head(3).itertuples()))
+        attrs["status"] = "failed" if problems else "passed"
+        attrs["detail"] = "; ".join(problems).replace("at backup time", "at the snapshot's time") or (
+            f"{len(frame)} tables match (rows and primary-key checksums) a branch as of the snapshot's time, at revision {revision or 'none'}")
+    except CopythatError as exc:
+        attrs["detail"] = attrs["detail"] or f"the restore failed: {exc.problem}"
+        frame.attrs.update(attrs)
+        if record:
+            attrs["drill_id"] = frame.attrs["drill_id"] = _record(attrs, frame, started_at, target)
+        raise
+    finally:
+        for branch_id in made:
+            try:
+                client.delete_branch(branch_id)
+            except CopythatError as exc:
+                warnings.warn(f"the drill's Neon branch {branch_id} could not be deleted ({exc.problem}); the next drill deletes it", LeftoverWarning, stacklevel=3)
+        dispose_engines()
+    frame.attrs.update(attrs)
+    if record:
+        attrs["drill_id"] = frame.attrs["drill_id"] = _record(attrs, frame, started_at, target)
+    return frame
+
+
+def _leftover_branches(client) -> None:
+    """Delete the scratch branches of earlier Neon drills of this machine whose run is gone; name those of other machines."""
+    for row in client.branches().itertuples():
+        named = _SCRATCH_BRANCH.match(str(row.name))
+        if not named:
+            continue
+        if named["host"] != host_tag():
+            warnings.warn(f"the Neon branch {row.name} ({row.id}) is a drill's of another machine; when that drill is over, delete it", LeftoverWarning, stacklevel=3)
+            continue
+        if run_is_alive(int(named["pid"])):
+            continue
+        client.delete_branch(row.id)
+        warnings.warn(f"deleted the Neon branch {row.name} ({row.id}) left by an interrupted drill (pid {named['pid']}, gone)", LeftoverWarning, stacklevel=3)
 
 
 def _finish(attrs: dict, frame: pd.DataFrame, started_at: datetime, path: Path, record: bool, target: URL) -> None:
