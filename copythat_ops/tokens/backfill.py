@@ -313,7 +313,7 @@ BEGIN
     END LOOP;
     RAISE NOTICE USING MESSAGE = 'tokens from job results: ' || v_written || ' tokens written, '
         || (SELECT count(*) FROM pg_temp.{table}) || ' jobs rejected'
-        || coalesce(' (first: ' || (SELECT string_agg(job_id::text || ' ' || reason, '; ' ORDER BY job_id)
+        || coalesce(' (first: ' || (SELECT string_agg(job_id::text || ' (' || reason || ')', '; ' ORDER BY job_id)
                                      FROM (SELECT * FROM pg_temp.{table} ORDER BY job_id LIMIT {shown}) AS first) || ')', '');
 END
 $do$
