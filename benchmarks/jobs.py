@@ -141,7 +141,7 @@ def main() -> None:
     try:
         migrations.upgrade(url=url)
         engine = get_engine(url)
-        seeded = seed_database(args.jobs, args.projects, seed=1, engine=engine)
+        seeded = seed_database(args.jobs, args.projects, seed=1, engine=engine, tokens=False)  # the jobs alone, as to_sql writes them
         with create_engine(url, poolclass=NullPool, isolation_level="AUTOCOMMIT").connect() as conn:
             conn.execute(text("VACUUM ANALYZE extraction_jobs"))
         in_fresh_process("copy floor", plain)  # warm the cache
