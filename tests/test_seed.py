@@ -5,15 +5,18 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from sqlalchemy import text
+from sqlalchemy import create_engine, text
+from sqlalchemy.exc import IntegrityError, ProgrammingError
+from sqlalchemy.pool import NullPool
 
 from copythat_ops import migrations
-from copythat_ops.engine import get_engine, run_query
+from copythat_ops.engine import dispose_engines, get_engine, run_query
 from copythat_ops.errors import InputError, MigrationError
 from copythat_ops.models import EXTRACTION_TYPES, JOB_STATUSES
 from copythat_ops.seed import default_organizations, seed_database
@@ -238,3 +241,33 @@ def test_a_database_at_an_older_revision_is_seeded_with_what_it_has(server, revi
         assert frame(get_engine(url), "SELECT count(*) AS n FROM extraction_jobs")["n"][0] == 300
     finally:
         server.drop_database(url)
+
+
+def test_an_owner_under_forced_row_level_security_seeds_through_the_policies(server):
+    """As on a server whose migration owner has no BYPASSRLS (PostgreSQL 15 in CI): COPY FROM is refused there, so rows go through a temporary table."""
+    url = server.create_database("seed_rls")
+    role = f"seed_owner_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE ROLE "{role}" LOGIN NOSUPERUSER NOBYPASSRLS'))
+            conn.execute(text(f'ALTER DATABASE "{url.database}" OWNER TO "{role}"'))
+            conn.execute(text(f'GRANT CREATE ON SCHEMA public TO "{role}"'))
+            try:
+                conn.execute(text("CREATE ROLE copythat_app NOLOGIN NOBYPASSRLS"))
+            except (ProgrammingError, IntegrityError):  # made by another test database of this server
+                pass
+        owner = url.set(username=role, password=None)
+        migrations.upgrade(url=owner)
+        forced = frame(get_engine(owner), "SELECT count(*) AS n FROM pg_class WHERE relname IN ('projects', 'extraction_jobs') AND relforcerowsecurity")
+        assert forced["n"][0] == 2
+        loaded = seed_database(300, 5, seed=2, now=NOW, engine=get_engine(owner))
+        assert (loaded["projects"], loaded["jobs"], loaded["organizations"]) == (5, 300, 3) and loaded["tokens"] > 100
+        counts = frame(get_engine(url), "SELECT (SELECT count(*) FROM projects) AS projects, (SELECT count(*) FROM extraction_jobs) AS jobs, (SELECT count(*) FROM color_tokens) > 0 AS tokens")
+        assert counts.to_dict("records") == [{"projects": 5, "jobs": 300, "tokens": True}]
+    finally:
+        dispose_engines()
+        admin.dispose()
+        server.drop_database(url)
+        with server.engine.connect() as conn:
+            conn.execute(text(f'DROP ROLE IF EXISTS "{role}"'))
