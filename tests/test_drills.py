@@ -295,3 +295,28 @@ def test_drill_cli_on_a_neon_snapshot(source, fake_neon):
     assert fake_neon.api_key not in done.stdout + done.stderr
     wrong = cli("db", "drill", "--snapshot", taken["id"], url=source, env=env)
     assert wrong.returncode == 2 and "add --neon" in wrong.stderr
+
+
+def test_health_counts_a_neon_snapshot_as_a_backup(source, fake_neon, tmp_path, monkeypatch):
+    from copythat_ops.monitor import backups as backup_checks
+    from copythat_ops.recovery import neon
+
+    monkeypatch.setenv(dumps.BACKUP_DIR_VAR, str(tmp_path / "none-here"))
+    monkeypatch.setattr(backup_checks, "is_local", lambda url: False)
+    found = rows(monitor.health(engine=get_engine(source)))
+    assert found["backup_age"]["status"] == "WARN" and "no Neon snapshot in the project" in found["backup_age"]["detail"]
+    taken = neon.Neon().create_snapshot()
+    found = rows(monitor.health(engine=get_engine(source)))
+    assert found["backup_age"]["status"] == "OK" and found["backup_age"]["detail"].startswith(f"newest: Neon snapshot {taken['id']}, 0.0 h old")
+    monkeypatch.setenv(neon.API_URL_VAR, f"http://127.0.0.1:{free_port()}")  # the API away: said, and judged on the files alone
+    found = rows(monitor.health(engine=get_engine(source)))
+    assert found["backup_age"]["status"] == "WARN" and "Neon snapshots not read (" in found["backup_age"]["detail"]
+    assert fake_neon.api_key not in str(found)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
