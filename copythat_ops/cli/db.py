@@ -6,6 +6,7 @@ import sys
 
 from ..errors import InputError
 from . import safety, snapshots
+from .confirm import add_yes, confirm_change
 from .lazy import library
 from .output import Report
 
@@ -76,6 +77,7 @@ def register_drills(actions) -> None:
     run.add_argument("--no-record", dest="record", action="store_false", help="leave the history and the backup's figures file alone")
     run.add_argument("--neon", action="store_true", help="drill the newest Neon snapshot instead (restored into a branch, checked against a branch as of its time)")
     run.add_argument("--snapshot", metavar="ID", help="with --neon: this snapshot (see `db snapshot list`)")
+    add_yes(run)
     past = actions.add_parser("drills", help="the recorded drills of the database, newest first")
     past.add_argument("--limit", type=int, default=100, help="at most this many (default 100)")
     listed = actions.choices["backups"]
@@ -93,6 +95,8 @@ def run_drills(args) -> object:
             if args.neon and args.backup:
                 raise InputError("--neon drills a Neon snapshot, --backup a file: give one", fix="drop --backup, or drop --neon")
             source = (f"neon:{args.snapshot}" if args.snapshot else "neon") if args.neon else args.backup
+            made = "two branches in the Neon project (deleted after)" if args.neon else "a scratch database on its server (dropped after)"
+            confirm_change(f"db drill (creates {made}, and records the result)", yes=args.yes)
             report = drilling.drill(source, folder=args.folder, record=args.record)
             print(drilling.summary(report), file=sys.stderr)
             return Report(report, exit_code=0 if report.attrs["status"] == "passed" else 1)
