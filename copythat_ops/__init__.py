@@ -14,8 +14,8 @@ from .faces import lazy_face
 
 # Loaded on first use, so `import copythat_ops` (and every CLI command) starts at once:
 # pandas, Alembic, pyarrow and matplotlib load only for the work that needs them.
-_MODULES = {"charts", "check", "config", "display", "embedded", "engine", "errors", "jobs", "migrations", "models",
-            "monitor", "recovery", "runbooks", "seed", "validate"}
+_MODULES = {"api", "charts", "check", "config", "database", "display", "embedded", "engine", "errors", "jobs", "migrations",
+            "models", "monitor", "recovery", "runbooks", "seed", "tenants", "tokens", "validate"}
 _NAMES = {
     "check_connection": "check",
     "mask_url": "config", "normalize_url": "config", "settings": "config",
@@ -27,14 +27,18 @@ _NAMES = {
     "jobs_frame": "jobs", "stuck_jobs": "jobs",
     "EXTRACTION_TYPES": "models", "JOB_STATUSES": "models", "ExtractionJob": "models", "ExtractionType": "models",
     "JobActionAudit": "models", "JobStatus": "models", "Project": "models",
+    "ColorToken": "models", "Membership": "models", "Organization": "models", "SpacingToken": "models",
+    "TypographyToken": "models", "User": "models",
     "seed_database": "seed",
+    "tenant_isolation": "tenants", "tenant_usage": "tenants",
+    "backfill_tokens": "tokens", "export_tokens": "tokens", "search": "tokens",
 }
 
 
 __getattr__, __dir__ = lazy_face(__name__, _MODULES, _NAMES)
 
 if TYPE_CHECKING:  # what editors and type checkers see
-    from . import config, embedded, jobs, migrations, monitor  # noqa: F401
+    from . import api, config, database, embedded, jobs, migrations, monitor, recovery, tenants, tokens  # noqa: F401
     from .check import check_connection  # noqa: F401
     from .config import mask_url, normalize_url, settings  # noqa: F401
     from .engine import database_url, get_db, get_engine, run_query, session_scope  # noqa: F401
@@ -43,11 +47,29 @@ if TYPE_CHECKING:  # what editors and type checkers see
         ActionResult, audit_log, cancel_jobs, fail_stuck_jobs, failure_reasons, iter_jobs_frames, job_summary,
         job_throughput, jobs_frame, requeue_jobs, stuck_jobs,
     )
-    from .models import EXTRACTION_TYPES, JOB_STATUSES, ExtractionJob, ExtractionType, JobActionAudit, JobStatus, Project  # noqa: F401
+    from .models import (  # noqa: F401
+        EXTRACTION_TYPES, JOB_STATUSES, ColorToken, ExtractionJob, ExtractionType, JobActionAudit, JobStatus, Membership,
+        Organization, Project, SpacingToken, TypographyToken, User,
+    )
     from .seed import seed_database  # noqa: F401
+    from .tenants import tenant_isolation, tenant_usage  # noqa: F401
+    from .tokens import backfill_tokens, export_tokens, search  # noqa: F401
 
 __all__ = [
     "ActionResult",
+    "ColorToken",
+    "Membership",
+    "Organization",
+    "SpacingToken",
+    "TypographyToken",
+    "User",
+    "backfill_tokens",
+    "export_tokens",
+    "search",
+    "tenant_isolation",
+    "tenant_usage",
+    "tenants",
+    "tokens",
     "EXTRACTION_TYPES",
     "JOB_STATUSES",
     "ConfigError",

@@ -87,7 +87,7 @@ ARGPARSE_ERRORS = [
     (["jobs", "requeue", "--id", "abc"], "error: --id must be a whole number, not abc. Fix: give a whole number of at least 1"),
     (["--format", "xml", "db", "check"], "error: unknown --format 'xml'. Fix: use one of: table, csv, json"),
     (["db", "check", "--format", "xml"], "error: unknown --format 'xml'. Fix: use one of: table, csv, json"),
-    (["dbx", "check"], "error: unknown command 'dbx'. Fix: use one of: db, migrate, jobs, seed, monitor, notebooks (see copythat-ops --help)"),
+    (["dbx", "check"], "error: unknown command 'dbx'. Fix: use one of: db, migrate, jobs, tokens, tenants, seed, monitor, notebooks, serve (see copythat-ops --help)"),
     (["jobs", "explode"], "error: unknown command 'jobs explode'. Fix: use one of:"),
     (["monitor", "cancel", "abc"], "error: PID must be a whole number, not abc. Fix:"),
     (["monitor", "indexes", "fancy"], "error: unknown view 'fancy'. Fix: use one of: usage, unused, duplicate, invalid, missing"),

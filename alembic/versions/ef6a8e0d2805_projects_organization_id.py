@@ -20,8 +20,10 @@ projects is never locked for more than a moment:
 5. SET NOT NULL uses the validated check instead of a scan, and the check
    goes.
 
-Deploy the application so that it sets organization_id on new projects before
-this revision: from step 4 a project inserted without one is refused. Every
+The application must set organization_id on new projects from step 4 on, when
+a project inserted without one is refused: deploy the version that sets it as
+soon as the column exists (step 1), or run the revision when no projects are
+being created. Every
 step runs under alembic.ini's lock_timeout and can run again, so after a
 failure fix the cause and upgrade again. Move projects out of
 `before-organizations` into their real organizations afterwards

@@ -2,18 +2,11 @@
 
 from __future__ import annotations
 
-from .args import whole
+from .args import positive_duration, whole
 from .lazy import library
 
 app = library("api.app", TOKEN_VAR="COPYTHAT_SERVE_TOKEN")
 database = library("database", POOL_SIZE=5, MAX_OVERFLOW=10, POOL_TIMEOUT=5.0)
-
-
-def _seconds(text: str) -> float:
-    value = float(text)
-    if value < 0:
-        raise ValueError(text)
-    return value
 
 
 def register(groups) -> None:
@@ -33,19 +26,23 @@ def register(groups) -> None:
     serve.add_argument("--pool-size", type=whole(1), default=database.POOL_SIZE, help=f"connections kept open (default {database.POOL_SIZE})")
     serve.add_argument("--max-overflow", type=whole(0), default=database.MAX_OVERFLOW, help=f"extra connections under load (default {database.MAX_OVERFLOW})")
     serve.add_argument(
-        "--pool-timeout", type=_seconds, default=database.POOL_TIMEOUT, metavar="SECONDS",
-        help=f"how long a request waits for a free connection before HTTP 503 'pool exhausted' (default {database.POOL_TIMEOUT:g})",
+        "--pool-timeout", type=positive_duration, default=f"{database.POOL_TIMEOUT:g}s",
+        help=f"how long a request waits for a free connection before HTTP 503 'pool exhausted' (default {database.POOL_TIMEOUT:g}s)",
     )  # fmt: skip
     serve.set_defaults(run=run)
 
 
 def run(args) -> str:
+    from datetime import timedelta
+
+    from ..validate import duration
+
     app.serve(
         args.host,
         args.port,
         targets_file=args.targets,
         pool_size=args.pool_size,
         max_overflow=args.max_overflow,
-        pool_timeout=args.pool_timeout,
+        pool_timeout=duration(args.pool_timeout, name="--pool-timeout") / timedelta(seconds=1),
     )
     return "stopped"

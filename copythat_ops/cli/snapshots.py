@@ -44,6 +44,7 @@ def register_db(actions) -> None:
     add_yes(final)
     delete = verbs.add_parser("delete", help="delete a snapshot")
     delete.add_argument("snapshot_id", metavar="SNAPSHOT_ID")
+    add_yes(delete)
     schedule = verbs.add_parser("schedule", help="the automatic snapshot schedule of a branch: show | set")
     which = schedule.add_subparsers(dest="schedule_verb")
     show = which.add_parser("show", help="the schedule (the default)")
@@ -76,6 +77,7 @@ def _run_snapshot(args) -> object:
     if args.verb == "list":
         return client.snapshots()
     if args.verb == "delete":
+        confirm_change(f"db snapshot delete (Neon project {client.project_id}: snapshot {args.snapshot_id} is gone for good)", yes=args.yes)
         client.delete_snapshot(args.snapshot_id)
         return f"deleted snapshot {args.snapshot_id}"
     if args.verb == "schedule":

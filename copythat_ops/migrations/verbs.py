@@ -187,10 +187,14 @@ def _lost(exc: DBAPIError, cfg: Config) -> MigrationError:
 def _failed(exc: DBAPIError) -> MigrationError:
     detail = mask_text((str(exc.orig).strip().splitlines() or ["?"])[0])
     if "lock timeout" in detail:
-        fix = "a long transaction holds a lock on the table: find it with pg_stat_activity and retry when it ends, or raise lock_timeout in alembic.ini"
+        fix = (
+            "a long transaction holds a lock on the table: find it with `copythat-ops monitor activity blocked`"
+            " and run again when it ends, or raise lock_timeout in alembic.ini"
+        )
     else:
         fix = "correct the migration or the data it trips on, then run again"
-    return MigrationError(f"the migration failed and was rolled back ({detail})", fix=fix)
+    kept = "what its transaction did was rolled back; batches and concurrent index builds it had committed stay, and a re-run goes on from them"
+    return MigrationError(f"the migration failed ({detail}); {kept}", fix=fix)
 
 
 def _apply(fn, target: str, url: URL | str | None, plan: MigrationPlan | None = None) -> str | None:

@@ -15,7 +15,7 @@ from .locks import LOCKED
 from .snapshot import query
 
 # Relations of the database's own schemas (not the catalogs), shared by the size queries.
-USER_SCHEMAS = "n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%'"
+USER_SCHEMAS = "n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp\\_%'"
 # Every index (i, its relation c) with its table (t) and schema (n), shared by the index lists.
 INDEXES = """pg_index AS i
         JOIN pg_class AS c ON c.oid = i.indexrelid
