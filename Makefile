@@ -50,12 +50,18 @@ test: install node-tools
 lab: install
 	$(BIN)/jupyter lab --ServerApp.root_dir=. --LabApp.default_url=/lab/tree/notebooks $(ROOT_FLAG)
 
-## bench: the jobs, monitoring and migration benchmarks, each in a scratch database it drops (figures and ratios, not tests)
+## bench: every benchmark, each in a scratch database it drops (figures and ratios, not tests): jobs, monitoring,
+##        migrations, start-up, the tenancy revision and row-level security, tokens, metrics and the pool
 bench: install
 	$(BIN)/python benchmarks/jobs.py
 	$(BIN)/python benchmarks/monitor.py
 	$(BIN)/python benchmarks/migrations.py
 	$(BIN)/python benchmarks/startup.py
+	$(BIN)/python benchmarks/tenancy.py
+	$(BIN)/python benchmarks/rls.py
+	$(BIN)/python benchmarks/tokens.py
+	$(BIN)/python benchmarks/metrics.py
+	$(BIN)/python benchmarks/pool.py
 
 db-up: install
 	$(OPS) db up

@@ -22,15 +22,16 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import time
-import uuid
 
 import pandas as pd
 from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
-from copythat_ops import embedded, jobs, migrations
-from copythat_ops.config import mask_url, normalize_url
-from copythat_ops.engine import dispose_engines, get_engine
+from scratch import Scratch
+
+from copythat_ops import jobs, migrations
+from copythat_ops.config import mask_url
+from copythat_ops.engine import get_engine
 from copythat_ops.seed import seed_database
 
 TARGETS = {
@@ -58,7 +59,7 @@ def reset_peak() -> None:
 def measure(kind: str, url: str) -> dict:
     """One read in this (fresh) process: seconds, peak RSS growth, and the frame's deep size."""
     engine = get_engine(url)
-    sql, _ = jobs._jobs_query()
+    sql, _ = jobs.analyses._jobs_query()
     jobs.jobs_frame(limit=1, engine=engine)  # load the drivers before measuring
     with engine.connect() as conn:
         pd.read_sql(text(f"{sql} LIMIT 1"), conn)
@@ -130,12 +131,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
 
-    server = normalize_url(args.url) if args.url else embedded.start()
-    admin = create_engine(server.set(database="postgres"), poolclass=NullPool, isolation_level="AUTOCOMMIT")
-    name = f"copythat_bench_{uuid.uuid4().hex[:8]}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = server.set(database=name)
+    scratch = Scratch(args.url)
+    url = scratch.url
     plain = url.render_as_string(hide_password=False)
     print(f"scratch database {mask_url(url)}; {args.jobs:,} jobs; best of {args.repeat}; shared 2-core machine, figures vary run to run")
     try:
@@ -156,10 +153,7 @@ def main() -> None:
         stuck = best(lambda: jobs.stuck_jobs(engine=engine), args.repeat)
         rates = {method or "None": to_sql_rate(engine, args.sample, method) for method in (None, "multi")}
     finally:
-        dispose_engines()
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        scratch.drop()
 
     mb = 1e6
     rows = [

@@ -22,17 +22,18 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-import uuid
 
 import pandas as pd
 import psycopg2
 from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
-from copythat_ops import embedded, jobs, migrations, monitor
+from scratch import Scratch
+
+from copythat_ops import jobs, migrations, monitor
 from copythat_ops.api import metrics, targets
-from copythat_ops.config import libpq_url, mask_url, normalize_url
-from copythat_ops.engine import dispose_engines, get_engine, run_query
+from copythat_ops.config import libpq_url, mask_url
+from copythat_ops.engine import get_engine, run_query
 from copythat_ops.seed import seed_database
 
 
@@ -67,12 +68,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=7)
     args = parser.parse_args()
 
-    server = normalize_url(args.url) if args.url else embedded.start()
-    admin = create_engine(server.set(database="postgres"), poolclass=NullPool, isolation_level="AUTOCOMMIT")
-    name = f"copythat_bench_{uuid.uuid4().hex[:8]}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = server.set(database=name)
+    scratch = Scratch(args.url)
+    url = scratch.url
     print(f"scratch database {mask_url(url)}; {args.jobs:,} jobs; median of {args.repeat}; shared 2-core machine, figures vary run to run")
     try:
         migrations.upgrade(url=url)
@@ -105,10 +102,7 @@ def main() -> None:
             holder.close()
     finally:
         targets.dispose_target_engines()
-        dispose_engines()
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        scratch.drop()
 
     per_collector = {name: statistics.median(share.get(name, float("nan")) for share in shares) for name in shares[0]}
     rows = [

@@ -24,14 +24,14 @@ from __future__ import annotations
 
 import argparse
 import time
-import uuid
 
-from sqlalchemy import create_engine, text
-from sqlalchemy.pool import NullPool
+from sqlalchemy import text
 
-from copythat_ops import embedded, migrations
-from copythat_ops.config import mask_url, normalize_url
-from copythat_ops.engine import dispose_engines, get_engine, run_query
+from scratch import Scratch
+
+from copythat_ops import migrations
+from copythat_ops.config import mask_url
+from copythat_ops.engine import get_engine, run_query
 from copythat_ops.seed import seed_database
 from copythat_ops.tokens.backfill import backfill_tokens
 from copythat_ops.tokens.export import export_json
@@ -99,12 +99,8 @@ def main() -> None:
     parser.add_argument("--url", help="a server to create the scratch database on (default: the embedded one)")
     args = parser.parse_args()
 
-    server = normalize_url(args.url) if args.url else embedded.start()
-    admin = create_engine(server.set(database="postgres"), poolclass=NullPool, isolation_level="AUTOCOMMIT")
-    name = f"copythat_bench_{uuid.uuid4().hex[:8]}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = server.set(database=name)
+    scratch = Scratch(args.url)
+    url = scratch.url
     print(f"scratch database {mask_url(url)}")
     try:
         migrations.upgrade(url=url)
@@ -146,10 +142,7 @@ def main() -> None:
             f"{done['jobs'] / seconds:,.0f} jobs/s, {done['tokens'] / seconds:,.0f} tokens/s ({done['tokens']:,} tokens, {len(done['rejected'])} jobs rejected)"
         )
     finally:
-        dispose_engines()
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        scratch.drop()
 
 
 if __name__ == "__main__":
