@@ -3,7 +3,8 @@
 Its data lives in `.copythat/pgdata` in the checkout (or $COPYTHAT_EMBEDDED_DIR).
 It listens only on a Unix socket in that folder, keeps running between
 processes (notebooks, the CLI and tests share it) until `stop()`, and has
-pg_stat_statements preloaded and created in its `copythat` database.
+pg_stat_statements preloaded and created in its `copythat` database, and
+shared_buffers of 256MB (room for the demo data).
 
 Example:
     >>> from copythat_ops import embedded
@@ -32,6 +33,8 @@ DIR_VAR = "COPYTHAT_EMBEDDED_DIR"
 DATABASE = "copythat"
 SUPERUSER = "postgres"
 PRELOAD = "pg_stat_statements"
+# Room for the demo data and its indexes (the server's default, 128MB, holds less than a seeded database).
+SHARED_BUFFERS = "256MB"
 CHECKOUT = Path(__file__).resolve().parents[1]
 RECOVERY_WAIT = 10  # seconds a dead postmaster's processes get to exit on their own
 LOG_LINES = 5
@@ -198,13 +201,18 @@ def start(path: str | os.PathLike | None = None) -> URL:
 
 
 def _ensure_configured(admin: URL) -> bool:
-    """Preload pg_stat_statements; return True when a restart is needed for it."""
+    """Preload pg_stat_statements and give shared_buffers SHARED_BUFFERS; return True when a restart is needed for them."""
+    restart = False
     with _admin(admin) as cur:
         cur.execute("SHOW shared_preload_libraries")
-        if PRELOAD in cur.fetchone()[0]:
-            return False
-        cur.execute(f"ALTER SYSTEM SET shared_preload_libraries = '{PRELOAD}'")
-        return True
+        if PRELOAD not in cur.fetchone()[0]:
+            cur.execute(f"ALTER SYSTEM SET shared_preload_libraries = '{PRELOAD}'")
+            restart = True
+        cur.execute("SELECT pg_size_bytes(current_setting('shared_buffers')) < pg_size_bytes(%s)", (SHARED_BUFFERS,))
+        if cur.fetchone()[0]:
+            cur.execute(f"ALTER SYSTEM SET shared_buffers = '{SHARED_BUFFERS}'")
+            restart = True
+    return restart
 
 
 def _ensure_database(admin: URL) -> None:

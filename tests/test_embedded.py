@@ -132,12 +132,12 @@ def test_a_killed_server_that_cannot_start_says_why_and_how_to_recover(data_dir,
     conf = data_dir.parent / "pgdata" / "postgresql.conf"
     pid = kill_postmaster(data_dir)
     kept = conf.read_text()
-    conf.write_text(kept + "\nshared_buffers = 'lots'\n")
+    conf.write_text(kept + "\nmax_connections = 'lots'\n")
     try:
         result = cli("db", "check", data_dir=data_dir, cwd=tmp_path)
         assert result.returncode == 2
         assert result.stderr.startswith(f"error: the embedded PostgreSQL in {data_dir.resolve()} had stopped (postmaster pid {pid} gone)")
-        assert "could not be restarted; the server log ends:" in result.stderr and 'parameter "shared_buffers"' in result.stderr
+        assert "could not be restarted; the server log ends:" in result.stderr and 'parameter "max_connections"' in result.stderr
         assert f"Fix: read {data_dir.resolve() / 'log'}" in result.stderr and "copythat-ops db up" in result.stderr
         assert "Traceback" not in result.stderr and "OperationalError" not in result.stderr
     finally:
