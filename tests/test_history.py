@@ -151,7 +151,7 @@ def test_retention_and_capture_give_up_on_a_locked_history_naming_the_holder(eng
         with pytest.raises(LockWaitError, match=f"pid {holder.info.backend_pid} holds ExclusiveLock on copythat_history.snapshots"):
             monitor.prune_history("90d", engine=engine)
         with pytest.raises(LockWaitError, match=f"pid {holder.info.backend_pid}"):
-            monitor.capture(interval="1min", engine=engine)
+            monitor.capture(interval="1s", engine=engine)  # a bucket no earlier capture has taken
         assert time.monotonic() - started < 10
     finally:
         holder.close()

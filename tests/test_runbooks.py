@@ -108,7 +108,7 @@ def test_keep_deletes_the_oldest_runs_only(tmp_path, capsys):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--notebook", "07"], "error: no notebook '07'. Fix: name one by number or name: 01_connect_and_migrate, 02_jobs, 03_monitoring"),
+        (["--notebook", "09"], "error: no notebook '09'. Fix: name one by number or name: 01_connect_and_migrate, 02_jobs, 03_monitoring"),
         (["-p", "NOPE", "1"], "error: no selected notebook has a parameter 'NOPE'. Fix: use one they have (01_connect_and_migrate: TARGET; 02_jobs: SINCE,"),
         (["--notebook", "03", "-p", "03:NOPE", "1"], "error: 03_monitoring has no parameter 'NOPE'. Fix: use one of its parameters: LONG_RUNNING_SECONDS, TOP"),
         (["--notebook", "03", "-p", "02:SINCE", "1d"], "error: parameter '02:SINCE' is for 02_jobs, which this run does not include"),

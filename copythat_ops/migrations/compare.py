@@ -143,7 +143,7 @@ def schema_columns(*, url: URL | str | None = None) -> pd.DataFrame:
 
     Example:
         >>> schema_columns().query("table_name == 'projects'")["column_name"].tolist()
-        ['id', 'name', 'description', 'created_at', 'updated_at']
+        ['id', 'name', 'description', 'created_at', 'updated_at', 'organization_id']
     """
     return run_query(
         """

@@ -125,7 +125,7 @@ def backup(*, url: URL | str | None = None, folder: str | os.PathLike | None = N
             with client_env(target) as env:
                 done = run_tool(
                     [str(tool.path), "--format=custom", f"--lock-wait-timeout={_ms(wait)}", f"--snapshot={pinned.snapshot}", f"--file={partial}",
-                     "--dbname", libpq_url(target)],
+                     *pinned.row_security(), "--dbname", libpq_url(target)],
                     env=env,
                 )
             if done.returncode != 0:
@@ -243,6 +243,26 @@ class _Pinned:
 
     def __init__(self, conn, snapshot: str, target: URL) -> None:
         self.conn, self.snapshot, self.target = conn, snapshot, target
+
+    def row_security(self) -> list[str]:
+        """pg_dump's flag for a role that row-level security applies to: it reads every row through the operator policy.
+
+        A member of the application's role (copythat_app) would see one organization's rows only: refused.
+        """
+        subject, tenant = self.conn.execute(
+            text(
+                "SELECT NOT (r.rolsuper OR r.rolbypassrls) AS subject,"
+                " to_regrole('copythat_app') IS NOT NULL AND pg_has_role(current_user, 'copythat_app', 'USAGE') AS tenant"
+                " FROM pg_roles AS r WHERE r.rolname = current_user ORDER BY 1"
+            )
+        ).one()
+        if subject and tenant:
+            raise ConfigError(
+                f"{mask_url(self.target)} logs in as a member of copythat_app, which row-level security limits to one "
+                "organization's rows: its backup would be partial; nothing was written",
+                fix="back up as the tables' owner, or a role with BYPASSRLS that is not a member of copythat_app",
+            )
+        return ["--enable-row-security"] if subject else []
 
     def figures(self) -> dict:
         conn = self.conn
