@@ -249,11 +249,11 @@ def test_a_leftover_clone_this_role_may_not_drop_is_named_and_the_rehearsal_goes
     with server.engine.connect() as conn:
         if not conn.scalar(text("SELECT rolsuper OR rolcreaterole FROM pg_roles WHERE rolname = current_user")):
             pytest.skip("this server's login may not create roles: no second role to hold a session it may not end")
-        role = f"ct_weak_{uuid.uuid4().hex[:6]}"
-        conn.execute(text(f"CREATE ROLE {role} LOGIN CREATEDB"))
+        role, password = f"ct_weak_{uuid.uuid4().hex[:6]}", uuid.uuid4().hex
+        conn.execute(text(f"CREATE ROLE {role} LOGIN CREATEDB PASSWORD :password"), {"password": password})
     name = _leftover_clone(server, source, pid=dead_pid())
     other = psycopg2.connect(libpq(source.set(database=name)))  # a session of the server's admin, which the weak role may not end
-    weak = source.set(username=role, password=None)
+    weak = source.set(username=role, password=password)
     try:
         with pytest.warns(LeftoverWarning) as said:
             found = rehearsal.leftover_clones(rehearsal.admin_engine(weak))

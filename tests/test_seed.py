@@ -246,18 +246,20 @@ def test_a_database_at_an_older_revision_is_seeded_with_what_it_has(server, revi
 def test_an_owner_under_forced_row_level_security_seeds_through_the_policies(server):
     """As on a server whose migration owner has no BYPASSRLS (PostgreSQL 15 in CI): COPY FROM is refused there, so rows go through a temporary table."""
     url = server.create_database("seed_rls")
-    role = f"seed_owner_{uuid.uuid4().hex[:8]}"
+    role, password = f"seed_owner_{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
     admin = create_engine(url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as conn:
-            conn.execute(text(f'CREATE ROLE "{role}" LOGIN NOSUPERUSER NOBYPASSRLS'))
+            conn.execute(text(f'CREATE ROLE "{role}" LOGIN NOSUPERUSER NOBYPASSRLS PASSWORD :password'), {"password": password})
+            if not conn.scalar(text("SELECT pg_has_role(current_user, :role, 'MEMBER')"), {"role": role}):
+                conn.execute(text(f'GRANT "{role}" TO current_user'))  # PostgreSQL 15: to give it the database
             conn.execute(text(f'ALTER DATABASE "{url.database}" OWNER TO "{role}"'))
             conn.execute(text(f'GRANT CREATE ON SCHEMA public TO "{role}"'))
             try:
                 conn.execute(text("CREATE ROLE copythat_app NOLOGIN NOBYPASSRLS"))
             except (ProgrammingError, IntegrityError):  # made by another test database of this server
                 pass
-        owner = url.set(username=role, password=None)
+        owner = url.set(username=role, password=password)
         migrations.upgrade(url=owner)
         forced = frame(get_engine(owner), "SELECT count(*) AS n FROM pg_class WHERE relname IN ('projects', 'extraction_jobs') AND relforcerowsecurity")
         assert forced["n"][0] == 2

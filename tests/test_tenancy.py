@@ -13,11 +13,11 @@ import uuid
 from decimal import Decimal
 from pathlib import Path
 
-import pandas as pd
 import psycopg2
 import pytest
+from roles import application_login, libpq
 from sqlalchemy import text
-from test_monitor import connect, execute
+from test_monitor import execute
 
 from copythat_ops import jobs, migrations, monitor, tenants
 from copythat_ops.engine import get_engine, run_query
@@ -98,21 +98,14 @@ def test_isolation_holds_and_leaves_nothing_behind(engine):
 
 
 @pytest.fixture
-def app_login(db_url, engine):
-    """A role the application would log in as, member of copythat_app (with inheritance), and a session of the owner set to it."""
-    name = f"ct_app_{uuid.uuid4().hex[:8]}"
-    try:
-        execute(db_url, f"CREATE ROLE {name} NOLOGIN IN ROLE copythat_app")
-    except psycopg2.errors.InsufficientPrivilege:
-        pytest.skip("the test server's login may not create roles")
-    conn = connect(db_url)
-    try:
-        with conn.cursor() as cur:
-            cur.execute(f"SET ROLE {name}")
-        yield conn
-    finally:
-        conn.close()
-        execute(db_url, f"DROP ROLE {name}")
+def app_login(db_url):
+    """A session of a login the application would use: a member of copythat_app (with inheritance)."""
+    with application_login(db_url) as url:
+        conn = psycopg2.connect(libpq(url))
+        try:
+            yield conn
+        finally:
+            conn.close()
 
 
 def test_the_application_sees_and_writes_only_the_organization_it_sets(engine, app_login):
