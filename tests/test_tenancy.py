@@ -19,7 +19,7 @@ from roles import application_login, libpq
 from sqlalchemy import text
 from test_monitor import execute
 
-from copythat_ops import jobs, migrations, monitor, tenants
+from copythat_ops import jobs, migrations, monitor, recovery, tenants
 from copythat_ops.engine import get_engine, run_query
 from copythat_ops.errors import CopythatError, MigrationError
 from copythat_ops.monitor import tenancy
@@ -346,3 +346,15 @@ def test_a_login_that_may_not_create_roles_is_told_what_a_superuser_runs_first(s
     finally:
         execute(server.admin, f"ALTER ROLE {away} RENAME TO copythat_app")
         server.drop_database(url)
+
+
+def test_a_backup_as_a_member_of_the_application_role_is_refused_before_pg_dump_runs(db_url, tmp_path):
+    """Row-level security would hand such a login one organization's rows: a partial backup that looks whole."""
+    with application_login(db_url) as url:
+        execute(db_url, f'GRANT SELECT ON ALL TABLES IN SCHEMA public TO "{url.username}"')
+        try:
+            with pytest.raises(CopythatError, match="member of copythat_app.*partial; nothing was written"):
+                recovery.backup(url=url, folder=tmp_path)
+            assert list(tmp_path.iterdir()) == []
+        finally:
+            execute(db_url, f'REVOKE SELECT ON ALL TABLES IN SCHEMA public FROM "{url.username}"')
