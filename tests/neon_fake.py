@@ -129,6 +129,18 @@ class FakeNeon:
                     self._end_sessions(template)
                 time.sleep(0.05)
 
+    def _rename(self, database: str, name: str) -> None:
+        """ALTER DATABASE ... RENAME, its sessions ended first; a server process this login may not end (autovacuum) is waited for a moment."""
+        for attempt in range(60):
+            self._end_sessions(database)
+            try:
+                self._sql(f'ALTER DATABASE "{database}" RENAME TO "{name}"')
+                return
+            except DBAPIError as exc:
+                if "is being accessed by other users" not in str(exc) or attempt == 59:
+                    raise
+                time.sleep(0.1)
+
     def _new_database(self, prefix: str) -> str:
         return f"{self.main.database}_{prefix}_{uuid.uuid4().hex[:8]}"
 
@@ -332,10 +344,8 @@ class FakeNeon:
         """The restored branch takes the target's place: its computes (here: its database name), its name, its default flag."""
         target = self.branches[branch.pop("restore_target")]
         kept = self._new_database("old")
-        for database in (target["database"], branch["database"]):
-            self._end_sessions(database)
-        self._sql(f'ALTER DATABASE "{target["database"]}" RENAME TO "{kept}"')
-        self._sql(f'ALTER DATABASE "{branch["database"]}" RENAME TO "{target["database"]}"')
+        self._rename(target["database"], kept)
+        self._rename(branch["database"], target["database"])
         branch["database"], target["database"] = target["database"], kept
         branch["name"], target["name"] = target["name"], old_name or f"{target['name']}_old_{stamp().replace(':', '')}"
         branch["default"], target["default"] = target["default"], False

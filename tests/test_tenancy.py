@@ -20,7 +20,7 @@ from sqlalchemy import text
 from test_monitor import execute
 
 from copythat_ops import jobs, migrations, monitor, recovery, tenants
-from copythat_ops.engine import get_engine, run_query
+from copythat_ops.engine import dispose_engines, get_engine, run_query
 from copythat_ops.errors import CopythatError, MigrationError
 from copythat_ops.monitor import tenancy
 from copythat_ops.seed import seed_database
@@ -357,4 +357,5 @@ def test_a_backup_as_a_member_of_the_application_role_is_refused_before_pg_dump_
                 recovery.backup(url=url, folder=tmp_path)
             assert list(tmp_path.iterdir()) == []
         finally:
+            dispose_engines()
             execute(db_url, f'REVOKE SELECT ON ALL TABLES IN SCHEMA public FROM "{url.username}"')
