@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import psycopg2
+import psutil
 import pytest
 
 from copythat_ops import embedded
@@ -113,7 +114,18 @@ def kill_postmaster(data_dir: Path) -> int:
     pid = embedded.status(data_dir)["pid"]
     os.kill(pid, signal.SIGKILL)
     busy.wait(30)
+    deadline = time.monotonic() + 10  # a loaded machine may take a moment to end a process in the middle of I/O
+    while not ended(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
     return pid
+
+
+def ended(pid: int) -> bool:
+    """The process is gone, or a zombie its parent has not reaped."""
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
 
 
 def test_a_killed_server_is_restarted_by_the_next_command_which_says_so(data_dir, tmp_path):
