@@ -24,16 +24,16 @@ import argparse
 import statistics
 import threading
 import time
-import uuid
 
 import psycopg2
-from sqlalchemy import create_engine, text
-from sqlalchemy.pool import NullPool
+from sqlalchemy import text
 
-from copythat_ops import embedded, migrations
+from scratch import Scratch
+
+from copythat_ops import migrations
 from copythat_ops.migrations import rehearsal as rehearse
-from copythat_ops.config import libpq_url, mask_url, normalize_url
-from copythat_ops.engine import dispose_engines, get_engine
+from copythat_ops.config import libpq_url, mask_url
+from copythat_ops.engine import get_engine
 from copythat_ops.seed import seed_database
 
 FROM = "2e88296926d0"
@@ -85,29 +85,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10, help="how long the baseline writer runs")
     args = parser.parse_args()
 
-    admin_url = normalize_url(args.url) if args.url else embedded.start().set(database="postgres")
-    admin = create_engine(admin_url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
-    base = f"copythat_bench_migr_{uuid.uuid4().hex[:8]}"
-    copies: list[str] = []
-
-    def drop(url) -> None:  # as soon as a copy is measured: its autovacuum must not slow the next step
-        dispose_engines()
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)'))
-
-    def copy() -> object:
-        dispose_engines()
-        name = f"{base}_{len(copies)}"
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{base}"'))
-        copies.append(name)
-        return admin_url.set(database=name)
-
-    print(f"server: {mask_url(admin_url)}; scratch database {base}")
+    scratch = Scratch(args.url, prefix="copythat_bench_migr")
+    copy, drop = scratch.copy, scratch.drop_copy
+    print(f"server: {mask_url(scratch.admin.url)}; scratch database {scratch.name}")
     try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{base}"'))
-        url = admin_url.set(database=base)
+        url = scratch.url
         started = time.perf_counter()
         migrations.upgrade(url=url)  # seed at head (every column the seeder fills), then go back
         seed_database(args.jobs, 200, seed=7, engine=get_engine(url))
@@ -156,11 +138,7 @@ def main() -> None:
         print(f"target: rehearsal < {REHEARSAL_TARGET:.0f}x a plain upgrade: {'met' if rehearsal < REHEARSAL_TARGET * plain else 'MISSED'}")
         print(report[["revision", "seconds", "statements", "locks_taken", "longest_lock_wait_s"]].to_string(index=False))
     finally:
-        dispose_engines()
-        with admin.connect() as conn:
-            for name in [*copies, base]:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        scratch.drop()
 
 
 if __name__ == "__main__":

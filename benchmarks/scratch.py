@@ -3,15 +3,17 @@
     scratch = Scratch(args.url)          # CREATE DATABASE copythat_bench_XXXXXXXX
     try:
         ... scratch.url ...
+        url = scratch.copy()             # CREATE DATABASE ..._0 TEMPLATE the scratch database
+        scratch.drop_copy(url)           # as soon as it is measured
     finally:
-        scratch.drop()                   # the toolkit's engines disposed, then DROP DATABASE ... WITH (FORCE)
+        scratch.drop()                   # the toolkit's engines disposed, then DROP DATABASE ... WITH (FORCE), copies too
 """
 
 from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import create_engine, text
+from sqlalchemy import URL, create_engine, text
 from sqlalchemy.pool import NullPool
 
 from copythat_ops import embedded
@@ -26,13 +28,30 @@ class Scratch:
         server = normalize_url(server_url) if server_url else embedded.start()
         self.admin = create_engine(server.set(database="postgres"), poolclass=NullPool, isolation_level="AUTOCOMMIT")
         self.name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+        self.copies: list[str] = []
         with self.admin.connect() as conn:
             conn.execute(text(f'CREATE DATABASE "{self.name}"'))
         self.url = server.set(database=self.name)
 
-    def drop(self) -> None:
-        """Close the toolkit's engines and drop the database, sessions and all."""
+    def copy(self) -> URL:
+        """A copy of the scratch database as it is now (CREATE DATABASE ... TEMPLATE), dropped with it."""
+        dispose_engines()  # a template may have no sessions
+        name = f"{self.name}_{len(self.copies)}"
+        with self.admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{self.name}"'))
+        self.copies.append(name)
+        return self.url.set(database=name)
+
+    def drop_copy(self, url: URL) -> None:
+        """Drop a copy at once (its autovacuum must not slow what is measured next)."""
         dispose_engines()
         with self.admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)'))
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)'))
+
+    def drop(self) -> None:
+        """Close the toolkit's engines and drop the database and its copies, sessions and all."""
+        dispose_engines()
+        with self.admin.connect() as conn:
+            for name in [*self.copies, self.name]:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         self.admin.dispose()

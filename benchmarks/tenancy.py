@@ -25,15 +25,15 @@ import random
 import statistics
 import threading
 import time
-import uuid
 
 import psycopg2
 from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
-from copythat_ops import embedded, migrations
-from copythat_ops.config import libpq_url, mask_url, normalize_url
-from copythat_ops.engine import dispose_engines
+from scratch import Scratch
+
+from copythat_ops import migrations
+from copythat_ops.config import libpq_url, mask_url
 
 BEFORE = "a41f008744a3"
 ORGANIZATIONS = "b7bee60badb4"
@@ -94,29 +94,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10, help="how long the baseline writer runs")
     args = parser.parse_args()
 
-    admin_url = normalize_url(args.url) if args.url else embedded.start().set(database="postgres")
-    admin = create_engine(admin_url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
-    base = f"copythat_bench_tenancy_{uuid.uuid4().hex[:8]}"
-    copies: list[str] = []
-
-    def drop(url) -> None:
-        dispose_engines()
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)'))
-
-    def copy() -> object:
-        dispose_engines()
-        name = f"{base}_{len(copies)}"
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{base}"'))
-        copies.append(name)
-        return admin_url.set(database=name)
-
-    print(f"server: {mask_url(admin_url)}; scratch database {base}")
+    scratch = Scratch(args.url, prefix="copythat_bench_tenancy")
+    copy, drop = scratch.copy, scratch.drop_copy
+    print(f"server: {mask_url(scratch.admin.url)}; scratch database {scratch.name}")
     try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{base}"'))
-        url = admin_url.set(database=base)
+        url = scratch.url
         started = time.perf_counter()
         migrations.upgrade(BEFORE, url=url)
         filler = create_engine(url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
@@ -162,11 +144,7 @@ def main() -> None:
         print(f"revision {REVISION} on {args.projects:,} projects: {with_writer:.1f} s with the writer, {plain:.1f} s without")
         print(f"target: max stall < {STALL_TARGET:.0f} s: {'met' if stall < STALL_TARGET else 'MISSED'} ({stall:.3f} s)")
     finally:
-        dispose_engines()
-        with admin.connect() as conn:
-            for name in [*copies, base]:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        scratch.drop()
 
 
 if __name__ == "__main__":
