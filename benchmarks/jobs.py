@@ -59,7 +59,7 @@ def reset_peak() -> None:
 def measure(kind: str, url: str) -> dict:
     """One read in this (fresh) process: seconds, peak RSS growth, and the frame's deep size."""
     engine = get_engine(url)
-    sql, _ = jobs.analyses._jobs_query()
+    sql, _ = jobs.frames._jobs_query()
     jobs.jobs_frame(limit=1, engine=engine)  # load the drivers before measuring
     with engine.connect() as conn:
         pd.read_sql(text(f"{sql} LIMIT 1"), conn)

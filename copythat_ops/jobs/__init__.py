@@ -1,4 +1,4 @@
-"""Extraction jobs: the analyses on-call reads (`analyses`) and the actions it takes on them (`actions`).
+"""Extraction jobs: the bulk read (`frames`), the analyses on-call reads (`analyses`) and the actions it takes on them (`actions`).
 
 Example:
     >>> from copythat_ops import jobs
@@ -7,7 +7,8 @@ Example:
 """
 
 from .actions import STUCK_AFTER, STUCK_REASON, ActionResult, audit_log, cancel_jobs, fail_stuck_jobs, requeue_jobs
-from .analyses import adbc_connection, failure_reasons, iter_jobs_frames, job_summary, job_throughput, jobs_frame, stuck_jobs
+from .analyses import failure_reasons, job_summary, job_throughput, stuck_jobs
+from .frames import adbc_connection, iter_jobs_frames, jobs_frame
 
 __all__ = [
     "STUCK_AFTER", "STUCK_REASON", "ActionResult", "adbc_connection", "audit_log", "cancel_jobs", "fail_stuck_jobs",
