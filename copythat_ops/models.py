@@ -17,8 +17,8 @@ from typing import Any
 from decimal import Decimal
 
 from sqlalchemy import (
-    BigInteger, CheckConstraint, DateTime, ForeignKey, Identity, Index, Integer, MetaData, Numeric, String, Text, UniqueConstraint,
-    func, text,
+    DDL, BigInteger, CheckConstraint, DateTime, ForeignKey, Identity, Index, Integer, MetaData, Numeric, String, Text, UniqueConstraint,
+    event, func, text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -153,6 +153,17 @@ class ExtractionJob(Base):
     __table_args__ = (
         Index("ix_extraction_jobs_status_created_at", "status", "created_at"),
         Index("ix_extraction_jobs_project_id", "project_id"),
+        # Revision 9e4b2c7d1f60 (extraction job rollups): the indexes the analyses read.
+        Index(
+            "ix_extraction_jobs_unfinished", "status", "updated_at", "created_at",
+            postgresql_where=text("status IN ('pending', 'processing')"),
+        ),
+        Index("ix_extraction_jobs_created_at", "created_at", postgresql_include=["project_id", "extraction_type", "status", "completed_at"]),
+        Index(
+            "ix_extraction_jobs_failure_reason",
+            text("copythat_rollups.failure_reason(error_message)"), text("(coalesce(completed_at, created_at))"),
+            postgresql_where=text("status = 'failed'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -269,3 +280,27 @@ class TypographyToken(_Token, Base):
 
 
 TOKEN_MODELS = {"color": ColorToken, "spacing": SpacingToken, "typography": TypographyToken}
+
+
+# The function ix_extraction_jobs_failure_reason indexes, as revision 9e4b2c7d1f60 makes it (with the rollups it
+# keeps): a database made from the models (metadata.create_all) gets the function and the index, not the rollups.
+FAILURE_REASON_FUNCTION = r"""
+CREATE SCHEMA IF NOT EXISTS copythat_rollups;
+CREATE OR REPLACE FUNCTION copythat_rollups.failure_reason(error_message text) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT pg_catalog.left(
+        pg_catalog.regexp_replace(
+            pg_catalog.regexp_replace(
+                pg_catalog.regexp_replace(
+                    pg_catalog.regexp_replace(
+                        pg_catalog.regexp_replace(
+                            coalesce(nullif(pg_catalog.btrim(error_message), ''), '(no error message)'),
+                            '[a-z][a-z0-9+.-]*://[^\s''",;)]+', '<url>', 'gi'),
+                        '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}', '<uuid>', 'gi'),
+                    '(^|[^0-9a-z])(0x)?(?=[0-9a-f]*[a-f])(?=[0-9a-f]*[0-9])[0-9a-f]{6,}(?![0-9a-z])', '\1<hex>', 'gi'),
+                '[0-9]+', '<n>', 'g'),
+            '\s+', ' ', 'g'),
+        500)
+$$
+"""
+event.listen(ExtractionJob.__table__, "before_create", DDL(FAILURE_REASON_FUNCTION).execute_if(dialect="postgresql"))

@@ -264,7 +264,8 @@ def test_updated_at_is_added_without_a_rewrite_backfilled_from_the_job_state_and
     assert _scalar(db_url, "SELECT count(*) FROM extraction_jobs WHERE updated_at IS NULL") == 0
     assert _scalar(db_url, "SELECT count(*) FROM extraction_jobs WHERE updated_at <> CAST(coalesce(completed_at, created_at) AS timestamptz)") == 0
     assert ("extraction_jobs", "updated_at", "timestamp with time zone", True, "now()") in schema(db_url)
-    assert [line for line in migrations.check(url=db_url) if "extraction_jobs" in line] == []  # later revisions add other tables
+    later = ("ix_extraction_jobs_unfinished", "ix_extraction_jobs_created_at", "ix_extraction_jobs_failure_reason")  # 9e4b2c7d1f60's
+    assert [line for line in migrations.check(url=db_url) if "extraction_jobs" in line and not line.startswith(tuple(f"index {i} " for i in later))] == []  # later revisions add other tables
     # New rows get now(); a change of state sets now(); other writes leave it alone.
     assert _scalar(db_url, "INSERT INTO extraction_jobs (project_id, source_url, extraction_type) VALUES (1, 'x', 'color') RETURNING updated_at = now()")
     assert _scalar(db_url, "UPDATE extraction_jobs SET status = 'processing' WHERE id = 1 RETURNING updated_at = now()")

@@ -86,7 +86,10 @@ def test_results_are_token_lists_and_projects_are_real(engine):
 
 def test_indexes_and_foreign_key_are_as_before_and_the_schema_matches_the_models(engine):
     indexes = frame(engine, "SELECT indexname FROM pg_indexes WHERE tablename = 'extraction_jobs' ORDER BY 1")["indexname"].tolist()
-    assert indexes == ["extraction_jobs_pkey", "ix_extraction_jobs_project_id", "ix_extraction_jobs_status_created_at"]
+    assert indexes == [
+        "extraction_jobs_pkey", "ix_extraction_jobs_created_at", "ix_extraction_jobs_failure_reason", "ix_extraction_jobs_project_id",
+        "ix_extraction_jobs_status_created_at", "ix_extraction_jobs_unfinished",
+    ]
     valid = frame(engine, "SELECT convalidated FROM pg_constraint WHERE conrelid = 'extraction_jobs'::regclass AND contype = 'f' ORDER BY 1")
     assert valid["convalidated"].tolist() == [True]
     for table in ("color_tokens", "spacing_tokens", "typography_tokens"):  # loaded without them, rebuilt after
@@ -171,7 +174,7 @@ def test_a_failure_while_loading_leaves_nothing_and_keeps_the_indexes(server):
         counts = frame(engine, "SELECT (SELECT count(*) FROM projects) AS projects, (SELECT count(*) FROM extraction_jobs) AS jobs, (SELECT count(*) FROM organizations) AS organizations, (SELECT count(*) FROM users) AS users")
         assert counts.to_dict("records") == [{"projects": 0, "jobs": 0, "organizations": 0, "users": 0}]
         indexes = frame(engine, "SELECT count(*) AS n FROM pg_indexes WHERE tablename = 'extraction_jobs'")
-        assert indexes["n"][0] == 3
+        assert indexes["n"][0] == 6
     finally:
         server.drop_database(url)
 

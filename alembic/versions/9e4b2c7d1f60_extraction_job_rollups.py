@@ -1,0 +1,339 @@
+"""Extraction job rollups: counts the database keeps exact at every commit, and the indexes the analyses read
+
+Revision ID: 9e4b2c7d1f60
+Revises: 7d1e5c0a9b3f
+Create Date: 2026-12-01 02:00:00.000000
+
+In a schema of their own, `copythat_rollups` (kept apart from the application's
+tables and from the models' comparison; the application role copythat_app gets
+nothing there):
+
+- `job_counts`: jobs per (project_id, extraction_type, status, duration_bucket),
+  the bucket of date_part('epoch', completed_at - created_at) on a 10 % log
+  scale (`duration_bucket(seconds)`, -32768 while completed_at is NULL,
+  -32767 for zero; `bucket_seconds(bucket)` is its geometric middle, within
+  4.9 % of any duration in it);
+- `job_minutes`: jobs created per minute of created_at, completed and failed
+  per minute of completed_at (the server's wall clock, like the job columns);
+- `failure_reasons`: failed jobs per `failure_reason(error_message)` (the
+  message with URLs, UUIDs, hex ids and numbers folded, as `failure_reasons()`
+  has always grouped them).
+
+Statement-level AFTER INSERT / UPDATE / DELETE triggers with transition tables
+add one aggregated change per statement (keys locked in a fixed order, so
+concurrent statements queue instead of deadlocking), and AFTER TRUNCATE empties
+them: exact at every commit, a rollback leaves no trace, nothing to refresh.
+The trigger functions are SECURITY DEFINER (owned by the migrations' role, with
+`SET search_path = pg_catalog, pg_temp`), so the application's writes under
+row-level security keep them current without any right on the schema.
+
+Safe on a live database:
+
+1. the schema, its functions and empty tables, and the triggers (one short
+   transaction; CREATE TRIGGER waits for in-flight writes of extraction_jobs
+   under alembic.ini's lock_timeout);
+2. three indexes built CONCURRENTLY (an invalid one a killed build left is
+   dropped and built again): `ix_extraction_jobs_unfinished` (stuck jobs),
+   `ix_extraction_jobs_created_at` (windowed summaries, index-only) and
+   `ix_extraction_jobs_failure_reason` (first/last seen of a reason);
+3. the online fill: `fill_state.filled_to` is a watermark; the triggers count
+   only jobs with id <= filled_to until `complete`. Each batch of BATCH ids is
+   its own committed transaction: it locks fill_state FOR UPDATE (waiting for
+   the writes in flight, whose triggers hold it FOR SHARE), adds the batch's
+   aggregates as a new snapshot sees them, and advances the watermark; a
+   writer's trigger waits at most one batch. Killed at any point, upgrade
+   again: it resumes at the watermark without counting a job twice.
+
+Until fill_state.complete the rollups are partial (`copythat_ops.jobs.rollup_state()`).
+The downgrade drops the triggers, the indexes and the schema with its counts.
+"""
+from typing import Sequence, Union
+
+from alembic import op
+
+# revision identifiers, used by Alembic.
+revision: str = "9e4b2c7d1f60"
+down_revision: Union[str, None] = "7d1e5c0a9b3f"
+branch_labels: Union[str, Sequence[str], None] = None
+depends_on: Union[str, Sequence[str], None] = None
+
+SQUAWK_IGNORE = {
+    "prefer-timestamp-tz": "job_minutes.minute is a minute of the server's wall clock, as extraction_jobs' created_at and completed_at are (timestamp)",
+    "prefer-bigint-over-smallint": "duration_bucket is a bucket number between -32768 and about 300, never an id",
+    "prefer-bigint-over-int": "project_id and fill_state.filled_to hold extraction_jobs' integer ids as the table has them",
+    "prefer-text-field": "extraction_type and status are varchar(50) as in extraction_jobs, so a job's values always fit",
+}
+
+SCHEMA = "copythat_rollups"
+BATCH = 10_000
+UNFINISHED = "ix_extraction_jobs_unfinished"
+CREATED_AT = "ix_extraction_jobs_created_at"
+FAILURE_REASON = "ix_extraction_jobs_failure_reason"
+INDEXES = {
+    UNFINISHED: """ON "extraction_jobs" ("status", "updated_at", "created_at") WHERE status IN ('pending', 'processing')""",
+    CREATED_AT: """ON "extraction_jobs" ("created_at") INCLUDE ("project_id", "extraction_type", "status", "completed_at")""",
+    FAILURE_REASON: f"""ON "extraction_jobs" ("{SCHEMA}".failure_reason(error_message), (coalesce(completed_at, created_at))) WHERE status = 'failed'""",
+}
+
+# The folding of copythat_ops.jobs.analyses._REASON as it was at this revision (frozen here: a revision never changes).
+REASON = r"""
+    pg_catalog.left(
+        pg_catalog.regexp_replace(
+            pg_catalog.regexp_replace(
+                pg_catalog.regexp_replace(
+                    pg_catalog.regexp_replace(
+                        pg_catalog.regexp_replace(
+                            coalesce(nullif(pg_catalog.btrim(error_message), ''), '(no error message)'),
+                            '[a-z][a-z0-9+.-]*://[^\s''",;)]+', '<url>', 'gi'),
+                        '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}', '<uuid>', 'gi'),
+                    '(^|[^0-9a-z])(0x)?(?=[0-9a-f]*[a-f])(?=[0-9a-f]*[0-9])[0-9a-f]{6,}(?![0-9a-z])', '\1<hex>', 'gi'),
+                '[0-9]+', '<n>', 'g'),
+            '\s+', ' ', 'g'),
+        500)
+"""
+
+# No SET clause: SQL functions that inline, so they can back an index and cost nothing per call.
+FUNCTIONS = [
+    f"""
+    CREATE OR REPLACE FUNCTION "{SCHEMA}".duration_bucket(seconds double precision) RETURNS smallint
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+        SELECT CASE
+            WHEN seconds IS NULL THEN -32768
+            WHEN seconds <= 0.001 THEN -32767
+            ELSE pg_catalog.floor(pg_catalog.ln(seconds) / pg_catalog.ln(1.1::double precision))
+        END::smallint
+    $$
+    """,
+    f"""
+    CREATE OR REPLACE FUNCTION "{SCHEMA}".bucket_seconds(bucket smallint) RETURNS double precision
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+        SELECT CASE
+            WHEN bucket = -32768 THEN NULL
+            WHEN bucket = -32767 THEN 0
+            ELSE 1.1::double precision ^ (bucket + 0.5::double precision)
+        END
+    $$
+    """,
+    f"""
+    CREATE OR REPLACE FUNCTION "{SCHEMA}".failure_reason(error_message text) RETURNS text
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+        SELECT {REASON.strip()}
+    $$
+    """,
+]
+
+TABLES = [
+    f"""
+    CREATE TABLE IF NOT EXISTS "{SCHEMA}".fill_state (
+        "only" boolean PRIMARY KEY DEFAULT true CHECK ("only"),
+        filled_to integer,
+        complete boolean NOT NULL DEFAULT false
+    )
+    """,
+    f"""
+    CREATE TABLE IF NOT EXISTS "{SCHEMA}".job_counts (
+        project_id integer,
+        extraction_type varchar(50),
+        status varchar(50),
+        duration_bucket smallint,
+        jobs bigint NOT NULL,
+        PRIMARY KEY (project_id, extraction_type, status, duration_bucket)
+    )
+    """,
+    f"""
+    CREATE TABLE IF NOT EXISTS "{SCHEMA}".job_minutes (
+        minute timestamp PRIMARY KEY,
+        created bigint NOT NULL,
+        completed bigint NOT NULL,
+        failed bigint NOT NULL
+    )
+    """,
+    f"""
+    CREATE TABLE IF NOT EXISTS "{SCHEMA}".failure_reasons (
+        reason text PRIMARY KEY,
+        jobs bigint NOT NULL
+    )
+    """,
+    f'INSERT INTO "{SCHEMA}".fill_state (filled_to) VALUES (0) ON CONFLICT DO NOTHING',
+]
+
+
+def _apply(rows: str) -> str:
+    """The three upserts adding `rows` (a relation of id, project_id, extraction_type, status, error_message,
+    created_at, completed_at and sign: +1 counted in, -1 counted out), each aggregated once, keys in order."""
+    return f"""
+        WITH d AS ({rows})
+        INSERT INTO "{SCHEMA}".job_counts AS t (project_id, extraction_type, status, duration_bucket, jobs)
+        SELECT project_id, extraction_type, status,
+               "{SCHEMA}".duration_bucket(pg_catalog.date_part('epoch', completed_at - created_at)), sum(sign)
+        FROM d
+        GROUP BY 1, 2, 3, 4
+        HAVING sum(sign) <> 0
+        ORDER BY 1, 2, 3, 4
+        ON CONFLICT (project_id, extraction_type, status, duration_bucket) DO UPDATE SET jobs = t.jobs + excluded.jobs;
+
+        WITH d AS ({rows}),
+        m AS (
+            SELECT pg_catalog.date_trunc('minute', created_at) AS minute, sign AS created, 0 AS completed, 0 AS failed
+            FROM d
+            UNION ALL
+            SELECT pg_catalog.date_trunc('minute', completed_at), 0,
+                   CASE WHEN status = 'completed' THEN sign ELSE 0 END,
+                   CASE WHEN status = 'failed' THEN sign ELSE 0 END
+            FROM d
+            WHERE completed_at IS NOT NULL AND status IN ('completed', 'failed')
+        )
+        INSERT INTO "{SCHEMA}".job_minutes AS t (minute, created, completed, failed)
+        SELECT minute, sum(created), sum(completed), sum(failed)
+        FROM m
+        GROUP BY minute
+        HAVING sum(created) <> 0 OR sum(completed) <> 0 OR sum(failed) <> 0
+        ORDER BY minute
+        ON CONFLICT (minute) DO UPDATE
+        SET created = t.created + excluded.created, completed = t.completed + excluded.completed, failed = t.failed + excluded.failed;
+
+        WITH d AS ({rows})
+        INSERT INTO "{SCHEMA}".failure_reasons AS t (reason, jobs)
+        SELECT "{SCHEMA}".failure_reason(error_message), sum(sign)
+        FROM d
+        WHERE status = 'failed'
+        GROUP BY 1
+        HAVING sum(sign) <> 0
+        ORDER BY 1
+        ON CONFLICT (reason) DO UPDATE SET jobs = t.jobs + excluded.jobs;
+    """
+
+
+COLUMNS = "id, project_id, extraction_type, status, error_message, created_at, completed_at"
+COUNTED = "(done OR {alias}.id <= filled)"
+
+
+def _trigger_function(name: str, old: bool, new: bool) -> str:
+    parts = []
+    if new:
+        parts.append(f"SELECT {COLUMNS}, 1 AS sign FROM new_rows n WHERE {COUNTED.format(alias='n')}")
+    if old:
+        parts.append(f"SELECT {COLUMNS}, -1 AS sign FROM old_rows o WHERE {COUNTED.format(alias='o')}")
+    rows = " UNION ALL ".join(parts)
+    return f"""
+    CREATE OR REPLACE FUNCTION "{SCHEMA}".{name}() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    DECLARE
+        done boolean;
+        filled integer;
+    BEGIN
+        -- complete never turns false again: once it reads true, no lock is needed.
+        SELECT complete INTO done FROM "{SCHEMA}".fill_state;
+        IF NOT coalesce(done, false) THEN
+            -- FOR SHARE: the fill's next batch waits for this write to commit (and this trigger for a batch in flight).
+            SELECT filled_to, complete INTO filled, done FROM "{SCHEMA}".fill_state FOR SHARE;
+            done := coalesce(done, false);
+            filled := coalesce(filled, 0);
+        END IF;
+        {_apply(rows)}
+        RETURN NULL;
+    END
+    $$
+    """
+
+
+TRUNCATE_FUNCTION = f"""
+    CREATE OR REPLACE FUNCTION "{SCHEMA}".extraction_jobs_truncated() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    BEGIN
+        DELETE FROM "{SCHEMA}".job_counts;
+        DELETE FROM "{SCHEMA}".job_minutes;
+        DELETE FROM "{SCHEMA}".failure_reasons;
+        UPDATE "{SCHEMA}".fill_state SET complete = true;  -- nothing is left to fill
+        RETURN NULL;
+    END
+    $$
+"""
+
+TRIGGERS = {
+    "extraction_jobs_rollups_insert": ("AFTER INSERT", "REFERENCING NEW TABLE AS new_rows", "extraction_jobs_inserted", False, True),
+    "extraction_jobs_rollups_update": ("AFTER UPDATE", "REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows", "extraction_jobs_updated", True, True),
+    "extraction_jobs_rollups_delete": ("AFTER DELETE", "REFERENCING OLD TABLE AS old_rows", "extraction_jobs_deleted", True, False),
+}
+TRUNCATE_TRIGGER = "extraction_jobs_rollups_truncate"
+
+# One committed transaction per batch: a DO block may COMMIT when it runs outside a transaction (autocommit).
+FILL = f"""
+DO $$
+DECLARE
+    low integer;
+    high integer;
+    top integer;
+    done boolean;
+BEGIN
+    LOOP
+        -- Its own statement: waits for the writes in flight; what follows sees them committed (a new snapshot).
+        SELECT filled_to, complete INTO low, done FROM "{SCHEMA}".fill_state FOR UPDATE;
+        EXIT WHEN done;
+        low := coalesce(low, 0);
+        SELECT coalesce(max(id), 0) INTO top FROM extraction_jobs;
+        IF top <= low THEN
+            UPDATE "{SCHEMA}".fill_state SET complete = true;
+            COMMIT;
+            EXIT;
+        END IF;
+        high := least(low::bigint + {BATCH}, top);
+        {_apply(f"SELECT {COLUMNS}, 1 AS sign FROM extraction_jobs WHERE id > low AND id <= high")}
+        UPDATE "{SCHEMA}".fill_state SET filled_to = high, complete = (high >= top);
+        COMMIT;
+    END LOOP;
+END
+$$
+"""
+
+
+def _drop_invalid(index: str) -> str:
+    return f"""
+    DO $$
+    BEGIN
+        IF EXISTS (SELECT FROM pg_index WHERE indexrelid = to_regclass('{index}') AND NOT indisvalid) THEN
+            EXECUTE 'DROP INDEX "{index}"';
+        END IF;
+    END
+    $$
+    """
+
+
+def upgrade() -> None:
+    op.execute(f'CREATE SCHEMA IF NOT EXISTS "{SCHEMA}"')
+    op.execute(f'REVOKE ALL ON SCHEMA "{SCHEMA}" FROM PUBLIC')
+    for statement in FUNCTIONS + TABLES:
+        op.execute(statement)
+    for name, (_, _, function, old, new) in TRIGGERS.items():
+        op.execute(_trigger_function(function, old, new))
+    op.execute(TRUNCATE_FUNCTION)
+    for name, (when, referencing, function, _, _) in TRIGGERS.items():
+        op.execute(
+            f'CREATE OR REPLACE TRIGGER "{name}" {when} ON "extraction_jobs" {referencing} '
+            f'FOR EACH STATEMENT EXECUTE FUNCTION "{SCHEMA}".{function}()'
+        )
+    op.execute(
+        f'CREATE OR REPLACE TRIGGER "{TRUNCATE_TRIGGER}" AFTER TRUNCATE ON "extraction_jobs" '
+        f'FOR EACH STATEMENT EXECUTE FUNCTION "{SCHEMA}".extraction_jobs_truncated()'
+    )
+    with op.get_context().autocommit_block():
+        for index, definition in INDEXES.items():
+            op.execute(_drop_invalid(index))
+            op.execute(f'CREATE INDEX CONCURRENTLY IF NOT EXISTS "{index}" {definition}')
+        op.execute(FILL)
+
+
+def downgrade() -> None:
+    for name in [*TRIGGERS, TRUNCATE_TRIGGER]:
+        op.execute(f'DROP TRIGGER IF EXISTS "{name}" ON "extraction_jobs"')
+    with op.get_context().autocommit_block():
+        for index in INDEXES:
+            op.execute(f'DROP INDEX CONCURRENTLY IF EXISTS "{index}"')
+    for table in ("failure_reasons", "job_minutes", "job_counts", "fill_state"):
+        op.execute(f'DROP TABLE IF EXISTS "{SCHEMA}".{table}')
+    for function in [*(f for _, _, f, _, _ in TRIGGERS.values()), "extraction_jobs_truncated"]:
+        op.execute(f'DROP FUNCTION IF EXISTS "{SCHEMA}".{function}()')
+    op.execute(f'DROP FUNCTION IF EXISTS "{SCHEMA}".failure_reason(text)')
+    op.execute(f'DROP FUNCTION IF EXISTS "{SCHEMA}".bucket_seconds(smallint)')
+    op.execute(f'DROP FUNCTION IF EXISTS "{SCHEMA}".duration_bucket(double precision)')
+    op.execute(f'DROP SCHEMA IF EXISTS "{SCHEMA}"')
