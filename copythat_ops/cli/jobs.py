@@ -5,6 +5,7 @@ Example:
     $ copythat-ops jobs throughput --freq 15min --since 6h
     $ copythat-ops --format csv jobs failures --top 10 --since 24h
     $ copythat-ops jobs stuck --older-than 30min
+    $ copythat-ops jobs rollups --verify
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ from __future__ import annotations
 from . import job_actions
 from .args import duration, duration_or_none, positive_duration, since, whole
 from .lazy import library
+from .output import Report
 
 analyses = library("jobs.analyses", SUMMARY_GROUPS={"status": ["status"], "extraction_type": ["extraction_type"], "project": ["project_id", "project_name"]})
+rollups = library("jobs.rollups")
 
 
 def register(groups) -> None:
@@ -41,6 +44,10 @@ def register(groups) -> None:
     stuck.add_argument("--pending-older-than", default="1 hour", type=duration_or_none, help="pending jobs older than this (default 1 hour); 'none' leaves them out")
     stuck.set_defaults(run=run_stuck)
 
+    kept = actions.add_parser("rollups", help="how far the job rollups' fill got; --verify compares them with a full count (exit 1 on drift)")
+    kept.add_argument("--verify", action="store_true", help="recount every rollup from extraction_jobs and list the rows that differ (reads the whole table)")
+    kept.set_defaults(run=run_rollups)
+
     job_actions.register(actions)
 
 
@@ -57,3 +64,14 @@ def run_stuck(args) -> object:
         parts.append(f"{counts.get('pending', 0)} pending over {pending}")
     line = f"{len(stuck)} stuck job{'' if len(stuck) == 1 else 's'} ({', '.join(parts)})"
     return f"{text_table(stuck)}\n{line}" if len(stuck) else line
+
+
+def run_rollups(args) -> object:
+    state = rollups.rollup_state()
+    if not args.verify:
+        return state
+    drift = rollups.rollup_drift()
+    if args.format != "table" or len(drift):
+        return Report(drift, exit_code=1 if len(drift) else 0)
+    counted = "every job" if state["complete"] else f"the jobs with id <= {state['filled_to']} (the fill is {state['share_filled']:.0%} done)"
+    return f"rollups exact: no row differs from a full count of {counted} in extraction_jobs"

@@ -1,4 +1,4 @@
-"""Extraction jobs: the bulk read (`frames`), the analyses on-call reads (`analyses`) and the actions it takes on them (`actions`).
+"""Extraction jobs: the bulk read (`frames`), the analyses on-call reads (`analyses`), the actions it takes on them (`actions`) and the rollups the database keeps (`rollups`).
 
 Example:
     >>> from copythat_ops import jobs
@@ -9,8 +9,10 @@ Example:
 from .actions import STUCK_AFTER, STUCK_REASON, ActionResult, audit_log, cancel_jobs, fail_stuck_jobs, requeue_jobs
 from .analyses import failure_reasons, job_summary, job_throughput, stuck_jobs
 from .frames import adbc_connection, iter_jobs_frames, jobs_frame
+from .rollups import rollup_drift, rollup_state
 
 __all__ = [
     "STUCK_AFTER", "STUCK_REASON", "ActionResult", "adbc_connection", "audit_log", "cancel_jobs", "fail_stuck_jobs",
-    "failure_reasons", "iter_jobs_frames", "job_summary", "job_throughput", "jobs_frame", "requeue_jobs", "stuck_jobs",
+    "failure_reasons", "iter_jobs_frames", "job_summary", "job_throughput", "jobs_frame", "requeue_jobs", "rollup_drift", "rollup_state",
+    "stuck_jobs",
 ]
