@@ -16,11 +16,11 @@ unless `apply=True`.
 
 Example:
     >>> print(archive_jobs("archive", older_than="2026-10-10"))
-    dry run: would archive 113 job(s) created before 2026-10-10 00:00 UTC, 1 month(s) (2026-10), ... in the table; run with apply=True to write and delete them
+    dry run: would archive 98 job(s) created before 2026-10-10 00:00 UTC, 1 month(s) (2026-10), ... in the table; run with apply=True to write and delete them
     >>> archive_jobs("archive", older_than="2026-10-10", apply=True).deleted
-    113
+    98
     >>> read_archive("archive").num_rows
-    113
+    98
 """
 
 from __future__ import annotations
@@ -180,7 +180,7 @@ class ArchiveResult:
     Example:
         >>> archive_jobs("archive", older_than="2026-10-10").months[["month", "jobs"]]
              month  jobs
-        0  2026-10   113
+        0  2026-10   98
     """
 
     action: str
@@ -223,8 +223,10 @@ class ArchiveResult:
         """Return one line saying what happened (or would happen).
 
         Example:
+            >>> archive_jobs("archive", older_than="2026-10-10", apply=True, progress=False).summary()
+            'archived 98 job(s) created before 2026-10-10 00:00 UTC to archive: 98 written, 98 deleted, 1 month(s) (2026-10)'
             >>> restore_archive("archive", "2026-10").summary()
-            'dry run: no archived job of 2026-10 in archive; nothing to restore'
+            'dry run: would restore 98 job(s) of 2026-10 from archive and remove its files; run with apply=True to restore them'
         """
         months = self.months["month"].tolist()
         span = f"{len(months)} month(s)" + (f" ({months[0]}{' .. ' + months[-1] if len(months) > 1 else ''})" if months else "")
@@ -372,7 +374,7 @@ def archive_jobs(
         >>> result = archive_jobs("archive", older_than="2026-10-10", apply=True, progress=False)
         >>> result.months[["month", "written", "deleted", "kept"]]
              month  written  deleted  kept
-        0  2026-10      113      113     0
+        0  2026-10      98      98     0
     """
     number(batch_rows, name="batch_rows", minimum=1, integer=True)
     root = Path(to)
@@ -750,7 +752,7 @@ def restore_archive(
     Example:
         >>> _ = archive_jobs("archive", older_than="2026-10-10", apply=True, progress=False)
         >>> print(restore_archive("archive", "2026-10", apply=True))
-        restored 113 job(s) of 2026-10 from archive; its files are removed
+        restored 98 job(s) of 2026-10 from archive; its files are removed
     """
     if not isinstance(month, str) or not _MONTH.match(month.strip()):
         raise InputError(f"month {month!r} is not a month", fix="give it as YYYY-MM, e.g. 2025-03", params="month")
