@@ -10,7 +10,7 @@ Example:
 
 from __future__ import annotations
 
-from . import job_actions
+from . import job_actions, job_archive
 from .args import duration, duration_or_none, positive_duration, since, whole
 from .lazy import library
 from .output import Report
@@ -49,6 +49,7 @@ def register(groups) -> None:
     kept.set_defaults(run=run_rollups)
 
     job_actions.register(actions)
+    job_archive.register(actions)
 
 
 def run_stuck(args) -> object:

@@ -571,7 +571,6 @@ def _damaged(month: str, problem: str) -> InputError:
     return InputError(
         f"the archive of {month} did not verify: {problem}; nothing of that month was deleted",
         fix=f"look at the files under month={month} (another program writing there?) and run again; the database still holds every job",
-        params="to",
     )
 
 
@@ -672,7 +671,7 @@ def _writable(root: Path, name: str) -> None:
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as exc:
-        raise InputError(f"{name} {str(root)!r} cannot be written: {exc.strerror or exc}", fix="give a folder you can write to", params=name) from None
+        raise InputError(f"{name} {str(root)!r} cannot be written: {exc.strerror or exc}", fix="give a folder this user may write in", params=name) from None
 
 
 @contextmanager
@@ -755,12 +754,12 @@ def restore_archive(
         restored 98 job(s) of 2026-10 from archive; its files are removed
     """
     if not isinstance(month, str) or not _MONTH.match(month.strip()):
-        raise InputError(f"month {month!r} is not a month", fix="give it as YYYY-MM, e.g. 2025-03", params="month")
+        raise InputError(f"month {month!r} is not of the form YYYY-MM", fix="give e.g. 2025-03", params="month")
     month = month.strip()
     number(batch_rows, name="batch_rows", minimum=1, integer=True)
     root = Path(from_)
     if not root.is_dir():
-        raise InputError(f"from_ {str(root)!r} is not a folder", fix="give the folder archive_jobs wrote to", params="from_")
+        raise InputError(f"from_ {str(root)!r} is not a folder", fix="give the folder the archive was written in", params="from_")
     engine = engine or get_engine()
     folder, links_folder = root / TABLE / f"month={month}", root / LINKS / f"month={month}"
     ids = _month_ids(root, month)
