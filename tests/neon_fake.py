@@ -13,6 +13,13 @@ It implements the endpoints the toolkit uses, with the published paths, bodies a
   sessions on both are ended (Neon restarts the computes), so the URL that reached the target now
   reaches the restored data, and the target is kept under another name;
 - the branch backup schedule (`GET` / `PUT /branches/{id}/backup_schedule`), stored as given;
+- compute endpoints (`POST /endpoints` with `{"endpoint": {"branch_id", "type"}}`, `GET /endpoints`,
+  `GET | DELETE /endpoints/{id}`, `GET /branches/{id}/endpoints`): at most one `read_write` per branch
+  (a second is refused with 400, as Neon refuses it); a branch made with `"endpoints": []`, restored
+  from a snapshot, or kept by a restore (`preserve_under_name`) has none, and `connection_uri` of a
+  branch without one is refused (a branch needs a compute to be connected to); deleting a branch
+  deletes its endpoints; finalizing a restore moves the target's endpoints to the restored branch (in
+  place of any it had);
 - operations that go through "scheduling", "running" and "finished", one state per poll
   (`fail_operations = True`: "failed"); errors as `{"code": ..., "message": ...}`;
 - `answer_next(status, times, retry_after=...)`: the next requests get that status (429 with a
@@ -21,7 +28,9 @@ It implements the endpoints the toolkit uses, with the published paths, bodies a
 Point in time (a branch's `parent_timestamp` / `parent_lsn`, a snapshot's `timestamp` / `lsn`, a
 restore's `source_timestamp` / `source_lsn`): one database has no history to go back to, so the fake
 keeps one. `checkpoint()` copies a branch's database as it is now, with the time and
-`pg_current_wal_lsn()`; taking a snapshot or making a branch records one of its parent too. A time or
+`pg_current_wal_lsn()`; taking a snapshot, or making a branch at its parent's head, records one of the
+parent too (the new branch is made from that copy, and its `parent_lsn` / `parent_timestamp` are the
+point's, as Neon reports the point a branch was made at). A time or
 LSN is served from the newest point recorded at or before it: exact for what happened before that
 point, and missing whatever was written between that point and the time asked for (real Neon has every
 LSN). A time or LSN before the first recorded point cannot be served from history: the fake serves the
@@ -66,6 +75,7 @@ class FakeNeon:
             "br-main": {"id": "br-main", "name": "main", "parent_id": None, "default": True, "current_state": "ready",
                         "created_at": stamp(), "database": main.database}
         }
+        self.endpoints: dict[str, dict] = {"ep-main": self._new_endpoint("br-main", "read_write", endpoint_id="ep-main")}
         self.snapshots: dict[str, dict] = {}
         self.schedules: dict[str, list] = {}
         self.history: dict[str, list[dict]] = {}  # branch id -> points: at, lsn, database
@@ -107,6 +117,16 @@ class FakeNeon:
 
     def database_of(self, branch_id: str) -> str:
         return self.branches[branch_id]["database"]
+
+    def endpoints_of(self, branch_id: str) -> list[dict]:
+        return [e for e in self.endpoints.values() if e["branch_id"] == branch_id]
+
+    def _new_endpoint(self, branch_id: str, kind: str, *, endpoint_id: str | None = None) -> dict:
+        endpoint_id = endpoint_id or f"ep-{uuid.uuid4().hex[:8]}"
+        host = f"{endpoint_id}.local.neon.test"
+        return {"id": endpoint_id, "host": host, "project_id": self.project_id, "branch_id": branch_id, "type": kind, "current_state": "active",
+                "region_id": "aws-us-east-2", "autoscaling_limit_min_cu": 0.25, "autoscaling_limit_max_cu": 1, "pooler_enabled": False,
+                "pooler_mode": "transaction", "disabled": False, "created_at": stamp(), "updated_at": stamp()}
 
     # -- real databases ----------------------------------------------------------------------
     def _sql(self, statement: str, params: dict | None = None):
@@ -171,10 +191,12 @@ class FakeNeon:
         return before[-1]["database"]
 
     # -- the API -----------------------------------------------------------------------------
-    def _operation(self, action: str, branch_id: str) -> dict:
+    def _operation(self, action: str, branch_id: str, *, endpoint_id: str | None = None) -> dict:
         now = stamp()
         op = {"id": str(uuid.uuid4()), "project_id": self.project_id, "branch_id": branch_id, "action": action, "status": "scheduling",
               "failures_count": 0, "created_at": now, "updated_at": now, "polls": 0}
+        if endpoint_id:
+            op["endpoint_id"] = endpoint_id
         self.operations[op["id"]] = op
         return self._shown(op)
 
@@ -236,10 +258,24 @@ class FakeNeon:
             branch = self.branches.get(arg("branch_id") or "")
             if branch is None:
                 return self._error(404, "branch not found")
+            if not [e for e in self.endpoints_of(branch["id"]) if e["type"] == "read_write"]:
+                return self._error(404, f"read_write endpoint not found for branch {branch['id']}")
             uri = self.main.set(database=branch["database"], drivername="postgresql")
             return 200, {"uri": uri.render_as_string(hide_password=False)}
         if rest == ["snapshots"] and method == "GET":
             return 200, {"snapshots": [self._snapshot(s) for s in self.snapshots.values()]}
+        if rest == ["endpoints"] and method == "GET":
+            return 200, {"endpoints": list(self.endpoints.values())}
+        if rest == ["endpoints"] and method == "POST":
+            return self._create_endpoint(body)
+        if rest[:1] == ["endpoints"] and len(rest) == 2 and method in ("GET", "DELETE"):
+            endpoint = self.endpoints.get(rest[1])
+            if endpoint is None:
+                return self._error(404, f"endpoint {rest[1]} not found")
+            if method == "GET":
+                return 200, {"endpoint": endpoint}
+            del self.endpoints[endpoint["id"]]
+            return 200, {"endpoint": endpoint, "operations": [self._operation("suspend_compute", endpoint["branch_id"], endpoint_id=endpoint["id"])]}
         if rest[:1] == ["snapshots"] and len(rest) == 2 and method == "DELETE":
             snap = self.snapshots.get(rest[1])
             if snap is None:
@@ -258,8 +294,13 @@ class FakeNeon:
             if branch["default"]:
                 return self._error(400, "cannot delete the default branch")
             del self.branches[branch["id"]]
+            gone = [self._operation("suspend_compute", branch["id"], endpoint_id=e["id"]) for e in self.endpoints_of(branch["id"])]
+            for endpoint in self.endpoints_of(branch["id"]):
+                del self.endpoints[endpoint["id"]]
             self._sql(f'DROP DATABASE IF EXISTS "{branch["database"]}" WITH (FORCE)')
-            return 200, {"branch": self._branch(branch), "operations": [self._operation("delete_timeline", branch["id"])]}
+            return 200, {"branch": self._branch(branch), "operations": [*gone, self._operation("delete_timeline", branch["id"])]}
+        if rest[2:] == ["endpoints"] and method == "GET":
+            return 200, {"endpoints": self.endpoints_of(branch["id"])}
         if rest[2:] == ["snapshot"] and method == "POST":
             return self._create_snapshot(branch, arg)
         if rest[2:] == ["backup_schedule"] and method == "GET":
@@ -284,18 +325,41 @@ class FakeNeon:
         parent = self.branches.get(spec.get("parent_id")) if spec.get("parent_id") else self.default_branch()
         if parent is None:
             return self._error(404, "parent branch not found")
-        source = self._as_of(parent, spec.get("parent_timestamp"), spec.get("parent_lsn"))
+        asked = [e for e in body.get("endpoints") or []]
+        if [e for e in asked if e.get("type") not in ("read_write", "read_only")] or sum(e.get("type") == "read_write" for e in asked) > 1:
+            return self._error(400, "endpoints: each needs type read_write or read_only, and a branch has at most one read_write endpoint")
+        if spec.get("parent_timestamp") or spec.get("parent_lsn"):
+            source = self._as_of(parent, spec.get("parent_timestamp"), spec.get("parent_lsn"))
+            point = {k: spec[k] for k in ("parent_timestamp", "parent_lsn") if spec.get(k)}
+        else:  # at the parent's head: that point is recorded, and the branch made from it
+            at = self.checkpoint(parent["id"])
+            source, point = at["database"], {"parent_lsn": at["lsn"], "parent_timestamp": stamp(at["at"])}  # Neon's times are whole seconds
         branch_id = f"br-{uuid.uuid4().hex[:8]}"
         database = f"{self.main.database}_{branch_id.replace('-', '_')}"
         self._copy(source, database)
         branch = {"id": branch_id, "name": spec.get("name") or branch_id, "parent_id": parent["id"], "default": False, "current_state": "init",
-                  "created_at": stamp(), "database": database}
-        for key in ("parent_timestamp", "parent_lsn"):
-            if spec.get(key):
-                branch[key] = spec[key]
+                  "created_at": stamp(), "database": database} | point
         self.branches[branch_id] = branch
-        endpoints = [{"id": f"ep-{branch_id[3:]}", "type": "read_write", "host": "127.0.0.1"}] if body.get("endpoints") else []
-        return 201, {"branch": self._branch(branch), "endpoints": endpoints, "operations": [self._operation("create_branch", branch_id)]}
+        endpoints = [self._new_endpoint(branch_id, e["type"]) for e in asked]
+        for endpoint in endpoints:
+            self.endpoints[endpoint["id"]] = endpoint
+        operations = [self._operation("create_branch", branch_id)] + [self._operation("start_compute", branch_id, endpoint_id=e["id"]) for e in endpoints]
+        return 201, {"branch": self._branch(branch), "endpoints": endpoints, "operations": operations}
+
+    def _create_endpoint(self, body: dict) -> tuple[int, dict]:
+        spec = body.get("endpoint") if isinstance(body.get("endpoint"), dict) else None
+        if spec is None or not spec.get("branch_id") or not spec.get("type"):
+            return self._error(400, "request body: endpoint.branch_id and endpoint.type are required")
+        if spec["type"] not in ("read_write", "read_only"):
+            return self._error(400, f"endpoint.type must be read_write or read_only (got {spec['type']!r})")
+        branch = self.branches.get(spec["branch_id"])
+        if branch is None:
+            return self._error(404, f"branch {spec['branch_id']} not found")
+        if spec["type"] == "read_write" and [e for e in self.endpoints_of(branch["id"]) if e["type"] == "read_write"]:
+            return self._error(400, f"branch {branch['id']} already has a read_write endpoint: a branch can have only one")
+        endpoint = self._new_endpoint(branch["id"], spec["type"])
+        self.endpoints[endpoint["id"]] = endpoint
+        return 201, {"endpoint": endpoint, "operations": [self._operation("start_compute", branch["id"], endpoint_id=endpoint["id"])]}
 
     def _create_snapshot(self, branch: dict, arg) -> tuple[int, dict]:
         timestamp, lsn, expires_at = arg("timestamp"), arg("lsn"), arg("expires_at")
@@ -349,6 +413,10 @@ class FakeNeon:
         branch["database"], target["database"] = target["database"], kept
         branch["name"], target["name"] = target["name"], old_name or f"{target['name']}_old_{stamp().replace(':', '')}"
         branch["default"], target["default"] = target["default"], False
+        for endpoint in self.endpoints_of(branch["id"]):  # the target's computes replace the restored branch's own
+            del self.endpoints[endpoint["id"]]
+        for endpoint in self.endpoints_of(target["id"]):  # and now serve the restored branch
+            endpoint["branch_id"] = branch["id"]
         return self._operation("finalize_restore", branch["id"])
 
     def _restore_branch(self, target: dict, body: dict) -> tuple[int, dict]:

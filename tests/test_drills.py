@@ -278,7 +278,11 @@ def test_a_neon_snapshot_drill_restores_into_a_branch_checks_it_against_the_hist
     last = drilling.drills(engine=get_engine(source)).iloc[0]
     assert last["backup_kind"] == "neon_snapshot" and last["status"] == "passed" and last["backup"] == taken["id"]
     assert fake_neon.unrecorded == [], "the reference branch was served from the snapshot's point in history"
+    computes = [body["endpoint"] for method, path, body in fake_neon.requests if method == "POST" and path.endswith("/endpoints")]
+    assert [c["type"] for c in computes] == ["read_write"] and computes[0]["branch_id"] not in before, "the restored branch got a compute to be read through"
     with pytest.raises(InputError, match="no Neon snapshot snap-nope in project"):
+        drilling.drill("neon_snapshot:snap-nope", url=source)
+    with pytest.raises(InputError, match="no Neon snapshot or branch snap-nope in project"):
         drilling.drill("neon:snap-nope", url=source)
     execute(source, "INSERT INTO extraction_jobs (project_id, source_url, extraction_type, status) SELECT project_id, source_url, extraction_type, status FROM extraction_jobs ORDER BY id LIMIT 5")
 
@@ -288,13 +292,113 @@ def test_drill_cli_on_a_neon_snapshot(source, fake_neon):
 
     env = {neon.API_KEY_VAR: fake_neon.api_key, neon.PROJECT_VAR: fake_neon.project_id, neon.API_URL_VAR: fake_neon.url}
     none = cli("db", "drill", "--neon", url=source, env=env)
-    assert none.returncode == 2 and "no Neon snapshot in project" in none.stderr and "db snapshot create" in none.stderr
+    assert none.returncode == 2 and "no Neon snapshot or backup branch in project" in none.stderr and "db snapshot create" in none.stderr
     taken = neon.Neon().create_snapshot()
     done = cli("db", "drill", "--neon", "--snapshot", taken["id"], url=source, env=env)
     assert done.returncode == 0 and f"drill passed: {taken['id']} restored in " in done.stderr, done.stderr
     assert fake_neon.api_key not in done.stdout + done.stderr
     wrong = cli("db", "drill", "--snapshot", taken["id"], url=source, env=env)
     assert wrong.returncode == 2 and "add --neon" in wrong.stderr
+
+
+def restore_jobs(url, count: int) -> None:
+    """Put back `count` jobs a test deleted (copies of the first ones: the row count the other tests expect)."""
+    execute(url, "INSERT INTO extraction_jobs (project_id, source_url, extraction_type, status) "
+                 f"SELECT project_id, source_url, extraction_type, status FROM extraction_jobs ORDER BY id LIMIT {count}")
+
+
+def test_a_neon_backup_branch_drill_restores_a_child_branch_checks_it_at_the_parent_s_lsn_and_deletes_both(source, fake_neon, tmp_path):
+    from copythat_ops.recovery import neon
+
+    client = neon.Neon()
+    dumps.backup(url=source, folder=tmp_path)
+    time.sleep(1.1)  # Neon stamps whole seconds: the branch's second is after the file's
+    backup = neon.snapshot(client=client)  # `db backup --neon`: a branch at the parent's LSN, without a compute
+    execute(source, "DELETE FROM extraction_jobs WHERE id IN (SELECT id FROM extraction_jobs ORDER BY id LIMIT 4)")  # after the backup
+    try:
+        before = set(client.branches()["id"])
+        report = drilling.drill(url=source, folder=tmp_path)  # the newest backup of any kind: the branch, newer than the file
+        a = report.attrs
+        assert a["status"] == "passed", a["detail"]
+        assert a["backup_kind"] == "neon_branch" and a["backup"] == backup["id"] and a["rto_seconds"] > 0 and a["rpo_seconds"] >= 0
+        assert a["backup_taken_at"] == datetime.fromisoformat(backup["parent_timestamp"].replace("Z", "+00:00"))
+        jobs = report.set_index("table").loc["extraction_jobs"]
+        assert jobs["rows"] == jobs["expected_rows"] == 300, "the backup's rows, not today's"
+        assert "a branch as of the branch's point" in a["detail"] and a["revision"] == a["expected_revision"] == migrations.current(url=source)
+        made = [body["branch"] for method, path, body in fake_neon.requests if method == "POST" and path.endswith("/branches")][-2:]
+        assert made[0]["parent_id"] == backup["id"] and made[0]["name"].endswith("-restored"), "restored: a child of the backup branch"
+        assert made[1] == {"parent_id": "br-main", "name": made[1]["name"], "parent_lsn": backup["parent_lsn"]}, "checked: the parent at the backup's LSN"
+        assert fake_neon.unrecorded == [] and set(client.branches()["id"]) == before, "both scratch branches are deleted"
+        last = drilling.drills(engine=get_engine(source)).iloc[0]
+        assert last["backup_kind"] == "neon_branch" and last["status"] == "passed" and last["backup"] == backup["id"]
+        time.sleep(1.1)
+        dumps.backup(url=source, folder=tmp_path)  # now the file is the newest
+        assert drilling.drill(url=source, folder=tmp_path, record=False).attrs["backup_kind"] == "pg_dump"
+        assert drilling.drill("neon", url=source, record=False).attrs["backup_kind"] == "neon_branch"  # the newest Neon backup
+        with pytest.raises(InputError, match="no Neon snapshot in project .* to drill.*Fix: take one with `copythat-ops db snapshot create`"):
+            drilling.drill("neon_snapshot", url=source)
+        with pytest.raises(InputError, match="no Neon branch br-nope in project"):
+            drilling.drill("neon_branch:br-nope", url=source)
+    finally:
+        restore_jobs(source, 4)
+        client.delete_branch(backup["id"])
+
+
+def test_a_backup_branch_that_differs_from_its_parent_at_its_lsn_fails_the_drill_and_names_the_table(source, fake_neon):
+    from copythat_ops.recovery import neon
+
+    client = neon.Neon()
+    backup = neon.snapshot(client=client, name="backup-nightly")
+    # as if the branch's storage had lost rows: its data no longer what the parent held at its LSN
+    execute(source.set(database=fake_neon.database_of(backup["id"])), "DELETE FROM extraction_jobs WHERE id IN (SELECT id FROM extraction_jobs ORDER BY id LIMIT 3)")
+    report = drilling.drill("neon:backup-nightly", url=source)  # by name
+    a = report.attrs
+    assert a["status"] == "failed" and a["backup"] == backup["id"] and a["backup_kind"] == "neon_branch"
+    bad = report[~report["ok"]].set_index("table")["problem"]
+    assert bad.to_dict() == {"extraction_jobs": "297 rows restored, 300 at backup time"}
+    assert a["detail"] == f"1 of {len(report)} tables differ: public.extraction_jobs 297 rows restored, 300 at the branch's point"
+    assert drilling.drills(engine=get_engine(source))["status"].iloc[0] == "failed"
+    assert set(client.branches()["id"]) == {"br-main", backup["id"]}, "the scratch branches are deleted on a failure too"
+    client.delete_branch(backup["id"])
+
+
+def test_a_killed_branch_drill_leaves_branches_the_next_drill_deletes(source, fake_neon):
+    from copythat_ops.recovery import neon
+
+    client = neon.Neon()
+    backup = neon.snapshot(client=client)
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True).stdout.strip()
+    leftover = client.create_branch(f"drill-{host_tag()}-{gone}-beef-restored", parent_id=backup["id"])["branch"]
+    other = client.create_branch("drill-000000-1-beef-reference", parent_id="br-main", endpoint=False)["branch"]  # another machine's
+    with pytest.warns(LeftoverWarning) as warned:
+        report = drilling.drill("neon_branch", url=source, record=False)
+    said = [str(w.message) for w in warned]
+    assert f"deleted the Neon branch {leftover['name']} ({leftover['id']}) left by an interrupted drill (pid {gone}, gone)" in said
+    assert any(f"the Neon branch {other['name']} ({other['id']}) is a drill's of another machine" in w for w in said)
+    assert report.attrs["status"] == "passed", report.attrs["detail"]
+    assert set(client.branches()["id"]) == {"br-main", backup["id"], other["id"]}
+    for branch_id in (other["id"], backup["id"]):
+        client.delete_branch(branch_id)
+
+
+def test_drill_cli_on_a_neon_backup_branch(source, fake_neon):
+    from copythat_ops.recovery import neon
+
+    env = {neon.API_KEY_VAR: fake_neon.api_key, neon.PROJECT_VAR: fake_neon.project_id, neon.API_URL_VAR: fake_neon.url}
+    assert drilling.KINDS == ("pg_dump", "neon_snapshot", "neon_branch")  # the parser's copy (cli/db.py) is this
+    none = cli("db", "drill", "--kind", "neon_branch", url=source, env=env)
+    assert none.returncode == 2 and "no Neon backup branch in project" in none.stderr and "db backup --neon" in none.stderr
+    backup = neon.snapshot(name="backup-cli")
+    done = cli("db", "drill", "--neon", "--branch", "backup-cli", url=source, env=env)
+    assert done.returncode == 0 and f"drill passed: {backup['id']} restored in " in done.stderr, done.stderr
+    kind = cli("--format", "json", "db", "drill", "--kind", "neon_branch", "--no-record", url=source, env=env)
+    assert kind.returncode == 0 and f"drill passed: {backup['id']}" in kind.stderr, kind.stderr
+    wrong = cli("db", "drill", "--branch", backup["id"], url=source, env=env)
+    assert wrong.returncode == 2 and "--branch names a Neon branch" in wrong.stderr and "add --neon" in wrong.stderr
+    both = cli("db", "drill", "--neon", "--kind", "pg_dump", url=source, env=env)
+    assert both.returncode == 2 and "--neon and --kind each choose the backup to drill: give one" in both.stderr
+    assert fake_neon.api_key not in done.stdout + done.stderr + kind.stdout + kind.stderr
+    neon.Neon().delete_branch(backup["id"])
 
 
 def test_health_counts_a_neon_snapshot_as_a_backup(source, fake_neon, tmp_path, monkeypatch):

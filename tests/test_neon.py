@@ -48,10 +48,15 @@ def test_rehearse_on_a_branch_migrates_it_and_deletes_it(fake, main):
     assert report["revision"].tolist() == migrations.pending(url=main)["revision"].tolist()
     assert report["downgrade_ok"].iloc[-1] and report["checks_ok"].iloc[-1]
     assert migrations.current(url=main) == BEFORE_HEAD  # the parent is never migrated
-    assert fake.branch_databases() == []  # the branch was deleted
+    assert list(fake.branches) == ["br-main"] and [b["database"] for b in fake.branches.values()] == [main.database]  # the branch was deleted
+    assert fake.endpoints_of(made_branch_id(fake)) == []  # and its compute with it
     made = [body for method, path, body in fake.requests if method == "POST" and path.endswith("/branches")]
     assert made == [{"branch": {"parent_id": "br-main", "name": made[0]["branch"]["name"]}, "endpoints": [{"type": "read_write"}]}]
     assert any(path.endswith(f"/operations/{''}") or "/operations/" in path for _, path, _ in fake.requests)  # operations were polled
+
+
+def made_branch_id(fake: FakeNeon) -> str:
+    return next(op["branch_id"] for op in fake.operations.values() if op["action"] == "create_branch")
 
 
 def test_keep_leaves_the_branch_migrated(fake, main):
@@ -93,7 +98,9 @@ def test_snapshot_is_a_branch_without_compute_and_restore_goes_through_the_api(f
     taken = neon.snapshot(client=api)
     assert taken["parent_id"] == "br-main" and taken["id"] in fake.branches
     posted = [body for method, path, body in fake.requests if method == "POST" and path.endswith("/branches")][-1]
-    assert posted["endpoints"] == []
+    assert posted["endpoints"] == [] and fake.endpoints_of(taken["id"]) == []
+    point = fake.history["br-main"][-1]  # the parent's point it was made at, as Neon reports it
+    assert taken["parent_lsn"] == point["lsn"] and taken["parent_timestamp"] == point["at"].strftime("%Y-%m-%dT%H:%M:%SZ")
     done = neon.restore_to(client=api, timestamp="2026-11-25T12:00:00Z")
     assert fake.restores[-1]["source_timestamp"] == "2026-11-25T12:00:00Z" and fake.restores[-1]["source_branch_id"] == "br-main"
     assert done["preserved_as"].startswith("restore-backup-")
@@ -111,7 +118,7 @@ def test_cli_backup_neon_makes_a_snapshot_branch(fake, main):
            "NEON_PROJECT_ID": fake.project_id, "NEON_API_URL": fake.url}
     result = subprocess.run([CLI, "--format", "json", "db", "backup", "--neon"], env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
-    assert '"parent_id": "br-main"' in result.stdout and len(fake.branch_databases()) == 1
+    assert '"parent_id": "br-main"' in result.stdout and len(fake.branches) == 2
 
 
 def test_a_failed_branch_operation_leaves_no_branch(fake, main):
@@ -119,4 +126,4 @@ def test_a_failed_branch_operation_leaves_no_branch(fake, main):
     with pytest.raises(neon.NeonError, match="create_branch .* failed"):
         rehearse.rehearse_on_neon(url=main, client=client(fake))
     fake.fail_operations = False
-    assert fake.branch_databases() == [] and any(method == "DELETE" for method, _, _ in fake.requests)
+    assert list(fake.branches) == ["br-main"] and any(method == "DELETE" for method, _, _ in fake.requests)

@@ -175,6 +175,54 @@ def test_the_backup_schedule_is_read_and_replaced(fake):
     assert api.set_backup_schedule([]).empty
 
 
+# --- compute endpoints -------------------------------------------------------------------------
+
+
+def test_a_branch_without_a_compute_gets_one_to_be_connected_to(fake, main):
+    api = client(fake)
+    backup = neon.snapshot(client=api)  # a backup branch: no compute
+    assert api.endpoints(backup["id"]).empty
+    with pytest.raises(neon.NeonError, match=r"Neon cannot give a connection string for that branch .*read_write endpoint not found.*Fix: create one"):
+        api.connection_uri(backup["id"], main.database, main.username)
+    with pytest.raises(neon.NeonError, match="has no read-write compute endpoint to connect to"):
+        api.read_write_endpoint(backup["id"], create=False)
+    made = api.read_write_endpoint(backup["id"])
+    assert made["created"] is True and made["branch_id"] == backup["id"] and made["type"] == "read_write" and made["id"].startswith("ep-")
+    posted = [(path, body) for method, path, body in fake.requests if method == "POST" and path.endswith("/endpoints")]
+    assert posted == [(f"/api/v2/projects/{fake.project_id}/endpoints", {"endpoint": {"branch_id": backup["id"], "type": "read_write"}})]
+    started = [op for op in fake.operations.values() if op.get("endpoint_id") == made["id"]]
+    assert [(op["action"], op["status"]) for op in started] == [("start_compute", "finished")]  # waited on
+    assert api.read_write_endpoint(backup["id"]) == {**made, "created": False}  # one is enough: not made twice
+    assert jobs(api.connection_uri(backup["id"], main.database, main.username)) == 200
+    with pytest.raises(neon.NeonError, match=r"Neon refused POST .*/endpoints \(400 branch .* already has a read_write endpoint"):
+        api.create_endpoint(backup["id"])
+    replica = api.create_endpoint(backup["id"], "read_only")
+    assert sorted(api.endpoints(backup["id"])["type"]) == ["read_only", "read_write"]
+    api.delete_endpoint(replica["id"])
+    assert api.endpoints(backup["id"])["id"].tolist() == [made["id"]]
+    with pytest.raises(neon.NeonError, match=r"Neon has no endpoints at .*\(endpoint .* not found\)"):
+        api.delete_endpoint(replica["id"])
+    with pytest.raises(InputError, match="an endpoint's type is read_write or read_only"):
+        api.create_endpoint(backup["id"], "primary")
+    with pytest.raises(neon.NeonError, match=r"\(branch br-nothing not found\)"):
+        api.create_endpoint("br-nothing")
+    api.delete_branch(backup["id"])
+    assert made["id"] not in set(api.endpoints()["id"])  # a branch's computes go with it
+
+
+def test_point_in_time_diff_and_a_restored_snapshot_get_a_compute_when_they_have_none(fake, main):
+    api = client(fake)
+    taken = api.create_snapshot()
+    restored = api.restore_snapshot(taken["id"], name="look")
+    assert fake.endpoints_of(restored["id"]) == []  # restored from a snapshot: no compute yet
+    diff = pitr.point_in_time_diff(restored["id"], client=api, url=main)
+    assert set(diff[diff["kind"] == "rows"]["change"]) == {0}
+    assert [e["type"] for e in fake.endpoints_of(restored["id"])] == ["read_write"]
+    done = api.finalize_restore(restored["id"])
+    assert [e["id"] for e in fake.endpoints_of(restored["id"])] == ["ep-main"]  # the target's computes replace the restored branch's
+    assert done["branch_id"] == restored["id"]
+
+
 # --- retries --------------------------------------------------------------------------------
 
 

@@ -65,18 +65,21 @@ def run(args) -> object:
 
 # `db drill | drills` and `db backups --prune`: restore drills and retention (copythat_ops.recovery.drills, recovery.dumps.prune_backups).
 DRILL_ACTIONS = ("drill", "drills")
-drilling = library("recovery.drills")
+drilling = library("recovery.drills", KINDS=("pg_dump", "neon_snapshot", "neon_branch"))
 KEEP = {"daily": (7, "days"), "weekly": (4, "ISO weeks"), "monthly": (6, "months")}  # prune_backups' defaults
 
 
 def register_drills(actions) -> None:
     """Add `db drill`, `db drills` and the retention flags of `db backups`."""
-    run = actions.add_parser("drill", help="restore the newest backup into a scratch database, verify it, time it (RTO/RPO), record it, drop it; exit 1 when it fails")
-    run.add_argument("--backup", metavar="FILE", help="the backup file to drill (default: the newest of the database in the folder)")
+    run = actions.add_parser("drill", help="restore the newest backup (a pg_dump file, a Neon snapshot or backup branch) into a scratch database or branch, "
+                             "verify it, time it (RTO/RPO), record it, drop it; exit 1 when it fails")
+    run.add_argument("--backup", metavar="FILE", help="the backup file to drill (default: the newest backup of any kind)")
+    run.add_argument("--kind", choices=drilling.KINDS, help="the newest backup of this kind (pg_dump: a file in the folder; neon_snapshot; neon_branch: of `db backup --neon`)")
     run.add_argument("--folder", help=safety.FOLDER_HELP)
     run.add_argument("--no-record", dest="record", action="store_false", help="leave the history and the backup's figures file alone")
-    run.add_argument("--neon", action="store_true", help="drill the newest Neon snapshot instead (restored into a branch, checked against a branch as of its time)")
+    run.add_argument("--neon", action="store_true", help="drill the newest Neon backup, a snapshot or a backup branch (restored into a branch, checked against a branch as of its point)")
     run.add_argument("--snapshot", metavar="ID", help="with --neon: this snapshot (see `db snapshot list`)")
+    run.add_argument("--branch", metavar="BRANCH", help="with --neon: this branch, id or name (a backup branch of `db backup --neon`)")
     add_yes(run)
     past = actions.add_parser("drills", help="the recorded drills of the database, newest first")
     past.add_argument("--limit", type=int, default=100, help="at most this many (default 100)")
@@ -90,12 +93,20 @@ def register_drills(actions) -> None:
 def run_drills(args) -> object:
     with safety.cli_words():
         if args.action == "drill":
-            if args.snapshot and not args.neon:
-                raise InputError("--snapshot names a Neon snapshot", fix="add --neon (copythat-ops db drill --neon --snapshot ID)")
-            if args.neon and args.backup:
-                raise InputError("--neon drills a Neon snapshot, --backup a file: give one", fix="drop --backup, or drop --neon")
-            source = (f"neon:{args.snapshot}" if args.snapshot else "neon") if args.neon else args.backup
-            made = "two branches in the Neon project (deleted after)" if args.neon else "a scratch database on its server (dropped after)"
+            for flag, value in (("--snapshot", args.snapshot), ("--branch", args.branch)):
+                if value and not args.neon:
+                    raise InputError(f"{flag} names a Neon {flag[2:]}", fix=f"add --neon (copythat-ops db drill --neon {flag} {value})")
+            if args.snapshot and args.branch:
+                raise InputError("--snapshot and --branch each name the backup to drill: give one", fix="drop --snapshot, or drop --branch")
+            given = [flag for flag, value in (("--backup", args.backup), ("--neon", args.neon), ("--kind", args.kind)) if value]
+            if len(given) > 1:
+                raise InputError(f"{' and '.join(given)} each choose the backup to drill: give one", fix="--backup FILE, --kind KIND, or --neon [--snapshot ID | --branch BRANCH]")
+            if args.neon:
+                source = f"neon_snapshot:{args.snapshot}" if args.snapshot else f"neon_branch:{args.branch}" if args.branch else "neon"
+            else:
+                source = args.backup or args.kind
+            neon_kind = args.neon or (args.kind or "").startswith("neon")
+            made = "two branches in the Neon project (deleted after)" if neon_kind else "a scratch database or two Neon branches (dropped after)" if source is None else "a scratch database on its server (dropped after)"
             confirm_change(f"db drill (creates {made}, and records the result)", yes=args.yes)
             report = drilling.drill(source, folder=args.folder, record=args.record)
             print(drilling.summary(report), file=sys.stderr)

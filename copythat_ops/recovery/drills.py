@@ -1,9 +1,12 @@
 """Restore drills: restore the newest backup into a scratch database, check it is whole, time it, and keep the result.
 
 A backup that was never restored is not a backup. `drill()` takes the newest
-backup of the database (a pg_dump file of `backups()`, or the file given),
-restores it into a scratch database on the same server, and verifies it against
-what `backup()` counted in the very snapshot it dumped: the revision, and each
+backup of the database, of any kind (a pg_dump file of `backups()`, a Neon
+snapshot, a Neon backup branch of `neon.snapshot()`), or the one given. A file
+is restored into a scratch database on the same server and verified against
+what `backup()` counted in the very snapshot it dumped; a Neon snapshot or
+backup branch is restored into a new branch and verified against a branch of
+its source as of the backup's point in Neon's history. Both check the revision, and each
 table's row count and checksum over its primary keys (`dumps.CHECKSUM`: a sum
 of hashes, order-independent, one pass without a sort). It measures how long the
 restore took (`rto_seconds`, the recovery time) and how old the backup was when
@@ -13,8 +16,9 @@ in the history table `copythat_history.drills` (`drills()` reads it back; health
 keeps the newest backup that passed, and drops the scratch database whatever
 happens.
 
-The scratch database is `SOURCE_drill_HOST_PID_XXXX`: a drill killed half-way
-leaves one whose run the next drill can tell is gone; it is dropped then (a
+The scratch database is `SOURCE_drill_HOST_PID_XXXX` (the Neon branches:
+`drill-HOST-PID-XXXX-restored | -reference`): a drill killed half-way leaves one
+whose run the next drill can tell is gone; it is dropped then (a
 `LeftoverWarning` says so), while one of another machine is only named.
 
 Example:
@@ -73,41 +77,52 @@ def scratch_name(source: str) -> str:
 
 
 def drill(source: str | os.PathLike | None = None, *, url: URL | str | None = None, folder: str | os.PathLike | None = None, record: bool = True) -> pd.DataFrame:
-    """Restore a backup into a scratch database, verify it, drop it; return one row per table checked.
+    """Restore a backup into a scratch database (or Neon branch), verify it, drop it; return one row per table checked.
 
-    `source` is a backup file (default: the newest backup of the database at `url`, default the
-    configured one, in `folder`, default `backup_dir()`), or "neon" (the project's newest Neon
-    snapshot; "neon:SNAPSHOT_ID" for one), restored into a new branch and verified against a
-    branch of the snapshot's source as of the snapshot's time (Neon's history: two independent
-    ways back to the same moment: at the snapshot's LSN, else at the end of the whole second Neon
-    stamps it with, so a write in that second shows as a difference), both branches deleted after. The scratch database is made on the
-    server of `url`. Verified against the figures `backup()` wrote beside the file: the revision
-    and, per table, rows and the primary-key checksum (`expected_*` columns: at backup time; the
-    others: as restored). A backup without figures (made by an earlier version) fails the drill:
-    nothing says what it should hold. `record=False` leaves the history and the figures file alone.
+    `source` chooses the backup; by default the newest of any kind: the pg_dump files of the
+    database at `url` (default: the configured one) in `folder` (default `backup_dir()`) and, where
+    NEON_API_KEY and NEON_PROJECT_ID are set, the project's Neon snapshots and backup branches
+    (`neon.snapshot()`, `db backup --neon`). A kind asks for the newest of it: "pg_dump",
+    "neon_snapshot", "neon_branch", or "neon" (snapshot or backup branch); "neon:ID" names a Neon
+    snapshot or branch (id or name), "neon_snapshot:ID" / "neon_branch:ID" one of that kind;
+    anything else is a backup file.
+
+    A pg_dump file is restored into a scratch database on the server of `url` and verified against
+    the figures `backup()` wrote beside it: the revision and, per table, rows and the primary-key
+    checksum (`expected_*` columns: at backup time; the others: as restored). A backup without
+    figures (made by an earlier version) fails the drill: nothing says what it should hold. A Neon
+    snapshot is restored into a new branch, a backup branch into a new child branch of it; either is
+    verified against a branch of its source as of the backup's point (Neon's history: two
+    independent ways back to the same moment; at the LSN, else at the end of the whole second Neon
+    stamps the time with, so a write in that second shows as a difference), and both branches are
+    deleted after. A branch without a compute gets one (`Neon.read_write_endpoint`): the restore
+    time counts until the restored data can be connected to. `record=False` leaves the history and
+    the figures file alone.
 
     Columns: schema, table, expected_rows, rows, expected_checksum, checksum, ok, problem.
-    `.attrs`: status ("passed" / "failed"), source (the database), backup (file name), backup_kind,
-    backup_taken_at, revision, expected_revision, rto_seconds (the restore), verify_seconds,
-    rpo_seconds (the backup's age when the drill started), scratch_database (dropped), detail, drill_id
-    (the history row, None when not recorded). A failed verification is a result, not an error;
-    a backup that cannot be restored is an error (ConfigError / InputError) and is recorded as failed first.
+    `.attrs`: status ("passed" / "failed"), source (the database), backup (file name, snapshot or branch
+    id), backup_kind (pg_dump, neon_snapshot, neon_branch), backup_taken_at, revision, expected_revision,
+    rto_seconds (the restore), verify_seconds, rpo_seconds (the backup's age when the drill started),
+    scratch_database (dropped or deleted), detail, drill_id (the history row, None when not recorded).
+    A failed verification is a result, not an error; a backup that cannot be restored is an error
+    (ConfigError / InputError / NeonError) and is recorded as failed first.
 
     Example:
         >>> taken = dumps.backup()
         >>> report = drill(record=False)
-        >>> bool(report["ok"].all()), report.attrs["rto_seconds"] > 0
-        (True, True)
+        >>> bool(report["ok"].all()), report.attrs["rto_seconds"] > 0, report.attrs["backup_kind"]
+        (True, True, 'pg_dump')
     """
     target = database_url() if url is None else get_engine(url).url
-    if isinstance(source, str) and (source == NEON or source.startswith(NEON + ":")):
-        return _drill_neon(source.partition(":")[2] or None, target, record)
-    path = _chosen(source, target, folder)
+    kind, chosen = _source(source, target, folder)
+    if kind != PG_DUMP:
+        return _drill_neon(kind, chosen, target, record)
+    path = chosen
     started_at = datetime.now(UTC)
     figures = dumps.backup_figures(path)
     taken_at = _taken_at(path, figures)
     attrs = {
-        "status": "failed", "source": target.database, "backup": path.name, "backup_kind": "pg_dump", "backup_taken_at": taken_at,
+        "status": "failed", "source": target.database, "backup": path.name, "backup_kind": PG_DUMP, "backup_taken_at": taken_at,
         "revision": None, "expected_revision": (figures or {}).get("revision", _named_revision(path)),
         "rto_seconds": None, "verify_seconds": None, "rpo_seconds": round((started_at - taken_at).total_seconds(), 3),
         "scratch_database": None, "detail": "", "drill_id": None,
@@ -148,30 +163,103 @@ def drill(source: str | os.PathLike | None = None, *, url: URL | str | None = No
     return frame
 
 
-NEON = "neon"
+PG_DUMP, NEON_SNAPSHOT, NEON_BRANCH = "pg_dump", "neon_snapshot", "neon_branch"
+NEON = "neon"  # either Neon kind
+KINDS = (PG_DUMP, NEON_SNAPSHOT, NEON_BRANCH)
 # drill-HOST-PID-XXXX: the scratch branches of a Neon drill, which the next drill can tell are gone.
 _SCRATCH_BRANCH = re.compile(r"^drill-(?P<host>[0-9a-f]{6})-(?P<pid>\d+)-[0-9a-f]{4}(?:-(?:restored|reference))?$")
 
 
-def _drill_neon(snapshot_id: str | None, target: URL, record: bool) -> pd.DataFrame:
-    from . import pitr
-    from .neon import Neon
+class NeonNotConsidered(UserWarning):
+    """The newest backup was chosen without the Neon project's snapshots and backup branches (its API could not be read)."""
 
+
+def _source(source, target: URL, folder) -> tuple[str, object]:
+    """(kind, what to drill): a Path for pg_dump, a dict of the Neon snapshot / branch (with a `client`) otherwise."""
+    head, _, name = (source or "").partition(":") if isinstance(source, str) else ("", "", "")
+    if source is not None and (head not in (NEON, NEON_SNAPSHOT, NEON_BRANCH) and source != PG_DUMP):
+        return PG_DUMP, _chosen(source, target, folder)
+    if source == PG_DUMP:
+        return PG_DUMP, _chosen(None, target, folder)
+    from .neon import API_KEY_VAR, PROJECT_VAR, Neon, setting
+
+    wanted = (head,) if head in (NEON_SNAPSHOT, NEON_BRANCH) else (NEON_SNAPSHOT, NEON_BRANCH)
+    if source is None:  # the newest of any kind; Neon's only where it is configured
+        candidates = []
+        listed = dumps.backups(folder)
+        mine = listed[listed["database"] == target.database]
+        if not mine.empty:
+            path = Path(mine["path"].iloc[0])
+            candidates.append((_taken_at(path, dumps.backup_figures(path)), PG_DUMP, path))
+        if setting(API_KEY_VAR) and setting(PROJECT_VAR):
+            try:
+                candidates += [(item["taken_at"], item["kind"], item) for item in _neon_backups(Neon(), wanted)[:1]]
+            except CopythatError as exc:
+                warnings.warn(f"the Neon project's snapshots and backup branches were not considered ({exc.problem}); drilling the newest backup file",
+                              NeonNotConsidered, stacklevel=3)
+        if not candidates:
+            where = dumps.backup_dir(folder)
+            raise InputError(
+                f"no backup of database {target.database} in {where}" + (" nor in the Neon project" if setting(API_KEY_VAR) and setting(PROJECT_VAR) else "") + " to drill",
+                fix="take one first with backup() (`copythat-ops db backup`), or name a backup file",
+                params="source",
+            )
+        taken_at, kind, chosen = max(candidates, key=lambda c: c[0])
+        return kind, chosen
     client = Neon()
-    snapshots = client.snapshots()
-    chosen = snapshots if snapshot_id is None else snapshots[snapshots["id"] == snapshot_id]
-    if chosen.empty:
+    name = name or None
+    found = _neon_backups(client, wanted, name)
+    if not found:
+        branch = "branch" if name else "backup branch"  # a branch named may be any branch; the newest is of the backup branches
+        what = {(NEON_SNAPSHOT,): "Neon snapshot", (NEON_BRANCH,): f"Neon {branch}"}.get(wanted, f"Neon snapshot or {branch}")
         raise InputError(
-            f"no Neon snapshot {snapshot_id} in project {client.project_id}" if snapshot_id else f"no Neon snapshot in project {client.project_id} to drill",
-            fix="take one with `copythat-ops db snapshot create`, or name one listed by `copythat-ops db snapshot list`",
+            f"no {what} {name} in project {client.project_id}" if name else f"no {what} in project {client.project_id} to drill",
+            fix=("name one listed by `copythat-ops db snapshot list` (snapshots) or Neon().branches()" if name else
+                 "take one with `copythat-ops db snapshot create` (a snapshot) or `copythat-ops db backup --neon` (a backup branch)"),
             params="source",
         )
-    snap = chosen.iloc[0]
+    return found[0]["kind"], found[0]
+
+
+def _neon_backups(client, kinds: tuple[str, ...], name: str | None = None) -> list[dict]:
+    """The project's Neon snapshots and backup branches of `kinds`, newest first (only `name`, an id or name, when given)."""
+    found = []
+    if NEON_SNAPSHOT in kinds:
+        for snap in client.snapshots().to_dict("records"):
+            if name and name not in (snap["id"], snap["name"]):
+                continue
+            at = pd.Timestamp(snap["timestamp"]) if snap.get("timestamp") else pd.Timestamp(snap["created_at"])
+            found.append({"kind": NEON_SNAPSHOT, "id": str(snap["id"]), "taken_at": _utc(at), "parent_id": str(snap["source_branch_id"]),
+                          "lsn": snap.get("lsn") or None, "client": client})
+    if NEON_BRANCH in kinds:
+        if name:  # a branch named: any branch but the default one and a drill's own scratch
+            branches = client.branches()
+            branches = branches[((branches["id"] == name) | (branches["name"] == name)) & ~branches["default"] & branches["parent_id"].notna()]
+            branches = branches[~branches["name"].astype(str).str.match(_SCRATCH_BRANCH.pattern)]
+        else:
+            branches = client.backup_branches()
+        for row in branches.to_dict("records"):
+            stamped = row.get("parent_timestamp") or row["created_at"]
+            found.append({"kind": NEON_BRANCH, "id": str(row["id"]), "name": row["name"], "taken_at": _utc(pd.Timestamp(stamped)),
+                          "parent_id": str(row["parent_id"]), "lsn": row.get("parent_lsn") or None, "client": client})
+    return sorted(found, key=lambda item: item["taken_at"], reverse=True)
+
+
+def _utc(at: pd.Timestamp) -> datetime:
+    return (at.tz_localize(UTC) if at.tzinfo is None else at.tz_convert(UTC)).to_pydatetime()
+
+
+def _drill_neon(kind: str, backup: dict, target: URL, record: bool) -> pd.DataFrame:
+    """Drill a Neon snapshot (restored into a new branch) or backup branch (a new child branch of it) against a branch of
+    its source as of the backup's point; both scratch branches are deleted whatever happens."""
+    from . import pitr
+
+    client = backup["client"]
     started_at = datetime.now(UTC)
-    at = pd.Timestamp(snap["timestamp"]) if pd.notna(snap.get("timestamp")) and snap.get("timestamp") else pd.Timestamp(snap["created_at"])
-    taken_at = (at.tz_localize(UTC) if at.tzinfo is None else at).to_pydatetime()
+    taken_at = backup["taken_at"]
+    when = "the snapshot's time" if kind == NEON_SNAPSHOT else "the branch's point"
     attrs = {
-        "status": "failed", "source": target.database, "backup": str(snap["id"]), "backup_kind": "neon_snapshot", "backup_taken_at": taken_at,
+        "status": "failed", "source": target.database, "backup": backup["id"], "backup_kind": kind, "backup_taken_at": taken_at,
         "revision": None, "expected_revision": None, "rto_seconds": None, "verify_seconds": None,
         "rpo_seconds": round((started_at - taken_at).total_seconds(), 3), "scratch_database": None, "detail": "", "drill_id": None,
     }  # fmt: skip
@@ -182,30 +270,36 @@ def _drill_neon(snapshot_id: str | None, target: URL, record: bool) -> pd.DataFr
     frame = pd.DataFrame(columns=COLUMNS)
     try:
         started = time.perf_counter()
-        restored = client.restore_snapshot(str(snap["id"]), name=f"{scratch}-restored")
+        dispose_engines()  # hold no idle connection to a branch Neon copies
+        if kind == NEON_SNAPSHOT:
+            restored = client.restore_snapshot(backup["id"], name=f"{scratch}-restored")
+        else:  # a backup branch is restored the way Neon restores one: a new branch of it, with a compute
+            restored = client.create_branch(f"{scratch}-restored", parent_id=backup["id"], endpoint=True)["branch"]
         made.append(restored["id"])
-        restored_url = pitr.branch_url(restored["id"], client=client, url=target)
-        revision, found = _restored(restored_url)
+        restored_url = pitr.branch_url(restored["id"], client=client, url=target)  # gives it a compute when it has none
+        _reachable(restored_url)
         attrs["rto_seconds"] = round(time.perf_counter() - started, 3)
-        # at the snapshot's LSN when Neon gives one; else at the end of the second its time is stamped with (Neon's times are whole seconds)
+        # at the backup's LSN when Neon gives one; else at the end of the second its time is stamped with (Neon's times are whole seconds)
         end_of_second = taken_at.replace(microsecond=0) + timedelta(seconds=1) - timedelta(microseconds=1)
-        point = {"parent_lsn": snap["lsn"]} if snap.get("lsn") else {"parent_timestamp": end_of_second.isoformat().replace("+00:00", "Z")}
-        reference = client.create_branch(f"{scratch}-reference", parent_id=str(snap["source_branch_id"]), **point)["branch"]
+        point = {"parent_lsn": backup["lsn"]} if backup.get("lsn") else {"parent_timestamp": end_of_second.isoformat().replace("+00:00", "Z")}
+        reference = client.create_branch(f"{scratch}-reference", parent_id=backup["parent_id"], **point)["branch"]
         made.append(reference["id"])
         checked = time.perf_counter()
+        revision, found = _restored(restored_url)
         expected_revision, expected = _restored(pitr.branch_url(reference["id"], client=client, url=target))
         attrs["verify_seconds"] = round(time.perf_counter() - checked, 3)
         attrs["revision"], attrs["expected_revision"] = revision, expected_revision
         frame = _compare({"tables": expected}, found)
         problems = []
         if revision != expected_revision:
-            problems.append(f"revision {revision or 'none'} restored, {expected_revision or 'none'} at the snapshot's time")
+            problems.append(f"revision {revision or 'none'} restored, {expected_revision or 'none'} at {when}")
         bad = frame[~frame["ok"]]
         if len(bad):
-            problems.append(f"{len(bad)} of {len(frame)} tables differ: " + "; ".join(f"{r.schema}.{r.table} {r.problem}" for r in bad.head(3).itertuples()))
+            problems.append(f"{len(bad)} of {len(frame)} tables differ: " + "; ".join(f"{r.schema}.{r.table} {r.problem}" for r in bad.head(3).itertuples())
+                            + (f"; and {len(bad) - 3} more" if len(bad) > 3 else ""))  # fmt: skip
         attrs["status"] = "failed" if problems else "passed"
-        attrs["detail"] = "; ".join(problems).replace("at backup time", "at the snapshot's time") or (
-            f"{len(frame)} tables match (rows and primary-key checksums) a branch as of the snapshot's time, at revision {revision or 'none'}")
+        attrs["detail"] = "; ".join(problems).replace("at backup time", f"at {when}") or (
+            f"{len(frame)} tables match (rows and primary-key checksums) a branch as of {when}, at revision {revision or 'none'}")
     except CopythatError as exc:
         attrs["detail"] = attrs["detail"] or f"the restore failed: {exc.problem}"
         frame.attrs.update(attrs)
@@ -213,6 +307,7 @@ def _drill_neon(snapshot_id: str | None, target: URL, record: bool) -> pd.DataFr
             attrs["drill_id"] = frame.attrs["drill_id"] = _record(attrs, frame, started_at, target)
         raise
     finally:
+        dispose_engines()  # no session of ours on a branch being deleted
         for branch_id in made:
             try:
                 client.delete_branch(branch_id)
@@ -223,6 +318,16 @@ def _drill_neon(snapshot_id: str | None, target: URL, record: bool) -> pd.DataFr
     if record:
         attrs["drill_id"] = frame.attrs["drill_id"] = _record(attrs, frame, started_at, target)
     return frame
+
+
+def _reachable(url: URL) -> None:
+    """Connect once (the restored data can be reached: the end of the restore time); a refusal is a ConnectError."""
+    engine = get_engine(url)
+    try:
+        with connection(engine) as conn:
+            conn.execute(text("SELECT 1"))
+    finally:
+        engine.dispose()
 
 
 def _leftover_branches(client) -> None:

@@ -12,7 +12,9 @@ POST /projects/{id}/branches, GET /projects/{id}/operations/{op}, GET
 POST /projects/{id}/branches/{branch}/restore; snapshots (beta): POST
 /projects/{id}/branches/{branch}/snapshot, GET /projects/{id}/snapshots, DELETE
 /projects/{id}/snapshots/{snapshot}, POST /projects/{id}/snapshots/{snapshot}/restore, POST
-/projects/{id}/branches/{branch}/finalize_restore, GET | PUT /projects/{id}/branches/{branch}/backup_schedule.
+/projects/{id}/branches/{branch}/finalize_restore, GET | PUT /projects/{id}/branches/{branch}/backup_schedule;
+compute endpoints (a branch is connected to through one): GET /projects/{id}/branches/{branch}/endpoints,
+POST /projects/{id}/endpoints, DELETE /projects/{id}/endpoints/{endpoint}.
 
 A request answered 429 is sent again after the `retry-after` the answer gives (at most
 `MAX_RETRY_AFTER` seconds); one answered 503 too, and one answered 500, 502 or 504 when
@@ -60,6 +62,10 @@ SAFE_TO_REPEAT = {"GET", "PUT", "DELETE"}
 FREQUENCIES = ("daily", "weekly", "monthly")
 SNAPSHOT_COLUMNS = ["id", "name", "source_branch_id", "created_at", "expires_at", "manual", "timestamp", "lsn"]
 SCHEDULE_COLUMNS = ["frequency", "day", "hour", "month", "retention_seconds", "retention"]
+BRANCH_COLUMNS = ["id", "name", "parent_id", "default", "current_state", "created_at", "parent_lsn", "parent_timestamp"]
+ENDPOINT_COLUMNS = ["id", "branch_id", "type", "current_state", "host", "created_at"]
+ENDPOINT_TYPES = ("read_write", "read_only")
+BACKUP_PREFIX = "backup-"  # the name snapshot() gives a backup branch: what backup_branches() lists
 
 
 class NeonError(CopythatError):
@@ -163,6 +169,9 @@ class Neon:
             return ConfigError(f"Neon rejected {API_KEY_VAR} ({exc.code} {said})", fix=f"create a new API key in the Neon console and set {API_KEY_VAR}")
         if exc.code == 404 and path.rstrip("/") == f"/projects/{self.project_id}":
             return ConfigError(f"Neon project {self.project_id} does not exist ({said})", fix=f"set {PROJECT_VAR} to the id in the console's URL (neon projects list)")
+        if exc.code == 404 and path.endswith("/connection_uri"):
+            return NeonError(f"Neon cannot give a connection string for that branch ({said}): a branch is connected to through a compute endpoint",
+                             fix="create one: Neon().create_endpoint(branch_id), or read_write_endpoint(branch_id)")
         if exc.code == 404 and "/snapshots/" in path:
             return NeonError(f"Neon has no snapshot {path.split('/snapshots/')[1].split('/')[0]} ({said})", fix="list the snapshots: `copythat-ops db snapshot list` (snapshots())")
         if exc.code == 404:
@@ -194,15 +203,31 @@ class Neon:
         return self.request("GET", f"/projects/{self.project_id}")["project"]
 
     def branches(self) -> pd.DataFrame:
-        """Return the project's branches: id, name, parent_id, default, current_state, created_at.
+        """Return the project's branches: id, name, parent_id, default, current_state, created_at, parent_lsn,
+        parent_timestamp (the point of the parent a branch was made at; None for the root branch).
 
         Example:
             >>> Neon().branches()["name"].tolist()
             ['main']
         """
         found = self.request("GET", f"/projects/{self.project_id}/branches").get("branches", [])
-        rows = [{k: b.get(k) for k in ("id", "name", "parent_id", "current_state", "created_at")} | {"default": bool(b.get("default") or b.get("primary"))} for b in found]
-        return pd.DataFrame(rows, columns=["id", "name", "parent_id", "default", "current_state", "created_at"])
+        rows = [{k: b.get(k) for k in BRANCH_COLUMNS} | {"default": bool(b.get("default") or b.get("primary"))} for b in found]
+        return pd.DataFrame(rows, columns=BRANCH_COLUMNS)
+
+    def backup_branches(self) -> pd.DataFrame:
+        """Return the backup branches `snapshot()` made (named backup-...), newest first, with the columns of `branches()`
+        and taken_at (the parent's point in time it holds: parent_timestamp, else created_at).
+
+        Example:
+            >>> made = snapshot()
+            >>> Neon().backup_branches()[["id", "parent_id"]].values.tolist() == [[made["id"], "br-main"]]
+            True
+        """
+        frame = self.branches()
+        frame = frame[frame["name"].astype(str).str.startswith(BACKUP_PREFIX) & frame["parent_id"].notna() & ~frame["default"]].copy()
+        taken = frame["parent_timestamp"].where(frame["parent_timestamp"].notna() & (frame["parent_timestamp"] != ""), frame["created_at"])
+        frame["taken_at"] = pd.to_datetime(taken, utc=True, format="ISO8601")
+        return frame.sort_values(["taken_at", "id"], ascending=[False, True], ignore_index=True)
 
     def default_branch(self) -> str:
         """Return the id of the project's default branch (production's)."""
@@ -252,6 +277,71 @@ class Neon:
                 pause = min(pause * 2, POLL_SECONDS)
                 operation = self.request("GET", f"/projects/{self.project_id}/operations/{operation['id']}")["operation"]
                 status = operation.get("status")
+
+    # -- compute endpoints: a branch is connected to through one ------------------------------
+    def endpoints(self, branch_id: str | None = None) -> pd.DataFrame:
+        """Return the compute endpoints of a branch (default: of the whole project): id, branch_id, type, current_state, host, created_at.
+
+        Example:
+            >>> Neon().endpoints("br-main")[["branch_id", "type"]].values.tolist()
+            [['br-main', 'read_write']]
+        """
+        path = f"/projects/{self.project_id}/branches/{branch_id}/endpoints" if branch_id else f"/projects/{self.project_id}/endpoints"
+        found = self.request("GET", path).get("endpoints", [])
+        return pd.DataFrame([{k: e.get(k) for k in ENDPOINT_COLUMNS} for e in found], columns=ENDPOINT_COLUMNS).sort_values("id", ignore_index=True)
+
+    def create_endpoint(self, branch_id: str, type: str = "read_write", *, wait: bool = True) -> dict:
+        """Give a branch a compute endpoint (`read_write`, at most one per branch; or `read_only`); return it once its
+        operations finished (id, branch_id, type, current_state, host, created_at).
+
+        Example:
+            >>> client = Neon()
+            >>> backup = snapshot(client=client)  # a backup branch has no compute
+            >>> made = client.create_endpoint(backup["id"])
+            >>> made["branch_id"] == backup["id"], made["type"]
+            (True, 'read_write')
+            >>> client.delete_endpoint(made["id"])
+        """
+        if type not in ENDPOINT_TYPES:
+            raise InputError(f"an endpoint's type is read_write or read_only (got {type!r})", fix="type='read_write' (one per branch) or type='read_only'", params="type")
+        done = self.request("POST", f"/projects/{self.project_id}/endpoints", {"endpoint": {"branch_id": branch_id, "type": type}})
+        if wait:
+            self.wait(done.get("operations", []))
+        made = done.get("endpoint", {})
+        return {k: made.get(k) for k in ENDPOINT_COLUMNS}
+
+    def delete_endpoint(self, endpoint_id: str, *, wait: bool = True) -> None:
+        """Delete a compute endpoint (its sessions end; the branch and its data stay).
+
+        Example:
+            >>> client = Neon()
+            >>> made = client.create_endpoint(snapshot(client=client)["id"])
+            >>> client.delete_endpoint(made["id"])
+            >>> made["id"] in set(client.endpoints()["id"])
+            False
+        """
+        done = self.request("DELETE", f"/projects/{self.project_id}/endpoints/{endpoint_id}")
+        if wait:
+            self.wait(done.get("operations", []))
+
+    def read_write_endpoint(self, branch_id: str, *, create: bool = True) -> dict:
+        """Return a branch's read-write compute endpoint, creating one when it has none (`create=False`: raise instead);
+        the dict's `created` says which (whoever created it deletes it, or deletes the branch).
+
+        Example:
+            >>> client = Neon()
+            >>> client.read_write_endpoint("br-main")["created"]
+            False
+            >>> client.read_write_endpoint(snapshot(client=client)["id"])["created"]
+            True
+        """
+        found = self.endpoints(branch_id)
+        found = found[found["type"] == "read_write"]
+        if not found.empty:
+            return found.iloc[0].to_dict() | {"created": False}
+        if not create:
+            raise NeonError(f"Neon branch {branch_id} has no read-write compute endpoint to connect to", fix="create one: create_endpoint(branch_id)")
+        return self.create_endpoint(branch_id, "read_write") | {"created": True}
 
     def connection_uri(self, branch_id: str, database: str, role: str) -> URL:
         """Return the connection URL of `database` as `role` on a branch (password inside: never print it unmasked)."""
@@ -499,8 +589,10 @@ def _readable(seconds) -> str | None:
 def snapshot(*, client: Neon | None = None, parent_id: str | None = None, name: str | None = None) -> dict:
     """Back up the way Neon documents: a branch of the parent (default: the default branch) at its current LSN.
 
-    Returns id, name, parent_id, created_at. The branch has no compute (it costs storage only);
-    `restore_to(snapshot_id)` brings the parent back to it.
+    Returns id, name, parent_id, created_at, parent_lsn, parent_timestamp (the parent's point it holds).
+    The branch has no compute (it costs storage only); `Neon().backup_branches()` lists these (the name
+    starts with backup-), `drill("neon_branch")` restores the newest into a scratch branch and checks it,
+    and `restore_to(source_branch_id=...)` brings the parent back to it.
 
     Example:
         >>> snapshot()["id"]
@@ -508,9 +600,10 @@ def snapshot(*, client: Neon | None = None, parent_id: str | None = None, name: 
     """
     client = client or Neon()
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    made = client.create_branch(name or f"backup-{stamp}", parent_id=parent_id, endpoint=False)
+    dispose_engines()  # hold no idle connection to the parent while Neon branches it
+    made = client.create_branch(name or f"{BACKUP_PREFIX}{stamp}", parent_id=parent_id, endpoint=False)
     branch = made["branch"]
-    return {k: branch.get(k) for k in ("id", "name", "parent_id", "created_at")}
+    return {k: branch.get(k) for k in ("id", "name", "parent_id", "created_at", "parent_lsn", "parent_timestamp")}
 
 
 def restore_to(*, client: Neon | None = None, branch_id: str | None = None, source_branch_id: str | None = None,

@@ -93,13 +93,18 @@ def point_in_time(timestamp: str | datetime | None = None, *, lsn: str | None = 
 def branch_url(branch_id: str, *, client: Neon | None = None, url: URL | str | None = None) -> URL:
     """The URL of the same database and role as `url` (default: DATABASE_URL) on another branch (password inside: print it masked).
 
+    A branch without a read-write compute endpoint (a backup branch, one restored from a snapshot)
+    gets one first: a branch is connected to through a compute; it goes when the branch is deleted.
+
     Example:
         >>> restored = point_in_time(timestamp="2026-11-25T12:00:00Z")
         >>> branch_url(restored["branch_id"]).username == database_url().username
         True
     """
     source = database_url() if url is None else normalize_url(url)
-    return (client or Neon()).connection_uri(branch_id, source.database, source.username)
+    client = client or Neon()
+    client.read_write_endpoint(branch_id)
+    return client.connection_uri(branch_id, source.database, source.username)
 
 
 def point_in_time_diff(branch_id: str, *, client: Neon | None = None, url: URL | str | None = None) -> pd.DataFrame:
