@@ -1,4 +1,4 @@
-"""Extraction jobs: the bulk read (`frames`), the analyses on-call reads (`analyses`), the actions it takes on them (`actions`) and the rollups the database keeps (`rollups`).
+"""Extraction jobs: the bulk read (`frames`), the analyses on-call reads (`analyses`), the actions it takes on them (`actions`), the rollups the database keeps (`rollups`) and the Parquet archive of old jobs (`archive`).
 
 Example:
     >>> from copythat_ops import jobs
@@ -8,11 +8,12 @@ Example:
 
 from .actions import STUCK_AFTER, STUCK_REASON, ActionResult, audit_log, cancel_jobs, fail_stuck_jobs, requeue_jobs
 from .analyses import failure_reasons, job_summary, job_throughput, stuck_jobs
+from .archive import ArchiveResult, archive_jobs, read_archive, restore_archive
 from .frames import adbc_connection, iter_jobs_frames, jobs_frame
 from .rollups import rollup_drift, rollup_state
 
 __all__ = [
-    "STUCK_AFTER", "STUCK_REASON", "ActionResult", "adbc_connection", "audit_log", "cancel_jobs", "fail_stuck_jobs",
-    "failure_reasons", "iter_jobs_frames", "job_summary", "job_throughput", "jobs_frame", "requeue_jobs", "rollup_drift", "rollup_state",
+    "STUCK_AFTER", "STUCK_REASON", "ActionResult", "ArchiveResult", "adbc_connection", "archive_jobs", "audit_log", "cancel_jobs", "fail_stuck_jobs",
+    "failure_reasons", "iter_jobs_frames", "job_summary", "job_throughput", "jobs_frame", "read_archive", "requeue_jobs", "restore_archive", "rollup_drift", "rollup_state",
     "stuck_jobs",
 ]
