@@ -13,7 +13,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
 from copythat_ops import jobs, migrations, requeue_jobs
-from copythat_ops.engine import get_engine
+from copythat_ops.engine import dispose_engines, get_engine
 from copythat_ops.errors import ConnectError, InputError, MigrationError
 from copythat_ops.models import EXTRACTION_TYPES, JOB_STATUSES
 from copythat_ops.seed import seed_database
@@ -172,6 +172,148 @@ def test_iter_jobs_frames_gives_the_same_rows_in_chunks(engine):
     together = pd.concat(chunks, ignore_index=True)
     assert together["id"].tolist() == jobs.jobs_frame(engine=engine)["id"].tolist()
     assert str(together["status"].dtype) == "category"
+
+
+def test_jobs_frame_has_updated_at_and_arrow_backed_strings(engine):
+    frame = jobs.jobs_frame(engine=engine)
+    assert str(frame["updated_at"].dtype) == "datetime64[us, UTC]" and frame["updated_at"].notna().all()
+    for column in ("organization", "source_url", "error_message", "result_data"):
+        assert frame[column].dtype == pd.StringDtype("pyarrow", na_value=float("nan")), column
+    with engine.connect() as conn:
+        newest = conn.execute(text("SELECT id, updated_at FROM extraction_jobs ORDER BY updated_at DESC, id DESC LIMIT 1")).one()
+    row = frame.set_index("id").loc[newest.id]
+    assert row["updated_at"] == pd.Timestamp(newest.updated_at).tz_convert("UTC")
+
+
+@pytest.mark.parametrize(
+    "filters",
+    [{}, {"status": "completed"}, {"since": "middle", "with_project": True}, {"project_id": [1, 2, 3], "extraction_type": ["color", "spacing"]}],
+)
+def test_parallel_streams_read_the_same_frame_as_one(engine, filters):
+    if filters.get("since") == "middle":  # a fixed moment (a duration back from now moves between the reads)
+        with engine.connect() as conn:
+            middle = conn.scalar(text(f"SELECT percentile_disc(0.5) WITHIN GROUP (ORDER BY {jobs.frames.AT_UTC.format('created_at')}) FROM extraction_jobs"))
+        filters = dict(filters, since=middle)
+    one = jobs.jobs_frame(streams=1, engine=engine, **filters)
+    assert len(one) > 0
+    for streams in (2, 3, 4):
+        pd.testing.assert_frame_equal(jobs.jobs_frame(streams=streams, engine=engine, **filters), one)
+    pd.testing.assert_frame_equal(jobs.jobs_frame(streams=4, limit=10, engine=engine, **filters), one.head(10))
+
+
+def test_every_stream_reads_the_first_streams_snapshot(engine, monkeypatch):
+    """A job inserted and a job deleted by another session once the snapshot is exported change nothing in the frame."""
+    before = jobs.jobs_frame(streams=1, engine=engine)
+    victim = int(before["id"].iloc[len(before) // 2])
+    export, added = jobs.frames._export_snapshot, []
+
+    def export_then_write(cursor, restart):
+        snapshot = export(cursor, restart)
+        with engine.begin() as conn:
+            conn.execute(text("DELETE FROM extraction_jobs WHERE id = :id"), {"id": victim})
+            added.append(conn.scalar(text("INSERT INTO extraction_jobs (project_id, source_url, extraction_type) VALUES (:p, 'https://x/new.png', 'color') RETURNING id"), {"p": int(before["project_id"].iloc[0])}))
+        return snapshot
+
+    monkeypatch.setattr(jobs.frames, "_export_snapshot", export_then_write)
+    try:
+        during = jobs.jobs_frame(streams=3, engine=engine)
+        assert added and snapshot_is_before(during, victim, added[0])
+        pd.testing.assert_frame_equal(during, before)
+    finally:
+        with engine.begin() as conn:  # put the deleted job back as it was
+            conn.execute(text("DELETE FROM extraction_jobs WHERE id = ANY(:ids)"), {"ids": added})
+            row = before[before["id"] == victim].iloc[0]
+            conn.execute(
+                text(
+                    "INSERT INTO extraction_jobs (id, project_id, source_url, extraction_type, status, error_message, result_data, created_at, completed_at, updated_at)"
+                    " VALUES (:id, :p, :u, :t, :s, :e, :r, CAST(:c AS timestamptz) AT TIME ZONE current_setting('TimeZone'),"
+                    " CAST(:d AS timestamptz) AT TIME ZONE current_setting('TimeZone'), :up)"
+                ),
+                {
+                    "id": victim, "p": int(row["project_id"]), "u": row["source_url"], "t": str(row["extraction_type"]), "s": str(row["status"]),
+                    "e": None if pd.isna(row["error_message"]) else row["error_message"], "r": None if pd.isna(row["result_data"]) else row["result_data"],
+                    "c": row["created_at"].isoformat(), "d": None if pd.isna(row["completed_at"]) else row["completed_at"].isoformat(), "up": row["updated_at"].to_pydatetime(),
+                },
+            )
+    pd.testing.assert_frame_equal(jobs.jobs_frame(streams=1, engine=engine), before)
+
+
+def snapshot_is_before(frame: pd.DataFrame, deleted: int, inserted: int) -> bool:
+    ids = set(frame["id"])
+    return deleted in ids and inserted not in ids
+
+
+def test_one_stream_reads_it_all_where_no_snapshot_can_be_exported(engine):
+    """PostgreSQL refuses to export a snapshot from a subtransaction: the reader begins its transaction again and goes on."""
+    sql, _ = jobs.frames._jobs_query()
+    with jobs.frames._reader(engine, "1min", "3s", "test", sql, snapshot=True) as (cursor, _, restart):
+        cursor.execute("SAVEPOINT inner_transaction")
+        assert jobs.frames._export_snapshot(cursor, restart) is None
+        cursor.execute("SELECT count(*) FROM extraction_jobs")
+        assert cursor.fetchone()[0] == count(engine)
+        assert jobs.frames._export_snapshot(cursor, restart)  # a fresh top-level transaction exports
+
+
+def test_streams_is_checked(engine):
+    with pytest.raises(InputError, match="streams 0 is out of range"):
+        jobs.jobs_frame(streams=0, engine=engine)
+
+
+def test_iter_jobs_frames_estimates_the_bar_on_a_large_table(engine, monkeypatch):
+    """Above EXACT_COUNT_ROWS the bar's total is the planner's estimate (no count), then what was read."""
+    monkeypatch.setattr(jobs.frames, "EXACT_COUNT_ROWS", 0)
+    with engine.connect() as conn:
+        conn.execute(text("ANALYZE extraction_jobs"))
+        conn.commit()
+    totals = []
+    real = jobs.frames.tqdm
+
+    def recording(*args, **kwargs):
+        bar = real(*args, **kwargs)
+        totals.append(kwargs["total"])
+        return bar
+
+    monkeypatch.setattr(jobs.frames, "tqdm", recording)
+    rows = sum(len(chunk) for chunk in jobs.iter_jobs_frames(500, status="failed", progress=False, engine=engine))
+    assert rows == count(engine, "status = 'failed'") and totals and 0 < totals[0] < count(engine)
+
+
+def test_jobs_frame_reads_the_archive_too(server, tmp_path):
+    from copythat_ops.jobs.archive import archive_jobs
+
+    url = server.create_database("frames_archive")
+    try:
+        migrations.upgrade(url=url)
+        engine = get_engine(url)
+        seed_database(2000, 8, seed=5, window="90 days", engine=engine, tokens=False)
+        before = jobs.jobs_frame(with_project=True, engine=engine)
+        result = archive_jobs(tmp_path, older_than="30 days", apply=True, progress=False, engine=engine)
+        archived = int(result.months["deleted"].sum())
+        assert archived > 0 and count(engine) == len(before) - archived
+        both = jobs.jobs_frame(with_project=True, include_archive=tmp_path, engine=engine)
+        pd.testing.assert_frame_equal(both, before)
+        for filters in ({"status": "failed"}, {"project_id": [2, 3], "since": "60 days"}, {"limit": 25}, {"until": "45 days", "streams": 3}):
+            expected = jobs.jobs_frame(**filters, include_archive=tmp_path, engine=engine)
+            pd.testing.assert_frame_equal(expected, jobs.jobs_frame(**{k: v for k, v in filters.items() if k != "streams"}, include_archive=tmp_path, engine=engine))
+        failed = jobs.jobs_frame(status="failed", include_archive=tmp_path, engine=engine)
+        pd.testing.assert_frame_equal(failed, before[before["status"] == "failed"].drop(columns="project_name").reset_index(drop=True))
+        pd.testing.assert_frame_equal(jobs.jobs_frame(limit=25, include_archive=tmp_path, engine=engine), before.drop(columns="project_name").head(25))
+        # A month being restored: a job back in the database and still in the files is read once, as the database has it.
+        first = before.iloc[0]
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO extraction_jobs (id, project_id, source_url, extraction_type, status, error_message, created_at, completed_at)"
+                    " VALUES (:id, :p, :u, :t, 'failed', 'restored and changed', localtimestamp - interval '100 days', localtimestamp - interval '100 days')"
+                ),
+                {"id": int(first["id"]), "p": int(first["project_id"]), "u": first["source_url"], "t": str(first["extraction_type"])},
+            )
+        again = jobs.jobs_frame(include_archive=tmp_path, engine=engine)
+        assert again["id"].is_unique and len(again) == len(before)
+        assert again.iloc[0]["error_message"] == "restored and changed"
+    finally:
+        dispose_engines()
+        server.drop_database(url)
 
 
 @pytest.mark.parametrize(
