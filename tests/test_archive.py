@@ -4,7 +4,6 @@ a month restored equals what was archived, and the CLI asks before changing a re
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import textwrap

@@ -41,7 +41,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 from sqlalchemy import text
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Engine
 
 from ..engine import APP_NAME, LOCK_TIMEOUT, connection, explain_lock_waits, get_engine, is_lock_timeout, lock_wait_error, run_query
 from ..errors import InputError, LockTimeout, schema_required
@@ -702,14 +702,14 @@ def _bar(total: int, progress: bool | None, desc: str):
 
     from tqdm.auto import tqdm
 
-    show = (total > 0 and sys.stderr.isatty()) if progress is None else progress
+    show = (total > 0 and (sys.stderr.isatty() or "ipykernel" in sys.modules)) if progress is None else progress  # a terminal or a notebook
     with tqdm(total=total, unit="jobs", desc=desc, disable=not show) as bar:
         yield bar
 
 
 # ---------------------------------------------------------------------------------------------------------------- restore
 
-_RESTORE = f"""
+_RESTORE = """
     INSERT INTO extraction_jobs (id, project_id, source_url, extraction_type, status, result_data, error_message, created_at, completed_at, updated_at)
     SELECT r.id, r.project_id, r.source_url, r.extraction_type, r.status, r.result_data, r.error_message,
            r.created_at AT TIME ZONE current_setting('TimeZone'),
