@@ -377,7 +377,8 @@ def failure_reasons(
                    count(*)::float8 / sum(count(*)) OVER () AS share,
                    {AT_UTC.format("min(seen_at)")} AS first_seen,
                    {AT_UTC.format("max(seen_at)")} AS last_seen,
-                   (array_agg(id ORDER BY seen_at DESC, id DESC))[1] AS example_job_id
+                   -- the latest (seen_at, id) in one pass, no sort: the largest [microseconds, id] pair
+                   (max(ARRAY[(extract(epoch FROM seen_at) * 1000000)::bigint, id]))[2] AS example_job_id
             FROM failed
             GROUP BY reason
             ORDER BY jobs DESC, reason
