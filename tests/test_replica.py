@@ -239,3 +239,18 @@ def test_a_role_without_pg_monitor_is_told_the_grant_not_no_replication(pair):
     finally:
         with pair.admin(pair.primary_port).connect() as conn:
             conn.execute(text(f'REVOKE pg_monitor FROM "{OWNER}"'))
+
+
+def test_jobs_frame_reads_a_standby_in_parallel_streams_of_one_snapshot(pair):
+    """A hot standby exports a snapshot too (PostgreSQL 10 on): jobs_frame's streams read it there as one frame."""
+    from copythat_ops.jobs import frames, jobs_frame
+
+    standby = create_engine(pair.url(pair.standby_port), poolclass=NullPool)
+    sql, _ = frames._jobs_query()
+    with frames._reader(standby, "1min", "3s", "test", sql, snapshot=True) as (cursor, _, restart):
+        cursor.execute("SELECT pg_is_in_recovery()")
+        assert cursor.fetchone()[0] is True
+        assert frames._export_snapshot(cursor, restart) is not None
+    one = jobs_frame(streams=1, engine=standby)
+    assert len(one) == 200
+    pd.testing.assert_frame_equal(jobs_frame(streams=3, engine=standby), one)
