@@ -37,12 +37,13 @@ Safe on a live database:
    `ix_extraction_jobs_created_at` (windowed summaries, index-only) and
    `ix_extraction_jobs_failure_reason` (first/last seen of a reason);
 3. the online fill: `fill_state.filled_to` is a watermark; the triggers count
-   only jobs with id <= filled_to until `complete`. Each batch of BATCH ids is
-   its own committed transaction: it locks fill_state FOR UPDATE (waiting for
-   the writes in flight, whose triggers hold it FOR SHARE), adds the batch's
+   only jobs with id <= filled_to until `complete`. Each batch of ids is its
+   own committed transaction: it locks fill_state FOR UPDATE (waiting for the
+   writes in flight, whose triggers hold it FOR SHARE), adds the batch's
    aggregates as a new snapshot sees them, and advances the watermark; a
-   writer's trigger waits at most one batch. Killed at any point, upgrade
-   again: it resumes at the watermark without counting a job twice.
+   writer's trigger waits at most one batch, sized to take about
+   BATCH_SECONDS. Killed at any point, upgrade again: it resumes at the
+   watermark without counting a job twice.
 
 Until fill_state.complete the rollups are partial (`copythat_ops.jobs.rollup_state()`).
 The downgrade drops the triggers, the indexes and the schema with its counts.
@@ -65,7 +66,7 @@ SQUAWK_IGNORE = {
 }
 
 SCHEMA = "copythat_rollups"
-BATCH = 10_000
+BATCH = 2_000
 UNFINISHED = "ix_extraction_jobs_unfinished"
 CREATED_AT = "ix_extraction_jobs_created_at"
 FAILURE_REASON = "ix_extraction_jobs_failure_reason"
@@ -258,6 +259,11 @@ TRIGGERS = {
 TRUNCATE_TRIGGER = "extraction_jobs_rollups_truncate"
 
 # One committed transaction per batch: a DO block may COMMIT when it runs outside a transaction (autocommit).
+# The batch is sized to take about BATCH_SECONDS (writers wait for at most one batch): it starts at BATCH ids and
+# follows the time the last one took, at most doubling, between MIN_BATCH and MAX_BATCH ids.
+BATCH_SECONDS = 0.05
+MIN_BATCH, MAX_BATCH = 100, 100_000
+PAUSE_SECONDS = 0.01
 FILL = f"""
 DO $$
 DECLARE
@@ -265,11 +271,18 @@ DECLARE
     high integer;
     top integer;
     done boolean;
+    size integer := {BATCH};
+    started timestamptz;
+    took double precision;
 BEGIN
     LOOP
         -- Its own statement: waits for the writes in flight; what follows sees them committed (a new snapshot).
         SELECT filled_to, complete INTO low, done FROM "{SCHEMA}".fill_state FOR UPDATE;
         EXIT WHEN done;
+        -- Writers wait for this transaction: its commit need not wait for the disk. A crash loses the newest batches
+        -- whole (counts and watermark together), and a writer's own commit flushes the batches it waited for.
+        PERFORM set_config('synchronous_commit', 'off', true);
+        started := clock_timestamp();
         low := coalesce(low, 0);
         SELECT coalesce(max(id), 0) INTO top FROM extraction_jobs;
         IF top <= low THEN
@@ -277,10 +290,15 @@ BEGIN
             COMMIT;
             EXIT;
         END IF;
-        high := least(low::bigint + {BATCH}, top);
+        high := least(low::bigint + size, top);
         {_apply(f"SELECT {COLUMNS}, 1 AS sign FROM extraction_jobs WHERE id > low AND id <= high")}
         UPDATE "{SCHEMA}".fill_state SET filled_to = high, complete = (high >= top);
+        took := extract(epoch FROM clock_timestamp() - started);
         COMMIT;
+        -- A moment for the writers that queued on this batch to take their FOR SHARE: a row lock is granted to whoever
+        -- finds the row free, so without it the next batch's FOR UPDATE would often get in first, again and again.
+        PERFORM pg_sleep({PAUSE_SECONDS});
+        size := greatest({MIN_BATCH}, least({MAX_BATCH}, 2 * size, (size * {BATCH_SECONDS} / greatest(took, 0.001))::integer));
     END LOOP;
 END
 $$
