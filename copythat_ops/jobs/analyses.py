@@ -163,7 +163,7 @@ def job_summary(
         join = "LEFT JOIN projects p ON p.id = g.project_id" if "project_id" in groups else ""
         frame = run_query(
             f"""
-            WITH cells AS ({cells}
+            WITH cells AS MATERIALIZED ({cells}  -- aggregated by hashing, no sort of the jobs
             ),
             running AS (
                 SELECT cells.*,
