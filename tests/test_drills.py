@@ -381,6 +381,24 @@ def test_a_killed_branch_drill_leaves_branches_the_next_drill_deletes(source, fa
         client.delete_branch(branch_id)
 
 
+def test_a_branch_drill_whose_restore_fails_is_recorded_as_failed_and_raised(source, fake_neon):
+    from copythat_ops.recovery import neon
+
+    client = neon.Neon()
+    backup = neon.snapshot(client=client)
+    fake_neon.fail_operations = True  # Neon's operations fail: the child branch never becomes ready
+    try:
+        with pytest.warns(LeftoverWarning, match="the drill's Neon branch br-.* could not be deleted"), pytest.raises(neon.NeonError, match="create_branch .* failed"):
+            drilling.drill("neon_branch", url=source)
+    finally:
+        fake_neon.fail_operations = False
+    assert set(client.branches()["id"]) == {"br-main", backup["id"]}, "the branch whose operation failed was deleted all the same"
+    last = drilling.drills(engine=get_engine(source)).iloc[0]
+    assert last["status"] == "failed" and last["backup_kind"] == "neon_branch" and pd.isna(last["restore_seconds"])
+    assert last["detail"].startswith("the restore failed: Neon operation create_branch")
+    client.delete_branch(backup["id"])
+
+
 def test_drill_cli_on_a_neon_backup_branch(source, fake_neon):
     from copythat_ops.recovery import neon
 

@@ -268,23 +268,32 @@ def _drill_neon(kind: str, backup: dict, target: URL, record: bool) -> pd.DataFr
     attrs["scratch_database"] = f"{scratch}-restored"
     made: list[str] = []
     frame = pd.DataFrame(columns=COLUMNS)
+    stage = "the restore"
     try:
         started = time.perf_counter()
         dispose_engines()  # hold no idle connection to a branch Neon copies
+        # each branch is noted before its operations are waited on: one whose operation fails is deleted too
         if kind == NEON_SNAPSHOT:
-            restored = client.restore_snapshot(backup["id"], name=f"{scratch}-restored")
+            restored = client.restore_snapshot(backup["id"], name=f"{scratch}-restored", wait=False)
+            operations = restored.pop("operations", [])
         else:  # a backup branch is restored the way Neon restores one: a new branch of it, with a compute
-            restored = client.create_branch(f"{scratch}-restored", parent_id=backup["id"], endpoint=True)["branch"]
+            answer = client.create_branch(f"{scratch}-restored", parent_id=backup["id"], endpoint=True, wait=False)
+            restored, operations = answer["branch"], answer.get("operations", [])
         made.append(restored["id"])
+        client.wait(operations)
         restored_url = pitr.branch_url(restored["id"], client=client, url=target)  # gives it a compute when it has none
         _reachable(restored_url)
         attrs["rto_seconds"] = round(time.perf_counter() - started, 3)
+        stage = f"the reference branch (of {backup['parent_id']} as of {when})"
         # at the backup's LSN when Neon gives one; else at the end of the second its time is stamped with (Neon's times are whole seconds)
         end_of_second = taken_at.replace(microsecond=0) + timedelta(seconds=1) - timedelta(microseconds=1)
         point = {"parent_lsn": backup["lsn"]} if backup.get("lsn") else {"parent_timestamp": end_of_second.isoformat().replace("+00:00", "Z")}
-        reference = client.create_branch(f"{scratch}-reference", parent_id=backup["parent_id"], **point)["branch"]
+        answer = client.create_branch(f"{scratch}-reference", parent_id=backup["parent_id"], wait=False, **point)
+        reference = answer["branch"]
         made.append(reference["id"])
+        client.wait(answer.get("operations", []))
         checked = time.perf_counter()
+        stage = "the verification"
         revision, found = _restored(restored_url)
         expected_revision, expected = _restored(pitr.branch_url(reference["id"], client=client, url=target))
         attrs["verify_seconds"] = round(time.perf_counter() - checked, 3)
@@ -301,7 +310,7 @@ def _drill_neon(kind: str, backup: dict, target: URL, record: bool) -> pd.DataFr
         attrs["detail"] = "; ".join(problems).replace("at backup time", f"at {when}") or (
             f"{len(frame)} tables match (rows and primary-key checksums) a branch as of {when}, at revision {revision or 'none'}")
     except CopythatError as exc:
-        attrs["detail"] = attrs["detail"] or f"the restore failed: {exc.problem}"
+        attrs["detail"] = attrs["detail"] or f"{stage} failed: {exc.problem}"
         frame.attrs.update(attrs)
         if record:
             attrs["drill_id"] = frame.attrs["drill_id"] = _record(attrs, frame, started_at, target)

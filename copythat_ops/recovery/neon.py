@@ -410,13 +410,15 @@ class Neon:
         frame["expires_at"] = pd.to_datetime(frame["expires_at"], utc=True)
         return frame.sort_values(["created_at", "id"], ascending=[False, True], ignore_index=True)
 
-    def restore_snapshot(self, snapshot_id: str, *, target_branch_id: str | None = None, name: str | None = None, finalize: bool = False) -> dict:
+    def restore_snapshot(self, snapshot_id: str, *, target_branch_id: str | None = None, name: str | None = None, finalize: bool = False,
+                         wait: bool = True) -> dict:
         """Restore a snapshot into a NEW branch; return that branch (id, name, parent_id, ...).
 
         Without `finalize` nothing existing changes: look at the new branch, then
         `finalize_restore(branch_id)` makes it take the place of `target_branch_id` (default: the
         branch the snapshot was taken of): its computes (so its connection string) and its name.
-        `finalize=True` does both at once.
+        `finalize=True` does both at once. `wait=False` returns at once, the operations to wait on
+        under the key `operations` (`wait(...)` them).
 
         Example:
             >>> client = Neon()
@@ -432,6 +434,8 @@ class Neon:
             body["name"] = name
         dispose_engines()  # finalizing restarts the target's computes: let go of its sessions
         done = self.request("POST", f"/projects/{self.project_id}/snapshots/{snapshot_id}/restore", body)
+        if not wait:
+            return done.get("branch", {}) | {"operations": done.get("operations", [])}
         self.wait(done.get("operations", []))
         return done.get("branch", {})
 
