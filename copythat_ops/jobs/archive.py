@@ -319,8 +319,8 @@ _ROWS = f"""
     ORDER BY j.id
 """
 _LINKS = " UNION ALL ".join(
-    f"SELECT '{table}' AS token_table, CAST(id AS bigint) AS token_id, CAST(extraction_job_id AS bigint) AS extraction_job_id"
-    f' FROM "{table}" WHERE extraction_job_id BETWEEN $1 AND $2'
+    f"SELECT '{table}' AS token_table, CAST(t.id AS bigint) AS token_id, CAST(t.extraction_job_id AS bigint) AS extraction_job_id"
+    f' FROM "{table}" t JOIN archive_ids a ON a.id = t.extraction_job_id'
     for table in TOKEN_TABLES
 ) + " ORDER BY 1, 2"
 _CHECKSUM = f"""
@@ -331,7 +331,7 @@ _CHECKSUM = f"""
 _PRESENT = """
     SELECT id
     FROM extraction_jobs
-    WHERE id BETWEEN :low AND :high
+    WHERE id = ANY(CAST(:ids AS integer[]))
     ORDER BY id
 """
 # Deleted only if still finished and unchanged since written (same status and updated_at); rows a worker holds are skipped.
@@ -490,7 +490,7 @@ class _Part:
     def finish(self, engine: Engine) -> None:
         """Close and flush the file; remember its jobs' token links first; then make it visible under its final name."""
         self.writer.close()
-        links = _token_links(self.first, self.last, pq.read_table(self.temporary, columns=["id"])["id"], engine)
+        links = _token_links(pq.read_table(self.temporary, columns=["id"])["id"], engine)
         name = f"part-{self.first}-{self.last}.parquet"
         if links.num_rows:
             _write_atomically(links, self.root / LINKS / f"month={self.month}", name, LINK_SCHEMA)
@@ -508,16 +508,16 @@ def _conform(batch: pa.RecordBatch) -> pa.RecordBatch:
     return pa.RecordBatch.from_arrays(columns, schema=SCHEMA)
 
 
-def _token_links(first: int, last: int, ids: pa.ChunkedArray, engine: Engine) -> pa.Table:
-    """The token rows pointing at the jobs `ids` (between `first` and `last`): (token_table, token_id, extraction_job_id)."""
+def _token_links(ids: pa.ChunkedArray, engine: Engine) -> pa.Table:
+    """The token rows pointing at the jobs `ids`: (token_table, token_id, extraction_job_id), joined on a temporary table of the ids."""
     from .frames import adbc_connection
 
     with adbc_connection(engine) as conn, conn.cursor() as cursor:
-        cursor.execute("SET TRANSACTION READ ONLY")
-        cursor.execute(f"/* {APP_NAME}:archive.links */ {_LINKS}", (first, last))
+        cursor.adbc_ingest("archive_ids", pa.table({"id": ids.cast(pa.int32())}), mode="create", temporary=True)
+        cursor.execute("ANALYZE archive_ids")
+        cursor.execute(f"/* {APP_NAME}:archive.links */ {_LINKS}")
         links = cursor.fetch_arrow_table()
-    links = pa.Table.from_arrays([links[c].cast(f.type) for c, f in zip(LINK_SCHEMA.names, LINK_SCHEMA, strict=True)], schema=LINK_SCHEMA)
-    return links.filter(pc.is_in(links["extraction_job_id"], value_set=ids.combine_chunks().cast(pa.int64())))
+    return pa.Table.from_arrays([links[c].cast(f.type) for c, f in zip(LINK_SCHEMA.names, LINK_SCHEMA, strict=True)], schema=LINK_SCHEMA)
 
 
 def _write_atomically(table: pa.Table, folder: Path, name: str, schema: pa.Schema = SCHEMA) -> None:
@@ -588,9 +588,11 @@ def _delete_month(on_disk: pa.Table, batch_rows: int, engine: Engine) -> tuple[i
     """Delete the month's archived jobs still in the database, batch by batch; return how many and the ids kept (changed or held)."""
     if not on_disk.num_rows:
         return 0, []
-    ids = on_disk["id"].to_numpy()
-    present = run_query(_PRESENT, {"low": int(ids.min()), "high": int(ids.max())}, name="archive.present", engine=engine, timeout="5min")["id"]
-    rows = on_disk.filter(pc.is_in(on_disk["id"], value_set=pa.array(present.to_numpy(dtype="int64"))))
+    present = np.concatenate([
+        run_query(_PRESENT, {"ids": chunk.tolist()}, name="archive.present", engine=engine, timeout="5min")["id"].to_numpy(dtype="int64")
+        for chunk in _chunks(on_disk["id"].to_numpy(), 100_000)
+    ])
+    rows = on_disk.filter(pc.is_in(on_disk["id"], value_set=pa.array(present, pa.int64())))
     deleted, kept = 0, []
     for start in range(0, rows.num_rows, batch_rows):
         batch = rows.slice(start, batch_rows)
