@@ -19,8 +19,10 @@ from contextlib import contextmanager
 import numpy as np
 import pandas as pd
 import pytest
-from sqlalchemy import event, text
+from roles import application_login
+from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine
+from sqlalchemy.pool import NullPool
 
 from copythat_ops import jobs, migrations
 from copythat_ops.engine import get_engine
@@ -458,3 +460,24 @@ def test_the_functions_inline_before_the_revision_are_the_revisions_own(engine):
             )
         )
     assert (buckets, seconds, folded) == (0, 0, 0)
+
+
+def test_a_role_that_may_not_read_the_rollups_gets_answers_from_the_table(engine, fresh_warnings):
+    """The application's role (copythat_app) has no right on copythat_rollups: the same functions, inline, and a warning."""
+    with engine.connect() as conn:
+        organization = conn.scalar(text("SELECT organization_id FROM projects WHERE name = 'deliberate'"))
+    with application_login(engine.url) as url:
+        app = create_engine(url, poolclass=NullPool, connect_args={"options": f"-c app.organization_id={organization}"})
+        try:
+            with pytest.warns(analyses.RollupsUnavailable, match=r"may not read the rollups \(ct_app_\w+ in schema copythat_rollups\)"):
+                summary = jobs.job_summary(by="status", engine=app)
+            reasons = jobs.failure_reasons(top=50, engine=app)
+            with app.connect() as conn:
+                visible = set(conn.scalars(text("SELECT id FROM extraction_jobs")))
+        finally:
+            app.dispose()
+    every = rows(engine)
+    ours = every[every["id"].isin(visible)]
+    assert 0 < len(ours) < len(every)  # one organization's jobs, as row-level security shows them
+    assert_summary_matches(summary, expected_summary(ours, ["status"]))
+    assert_reasons_match(reasons, expected_reasons(ours), 50)
