@@ -165,6 +165,18 @@ def shown(value) -> str:
     return f"{value:,.3f}" if abs(value) < 100 else f"{value:,.0f}"
 
 
+def dropped(scratch: Scratch) -> None:
+    """Drop the scratch database; where a session the role cannot end is still there (autovacuum after the archive's deletes), wait for it, then say what is left."""
+    for attempt in range(12):
+        try:
+            scratch.drop()
+            return
+        except Exception as exc:  # noqa: BLE001 - reported below, the figures are printed anyway
+            error = exc
+            time.sleep(5)
+    print(f"could not drop the scratch database {scratch.name}: {str(error).splitlines()[0]}; drop it by hand", flush=True)
+
+
 def run_size(size: int, args) -> dict:
     """Seed `size` jobs in a scratch database, measure everything, drop it; return the figures."""
     scratch = Scratch(args.url)
@@ -230,7 +242,7 @@ def run_size(size: int, args) -> dict:
             print(f"archive: {result.summary()}", flush=True)
             print(f"writer every {WRITER_EVERY * 1000:.0f} ms: baseline {figures['writer stall, baseline']}; archiving {figures['writer stall, archiving']}", flush=True)
     finally:
-        scratch.drop()
+        dropped(scratch)
     figures["run seconds"] = time.perf_counter() - started
     print(f"{size:,} jobs measured in {figures['run seconds']:.0f} s", flush=True)
     return figures
