@@ -30,7 +30,7 @@ from copythat_ops.jobs import analyses
 from copythat_ops.seed import seed_database
 
 BEFORE_ROLLUPS = "7d1e5c0a9b3f"
-BOUND = 1.1**0.5 - 1 + 1e-9  # a bucket's middle is this close to any duration in it, relative to the duration
+BOUND = analyses.BUCKET_ERROR + 1e-9  # a bucket's middle is this close to any duration in it, relative to the duration
 
 # (status, minutes ago created, seconds it took or None, error_message): jobs each check is about.
 DELIBERATE = [
