@@ -12,13 +12,12 @@ Example:
 
 from __future__ import annotations
 
-import re
 import sys
 from collections.abc import Callable
 from contextlib import redirect_stdout
 from typing import TYPE_CHECKING
 
-from .args import positive_duration, whole
+from .args import since, whole
 from .confirm import add_yes, confirm_change
 from .output import emit
 
@@ -30,20 +29,12 @@ OLDER_THAN = "180 days"
 BATCH_ROWS = 10_000
 
 
-def older_than(text: str) -> str:
-    """A positive duration (180d) or a timestamp (2025-01-31): jobs created before it."""
-    if re.match(r"^\s*\d{4}-\d{2}-\d{2}", text):
-        return text
-    return positive_duration(text)
-
-
-
 def register(actions) -> None:
     """Add `jobs archive` and `jobs restore-archive` to the `jobs` sub-commands."""
     archive = actions.add_parser(
         "archive", help="finished jobs older than --older-than to Parquet files under --to, then out of the database (a dry run unless --apply)"
     )
-    archive.add_argument("--older-than", default=OLDER_THAN, type=older_than, metavar="DURATION|DATE", help=f"jobs created longer ago than this, or before this date (default {OLDER_THAN})")
+    archive.add_argument("--older-than", default=OLDER_THAN, type=since, metavar="DURATION|DATE", help=f"jobs created longer ago than this, or before this date (default {OLDER_THAN})")
     archive.add_argument("--to", required=True, metavar="DIR", help="the archive folder (DIR/extraction_jobs/month=YYYY-MM/*.parquet)")
     archive.add_argument("--batch-rows", type=whole(1), default=BATCH_ROWS, metavar="N", help=f"jobs deleted per committed transaction (default {BATCH_ROWS})")
     _apply_options(archive, run_archive)
