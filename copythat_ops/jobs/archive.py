@@ -25,6 +25,7 @@ Example:
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import time
@@ -297,10 +298,13 @@ _MONTHS = f"""
     ORDER BY 1
 """
 # A month's wall-clock bounds on the server (created_at is the server's wall clock), the cutoff included.
+# The bounds are read back from a transaction-local setting (set by _BOUNDS), so the query has no parameters and ADBC streams it by binary COPY.
+_BOUNDS_SETTING = "copythat.archive_bounds"
+_BOUNDS = "SELECT set_config($1, $2, true)"
 _IN_MONTH = f"""
-    j.created_at >= ({AT_UTC.format("CAST($1 AS timestamptz)")})
-    AND j.created_at < ({AT_UTC.format("CAST($2 AS timestamptz)")})
-    AND j.created_at < CAST($3 AS timestamp)
+    j.created_at >= (SELECT {AT_UTC.format("CAST(current_setting('" + _BOUNDS_SETTING + "')::jsonb ->> 'start' AS timestamptz)")})
+    AND j.created_at < (SELECT {AT_UTC.format("CAST(current_setting('" + _BOUNDS_SETTING + "')::jsonb ->> 'end' AS timestamptz)")})
+    AND j.created_at < (SELECT CAST(current_setting('{_BOUNDS_SETTING}')::jsonb ->> 'cutoff' AS timestamp))
 """
 _ROWS = f"""
     SELECT CAST(j.id AS bigint) AS id,
@@ -449,7 +453,8 @@ def _write_month(root: Path, month: str, cutoff_wall, skip: np.ndarray, engine: 
     with adbc_connection(engine) as conn, conn.cursor() as cursor:
         cursor.execute("SET TRANSACTION READ ONLY")
         cursor.execute("SET LOCAL statement_timeout = 0")
-        cursor.execute(f"/* {APP_NAME}:archive.rows */ {_ROWS}", (start, end, str(cutoff_wall)))
+        cursor.execute(_BOUNDS, (_BOUNDS_SETTING, json.dumps({"start": start, "end": end, "cutoff": str(cutoff_wall)})))
+        cursor.execute(f"/* {APP_NAME}:archive.rows */ {_ROWS}")
         reader = cursor.fetch_record_batch()
         part = None
         for batch in reader:
