@@ -141,6 +141,17 @@ def test_every_kind_of_write_keeps_the_rollups_exact(engine):
         "UPDATE extraction_jobs SET error_message = 'Vision API error 500 (request id req_' || md5(id::text) || ')' WHERE status = 'failed' AND id % 2 = 0",
         "UPDATE extraction_jobs SET result_data = '{}' WHERE id % 11 = 0",  # nothing counted changes
         "UPDATE extraction_jobs SET status = status",
+        # upsert and MERGE: an insert and an update in one statement
+        "INSERT INTO extraction_jobs (id, project_id, source_url, extraction_type, status, error_message, completed_at)"
+        " SELECT id, project_id, source_url, extraction_type, 'failed', 'Worker worker-9 lost connection', LOCALTIMESTAMP FROM extraction_jobs WHERE id % 19 = 0"
+        " UNION ALL SELECT max(id) + 1, :p, 'https://x/up', 'color', 'pending', NULL, NULL FROM extraction_jobs"
+        " ON CONFLICT (id) DO UPDATE SET status = excluded.status, error_message = excluded.error_message, completed_at = excluded.completed_at",
+        "MERGE INTO extraction_jobs j USING (SELECT g AS id FROM generate_series((SELECT max(id) - 50 FROM extraction_jobs), (SELECT max(id) + 50 FROM extraction_jobs)) AS g) s"
+        " ON j.id = s.id"
+        " WHEN MATCHED AND j.id % 2 = 0 THEN UPDATE SET status = 'completed', completed_at = j.created_at + interval '2 hours'"
+        " WHEN MATCHED THEN DELETE"
+        " WHEN NOT MATCHED THEN INSERT (id, project_id, source_url, extraction_type) VALUES (s.id, :o, 'https://x/merge', 'spacing')",
+        "SELECT setval(pg_get_serial_sequence('extraction_jobs', 'id'), (SELECT max(id) FROM extraction_jobs))",
         # deletes (the token tables' foreign keys set NULL or cascade)
         "DELETE FROM extraction_jobs WHERE id % 13 = 0",
         "DELETE FROM extraction_jobs WHERE id = (SELECT max(id) FROM extraction_jobs)",
