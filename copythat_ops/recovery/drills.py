@@ -228,9 +228,9 @@ def _neon_backups(client, kinds: tuple[str, ...], name: str | None = None) -> li
         for snap in client.snapshots().to_dict("records"):
             if name and name not in (snap["id"], snap["name"]):
                 continue
-            at = pd.Timestamp(snap["timestamp"]) if snap.get("timestamp") else pd.Timestamp(snap["created_at"])
+            at = pd.Timestamp(_given(snap.get("timestamp")) or snap["created_at"])
             found.append({"kind": NEON_SNAPSHOT, "id": str(snap["id"]), "taken_at": _utc(at), "parent_id": str(snap["source_branch_id"]),
-                          "lsn": snap.get("lsn") or None, "client": client})
+                          "lsn": _given(snap.get("lsn")), "client": client})
     if NEON_BRANCH in kinds:
         if name:  # a branch named: any branch but the default one and a drill's own scratch
             branches = client.branches()
@@ -239,10 +239,15 @@ def _neon_backups(client, kinds: tuple[str, ...], name: str | None = None) -> li
         else:
             branches = client.backup_branches()
         for row in branches.to_dict("records"):
-            stamped = row.get("parent_timestamp") or row["created_at"]
+            stamped = _given(row.get("parent_timestamp")) or row["created_at"]
             found.append({"kind": NEON_BRANCH, "id": str(row["id"]), "name": row["name"], "taken_at": _utc(pd.Timestamp(stamped)),
-                          "parent_id": str(row["parent_id"]), "lsn": row.get("parent_lsn") or None, "client": client})
+                          "parent_id": str(row["parent_id"]), "lsn": _given(row.get("parent_lsn")), "client": client})
     return sorted(found, key=lambda item: item["taken_at"], reverse=True)
+
+
+def _given(value):
+    """A value of a listing, None when it is missing (None, NaN, NaT or empty)."""
+    return None if value is None or value == "" or (not isinstance(value, str) and pd.isna(value)) else value
 
 
 def _utc(at: pd.Timestamp) -> datetime:
