@@ -20,6 +20,7 @@ from sqlalchemy import text
 
 from copythat_ops import migrations
 from copythat_ops.engine import dispose_engines, get_engine
+from copythat_ops.errors import MigrationError
 from copythat_ops.jobs import rollup_drift, rollup_state
 from copythat_ops.seed import seed_database
 
@@ -420,6 +421,9 @@ def test_downgrade_drops_it_all_and_writes_go_on_then_upgrade_counts_them(big):
     migrations.downgrade(BEFORE, url=big)
     assert scalar(engine, "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'extraction_jobs'::regclass AND tgname LIKE 'extraction_jobs_rollups_%'") == 0
     assert scalar(engine, "SELECT to_regnamespace('copythat_rollups')") is None
+    for read in (rollup_state, rollup_drift):
+        with pytest.raises(MigrationError, match="job rollups.*migrate upgrade"):
+            read(engine=engine)
     execute(engine, "UPDATE extraction_jobs SET status = 'completed', completed_at = LOCALTIMESTAMP WHERE id % 10 = 0")
     execute(engine, "DELETE FROM extraction_jobs WHERE id % 17 = 0")
     assert migrations.upgrade(url=big) == migrations.heads()[0]
