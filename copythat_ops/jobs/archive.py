@@ -56,6 +56,7 @@ FINISHED = ("completed", "failed")
 TOKEN_TABLES = ("color_tokens", "spacing_tokens", "typography_tokens")
 PART_ROWS = 500_000  # rows per Parquet file at most
 ROW_GROUP_ROWS = 100_000
+READ_BATCH_BYTES = 4 * 2**20  # the driver hands over the rows in batches of about this size (memory stays flat)
 DELETE_LOCK_TIMEOUT = "1s"  # a delete batch waits this long for a lock, then tries again (a writer is never held up longer)
 DELETE_TRIES = 5
 _CHECK_MODULUS = 1_000_000_007  # the id checksum: count, sum(id), sum(id * id mod this)
@@ -453,6 +454,7 @@ def _write_month(root: Path, month: str, cutoff_wall, skip: np.ndarray, engine: 
     with adbc_connection(engine) as conn, conn.cursor() as cursor:
         cursor.execute("SET TRANSACTION READ ONLY")
         cursor.execute("SET LOCAL statement_timeout = 0")
+        cursor.adbc_statement.set_options(**{"adbc.postgresql.batch_size_hint_bytes": str(READ_BATCH_BYTES)})
         cursor.execute(_BOUNDS, (_BOUNDS_SETTING, json.dumps({"start": start, "end": end, "cutoff": str(cutoff_wall)})))
         cursor.execute(f"/* {APP_NAME}:archive.rows */ {_ROWS}")
         reader = cursor.fetch_record_batch()
@@ -467,7 +469,7 @@ def _write_month(root: Path, month: str, cutoff_wall, skip: np.ndarray, engine: 
                 room = PART_ROWS - part.rows
                 head, batch = batch.slice(0, room), batch.slice(room)
                 part.write(head)
-                written.append(head["id"].to_numpy())
+                written.append(head["id"].to_numpy().copy())  # a copy: a view would keep the whole batch alive
                 bar.update(head.num_rows)
                 if part.rows >= PART_ROWS:
                     part.finish(engine)
