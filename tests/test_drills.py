@@ -419,20 +419,26 @@ def test_drill_cli_on_a_neon_backup_branch(source, fake_neon):
     neon.Neon().delete_branch(backup["id"])
 
 
-def test_health_counts_a_neon_snapshot_as_a_backup(source, fake_neon, tmp_path, monkeypatch):
+def test_health_counts_a_neon_snapshot_or_backup_branch_as_a_backup(source, fake_neon, tmp_path, monkeypatch):
     from copythat_ops.monitor import backups as backup_checks
     from copythat_ops.recovery import neon
 
     monkeypatch.setenv(dumps.BACKUP_DIR_VAR, str(tmp_path / "none-here"))
     monkeypatch.setattr(backup_checks, "is_local", lambda url: False)
     found = rows(monitor.health(engine=get_engine(source)))
-    assert found["backup_age"]["status"] == "WARN" and "no Neon snapshot in the project" in found["backup_age"]["detail"]
+    assert found["backup_age"]["status"] == "WARN" and "no Neon snapshot or backup branch in the project" in found["backup_age"]["detail"]
+    branch = neon.snapshot()  # `db backup --neon`: a backup branch alone counts
+    found = rows(monitor.health(engine=get_engine(source)))
+    assert found["backup_age"]["status"] == "OK", found["backup_age"]
+    assert found["backup_age"]["detail"].startswith(f"newest: Neon backup branch {branch['name']} ({branch['id']}), 0.0 h old")
+    time.sleep(1.1)  # Neon's times are whole seconds
     taken = neon.Neon().create_snapshot()
     found = rows(monitor.health(engine=get_engine(source)))
     assert found["backup_age"]["status"] == "OK" and found["backup_age"]["detail"].startswith(f"newest: Neon snapshot {taken['id']}, 0.0 h old")
+    neon.Neon().delete_branch(branch["id"])
     monkeypatch.setenv(neon.API_URL_VAR, f"http://127.0.0.1:{free_port()}")  # the API away: said, and judged on the files alone
     found = rows(monitor.health(engine=get_engine(source)))
-    assert found["backup_age"]["status"] == "WARN" and "Neon snapshots not read (" in found["backup_age"]["detail"]
+    assert found["backup_age"]["status"] == "WARN" and "Neon backups not read (" in found["backup_age"]["detail"]
     assert fake_neon.api_key not in str(found)
 
 

@@ -5,7 +5,8 @@ the backup folder of this machine (`recovery.backup_dir()`; nothing is removed,
 nothing written) and the newest drill recorded in `copythat_history.drills`
 (`recovery.drill()`). `checks()` turns them into health's `backup_age` and
 `last_drill` rows. Where NEON_API_KEY and NEON_PROJECT_ID are set, the project's
-newest Neon snapshot counts as a backup too (the newer of the two is judged).
+newest Neon snapshot or backup branch (`db backup --neon`) counts as a backup too
+(the newest of them is judged).
 
 A database with no backup at all is judged only when it is not local (see
 `config.is_local`): a production database never backed up WARNs, while the
@@ -35,7 +36,7 @@ from .snapshot import query, snapshot
 CHECKS = ("backup_age", "last_drill")
 DRILLS_REVISION = "7d1e5c0a9b3f"
 COLUMNS = ["database", "local", "folder", "host", "backup", "backup_taken_at", "backup_age_hours", "backup_drilled",
-           "neon_snapshot", "neon_snapshot_taken_at", "neon_note",
+           "neon_backup", "neon_backup_taken_at", "neon_note",
            "drills_recorded", "last_drill_at", "last_drill_status", "last_drill_backup", "last_drill_detail", "last_drill_rto_seconds"]  # fmt: skip
 
 
@@ -59,7 +60,7 @@ def backup_status(*, engine: Engine | None = None) -> pd.DataFrame:
         facts = query("SELECT current_database() AS database, now() AS now", name="backups.facts").iloc[0]
         database, now = str(facts["database"]), pd.Timestamp(facts["now"]).to_pydatetime()
         newest = newest_backup(database)
-        neon_snap, neon_note = _newest_neon_snapshot()
+        neon_snap, neon_note = _newest_neon_backup()
         drill, recorded = _last_drill(database)
         row = {
             "database": database,
@@ -70,8 +71,8 @@ def backup_status(*, engine: Engine | None = None) -> pd.DataFrame:
             "backup_taken_at": None if newest is None else pd.Timestamp(newest["taken_at"]),
             "backup_age_hours": None if newest is None else round((now - newest["taken_at"]).total_seconds() / 3600, 2),
             "backup_drilled": None if newest is None else newest["drilled"],
-            "neon_snapshot": None if neon_snap is None else neon_snap["id"],
-            "neon_snapshot_taken_at": None if neon_snap is None else neon_snap["taken_at"],
+            "neon_backup": None if neon_snap is None else neon_snap["label"],
+            "neon_backup_taken_at": None if neon_snap is None else neon_snap["taken_at"],
             "neon_note": neon_note,
             "drills_recorded": recorded,
             "last_drill_at": None if drill is None else pd.Timestamp(drill["started_at"]),
@@ -83,20 +84,22 @@ def backup_status(*, engine: Engine | None = None) -> pd.DataFrame:
     return pd.DataFrame([row], columns=COLUMNS)
 
 
-def _newest_neon_snapshot() -> tuple[dict | None, str]:
-    """The project's newest Neon snapshot when NEON_API_KEY and NEON_PROJECT_ID are set, and a note when it could not be read."""
+def _newest_neon_backup() -> tuple[dict | None, str]:
+    """The project's newest Neon snapshot or backup branch when NEON_API_KEY and NEON_PROJECT_ID are set, and a note when they could not be read."""
     from ..recovery.neon import API_KEY_VAR, PROJECT_VAR, Neon, setting
 
     if not (setting(API_KEY_VAR) and setting(PROJECT_VAR)):
         return None, ""
     try:
-        found = Neon(timeout=5, retries=1).snapshots()
+        neon = Neon(timeout=5, retries=1)
+        snapshots, branches = neon.snapshots(), neon.backup_branches()
     except CopythatError as exc:
-        return None, f"Neon snapshots not read ({exc.problem})"
-    if found.empty:
-        return None, "no Neon snapshot in the project"
-    row = found.iloc[0]
-    return {"id": str(row["id"]), "taken_at": pd.Timestamp(row["created_at"])}, ""
+        return None, f"Neon backups not read ({exc.problem})"
+    found = [{"label": f"Neon snapshot {row['id']}", "taken_at": pd.Timestamp(row["created_at"])} for _, row in snapshots.head(1).iterrows()]
+    found += [{"label": f"Neon backup branch {row['name']} ({row['id']})", "taken_at": pd.Timestamp(row["taken_at"])} for _, row in branches.head(1).iterrows()]
+    if not found:
+        return None, "no Neon snapshot or backup branch in the project"
+    return max(found, key=lambda backup: backup["taken_at"]), ""
 
 
 def _last_drill(database: str) -> tuple[dict | None, int | None]:
@@ -133,12 +136,12 @@ def checks(t: dict) -> list[dict]:
     """
     s = backup_status().iloc[0]
     where = f"{s['folder']} on host {s['host']}"
-    has_snapshot = s["neon_snapshot"] is not None and not pd.isna(s["neon_snapshot"])
+    has_snapshot = s["neon_backup"] is not None and not pd.isna(s["neon_backup"])
     unjudged = s["backup"] is None and not has_snapshot and bool(s["local"])
     warn_h, crit_d, drill_d = t["backup_warn_hours"], t["backup_crit_days"], t["drill_warn_days"]
     take = f"take one now (copythat-ops db backup) and schedule it daily; or set COPYTHAT_BACKUP_DIR to the folder the scheduled backups go to"
     note = f"; {s['neon_note']}" if s["neon_note"] else ""
-    snapshot_hours = round((datetime.now(UTC) - pd.Timestamp(s["neon_snapshot_taken_at"]).to_pydatetime()).total_seconds() / 3600, 2) if has_snapshot else None
+    snapshot_hours = round((datetime.now(UTC) - pd.Timestamp(s["neon_backup_taken_at"]).to_pydatetime()).total_seconds() / 3600, 2) if has_snapshot else None
     ages = [a for a in (s["backup_age_hours"], snapshot_hours) if a is not None and not pd.isna(a)]
     if not ages:
         backup = _row("backup_age", "OK" if unjudged else "WARN", None, f"warn >= {warn_h} h, crit >= {crit_d} days",
@@ -146,7 +149,7 @@ def checks(t: dict) -> list[dict]:
     else:
         age = min(ages)
         status = "CRIT" if age >= crit_d * 24 else "WARN" if age >= warn_h else "OK"
-        newest = f"Neon snapshot {s['neon_snapshot']}, {_hours(age)} old" if age == snapshot_hours else f"{s['backup']}, {_hours(age)} old, in {where}"
+        newest = f"{s['neon_backup']}, {_hours(age)} old" if age == snapshot_hours else f"{s['backup']}, {_hours(age)} old, in {where}"
         backup = _row("backup_age", status, age, f"warn >= {warn_h} h, crit >= {crit_d} days",
                       f"newest: {newest}" + note, take + ("; or check the project's backup schedule (copythat-ops db snapshot schedule)" if has_snapshot else ""))  # fmt: skip
     threshold = f"warn: none passed in {drill_d} days, or the last failed"
