@@ -381,3 +381,16 @@ def test_cli_bad_input_names_the_flag(jobs, db_url, tmp_path, args, message):
     done = run("jobs", *[a.format(dir=tmp_path) for a in args], url=db_url)
     assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr, done.stderr
     assert len(database_jobs(jobs)) == JOBS
+
+
+def test_a_lock_held_on_the_table_is_waited_on_briefly_then_named(jobs, tmp_path):
+    from copythat_ops.engine import LockWaitError
+
+    with jobs.connect() as holder:
+        holder.execute(text("LOCK TABLE extraction_jobs IN ACCESS EXCLUSIVE MODE"))
+        with pytest.raises(LockWaitError, match="extraction_jobs") as raised:
+            archive_jobs(tmp_path, OLDER_THAN, apply=True, progress=False, engine=jobs)
+        pid = holder.execute(text("SELECT pg_backend_pid()")).scalar()
+        assert pid in raised.value.pids
+        holder.rollback()
+    assert len(database_jobs(jobs)) == JOBS and not list(tmp_path.rglob("*.parquet"))

@@ -451,9 +451,12 @@ def _write_month(root: Path, month: str, cutoff_wall, skip: np.ndarray, engine: 
     start, end = _month_bounds(month)
     written: list[np.ndarray] = []
     skip_array = pa.array(skip, pa.int64())
-    with adbc_connection(engine) as conn, conn.cursor() as cursor:
+    lock_millis = int(duration(LOCK_TIMEOUT, name="lock_timeout") / timedelta(milliseconds=1))
+    waits = explain_lock_waits("archive.rows", _ROWS, engine=engine)
+    with waits, adbc_connection(engine) as conn, conn.cursor() as cursor:
         cursor.execute("SET TRANSACTION READ ONLY")
-        cursor.execute("SET LOCAL statement_timeout = 0")
+        cursor.execute("SET LOCAL statement_timeout = '1h'")
+        cursor.execute(f"SET LOCAL lock_timeout = {lock_millis}")
         cursor.adbc_statement.set_options(**{"adbc.postgresql.batch_size_hint_bytes": str(READ_BATCH_BYTES)})
         cursor.execute(_BOUNDS, (_BOUNDS_SETTING, json.dumps({"start": start, "end": end, "cutoff": str(cutoff_wall)})))
         cursor.execute(f"/* {APP_NAME}:archive.rows */ {_ROWS}")
