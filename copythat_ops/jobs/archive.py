@@ -404,6 +404,8 @@ def archive_jobs(
             total = int(months["jobs"].sum())
             with _bar(total, progress, "archiving") as bar:
                 for month in todo:
+                    if month not in set(months["month"]) and not _month_in_database(month, engine):
+                        continue  # archived earlier, nothing of it left in the database: no need to read its files
                     row, month_kept = _archive_month(root, month, cutoff_wall, batch_rows, engine, timing, bar)
                     rows.append(row)
                     kept.extend(month_kept)
@@ -648,6 +650,19 @@ def _drop_from_files(folder: Path, kept: list[int]) -> None:
         else:
             path.unlink()
             _sync_folder(folder)
+
+
+def _month_in_database(month: str, engine: Engine) -> bool:
+    """Whether any job (in any state) created in `month` is in the database (an index probe on created_at)."""
+    start, end = _month_bounds(month)
+    sql = f"""
+        SELECT EXISTS (
+            SELECT FROM extraction_jobs j
+            WHERE j.created_at >= ({AT_UTC.format("CAST(:start AS timestamptz)")})
+              AND j.created_at < ({AT_UTC.format("CAST(:end AS timestamptz)")})
+        ) AS found
+    """
+    return bool(run_query(sql, {"start": start, "end": end}, name="archive.month_left", engine=engine)["found"].iloc[0])
 
 
 def _month_bounds(month: str) -> tuple[str, str]:
