@@ -25,6 +25,8 @@ _NAMES = {
     "ActionResult": "jobs", "audit_log": "jobs", "cancel_jobs": "jobs", "fail_stuck_jobs": "jobs", "requeue_jobs": "jobs",
     "failure_reasons": "jobs", "iter_jobs_frames": "jobs", "job_summary": "jobs", "job_throughput": "jobs",
     "jobs_frame": "jobs", "stuck_jobs": "jobs",
+    "ArchiveResult": "jobs", "archive_jobs": "jobs", "read_archive": "jobs", "restore_archive": "jobs",
+    "rollup_drift": "jobs", "rollup_state": "jobs",
     "EXTRACTION_TYPES": "models", "JOB_STATUSES": "models", "ExtractionJob": "models", "ExtractionType": "models",
     "JobActionAudit": "models", "JobStatus": "models", "Project": "models",
     "ColorToken": "models", "Membership": "models", "Organization": "models", "SpacingToken": "models",
@@ -44,8 +46,9 @@ if TYPE_CHECKING:  # what editors and type checkers see
     from .engine import database_url, get_db, get_engine, run_query, session_scope  # noqa: F401
     from .errors import ConfigError, ConnectError, CopythatError, EmbeddedError, MigrationError  # noqa: F401
     from .jobs import (  # noqa: F401
-        ActionResult, audit_log, cancel_jobs, fail_stuck_jobs, failure_reasons, iter_jobs_frames, job_summary,
-        job_throughput, jobs_frame, requeue_jobs, stuck_jobs,
+        ActionResult, ArchiveResult, archive_jobs, audit_log, cancel_jobs, fail_stuck_jobs, failure_reasons,
+        iter_jobs_frames, job_summary, job_throughput, jobs_frame, read_archive, requeue_jobs, restore_archive,
+        rollup_drift, rollup_state, stuck_jobs,
     )
     from .models import (  # noqa: F401
         EXTRACTION_TYPES, JOB_STATUSES, ColorToken, ExtractionJob, ExtractionType, JobActionAudit, JobStatus, Membership,
@@ -57,6 +60,12 @@ if TYPE_CHECKING:  # what editors and type checkers see
 
 __all__ = [
     "ActionResult",
+    "ArchiveResult",
+    "archive_jobs",
+    "read_archive",
+    "restore_archive",
+    "rollup_drift",
+    "rollup_state",
     "ColorToken",
     "Membership",
     "Organization",

@@ -26,6 +26,8 @@ from test_cli import run
 ARGS = {
     ("jobs", "requeue"): ["--error-like", "timeout"],
     ("jobs", "cancel"): ["--id", "{pending}", "--reason", "format test"],
+    ("jobs", "archive"): ["--to", "/nonexistent-archive"],  # a dry run: nothing is written
+    ("jobs", "restore-archive"): ["--from", "/tmp", "--month", "2025-01"],
     ("migrate", "downgrade"): ["base"],
     ("seed",): ["--if-empty"],
     ("monitor", "forecast", "size"): ["--size-limit", "10 GB"],
