@@ -70,7 +70,8 @@ def make_database(engine: Engine, revision: str = "head") -> Engine:
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text("VACUUM ANALYZE extraction_jobs"))  # as autovacuum leaves it: index-only scans read no heap
         if revision == "head":
-            conn.execute(text("ANALYZE copythat_rollups.job_counts, copythat_rollups.job_minutes, copythat_rollups.failure_reasons"))
+            conn.execute(text("ANALYZE copythat_rollups.job_counts_compacted, copythat_rollups.job_count_deltas, copythat_rollups.job_minutes_compacted,"
+                              " copythat_rollups.job_minute_deltas, copythat_rollups.failure_reasons_compacted, copythat_rollups.failure_reason_deltas"))
     return engine
 
 
@@ -302,15 +303,15 @@ def test_durations_are_bucketed_within_the_bound(engine):
 
 def test_the_plans_read_the_rollups_and_the_indexes(engine):
     summary = plan_of(engine, lambda: jobs.job_summary(by="project", engine=engine), "job_summary")
-    assert "job_counts" in reads(summary) and "extraction_jobs" not in reads(summary)
+    assert "job_counts_compacted" in reads(summary) and "extraction_jobs" not in reads(summary)  # the view job_counts: compacted + deltas
     window = plan_of(engine, lambda: jobs.job_summary(since="10 min", engine=engine), "job_summary")
     assert ("Index Only Scan", "ix_extraction_jobs_created_at") in indexes(window) and reads(window) == {"extraction_jobs"}
     minutes = plan_of(engine, lambda: jobs.job_throughput("1h", since="7 days", engine=engine), "job_throughput")
-    assert reads(minutes) == {"job_minutes"}
+    assert reads(minutes) == {"job_minutes_compacted", "job_minute_deltas"}
     seconds = plan_of(engine, lambda: jobs.job_throughput("90s", since="3h", engine=engine), "job_throughput")
     assert reads(seconds) == {"extraction_jobs"}  # not whole minutes: the jobs themselves
     reasons = plan_of(engine, lambda: jobs.failure_reasons(top=5, engine=engine), "failure_reasons")
-    assert "failure_reasons" in reads(reasons)
+    assert "failure_reasons_compacted" in reads(reasons)
     probes = [n for n in reasons if n["relation"] == "extraction_jobs"]
     assert probes and all(n["index"] == "ix_extraction_jobs_failure_reason" for n in probes)
     stuck = plan_of(engine, lambda: jobs.stuck_jobs("30 min", engine=engine), "stuck_jobs")
@@ -422,7 +423,7 @@ def test_while_the_rollups_fill_the_table_gives_the_same_answers_and_says_so(eng
             warnings.simplefilter("error")  # once per process
             again = jobs.job_summary(by=["project", "status"], engine=engine)
         summary = plan_of(engine, lambda: jobs.job_summary(engine=engine), "job_summary")
-        assert "job_counts" not in reads(summary) and "extraction_jobs" in reads(summary)
+        assert "job_counts_compacted" not in reads(summary) and "extraction_jobs" in reads(summary)
     for name, frame in from_rollups.items():
         pd.testing.assert_frame_equal(frame, from_table[name], obj=name)
     pd.testing.assert_frame_equal(again, from_rollups["summary"])

@@ -22,6 +22,7 @@ from copythat_ops import migrations
 from copythat_ops.engine import dispose_engines, get_engine
 from copythat_ops.errors import MigrationError
 from copythat_ops.jobs import rollup_drift, rollup_state
+from copythat_ops.jobs.rollups import compact_rollups
 from copythat_ops.seed import seed_database
 
 CLI = str(Path(sys.executable).parent / "copythat-ops")
@@ -68,26 +69,35 @@ def rollups(engine) -> dict:
 
 
 def test_the_seeded_database_is_counted_and_the_check_can_fail(engine):
-    assert rollup_state(engine=engine) == {"complete": True, "filled_to": 0, "max_job_id": scalar(engine, "SELECT max(id) FROM extraction_jobs"), "share_filled": 1.0}
+    state = rollup_state(engine=engine)
+    assert state.pop("delta_rows") >= 0
+    assert state == {"complete": True, "filled_to": 0, "max_job_id": scalar(engine, "SELECT max(id) FROM extraction_jobs"), "share_filled": 1.0}
     assert scalar(engine, "SELECT sum(jobs) FROM copythat_rollups.job_counts") == scalar(engine, "SELECT count(*) FROM extraction_jobs") == 2000
     assert scalar(engine, "SELECT sum(created) FROM copythat_rollups.job_minutes") == 2000
     exact(engine)
-    execute(engine, "UPDATE copythat_rollups.job_counts SET jobs = jobs + 2 WHERE (project_id, extraction_type, status, duration_bucket) = (SELECT project_id, extraction_type, status, duration_bucket FROM copythat_rollups.job_counts ORDER BY 1, 2, 3, 4 LIMIT 1)")
-    execute(engine, "DELETE FROM copythat_rollups.failure_reasons WHERE reason = (SELECT min(reason) FROM copythat_rollups.failure_reasons)")
+    # the views add the compacted rows and the deltas: a stray delta of +2 on one key, and one cancelling a reason
+    execute(engine, "INSERT INTO copythat_rollups.job_count_deltas SELECT project_id, extraction_type, status, duration_bucket, 2 FROM copythat_rollups.job_counts ORDER BY 1, 2, 3, 4 LIMIT 1")
+    execute(engine, "INSERT INTO copythat_rollups.failure_reason_deltas SELECT reason, -jobs FROM copythat_rollups.failure_reasons ORDER BY reason LIMIT 1")
     drift = rollup_drift(engine=engine)
     assert drift["rollup"].tolist() == ["failure_reasons", "job_counts"]
     assert drift["difference"].tolist()[1] == 2 and drift["rollup_value"].tolist()[0] == 0 and drift["full_count"].tolist()[0] > 0
     env = {"PATH": "/usr/bin:/bin", "DATABASE_URL": engine.url.render_as_string(hide_password=False)}
     verify = subprocess.run([CLI, "jobs", "rollups", "--verify"], env=env, capture_output=True, text=True, timeout=120)
     assert verify.returncode == 1 and "job_counts" in verify.stdout and "failure_reasons" in verify.stdout, verify.stdout + verify.stderr
-    execute(engine, "UPDATE copythat_rollups.job_counts SET jobs = jobs - 2 WHERE (project_id, extraction_type, status, duration_bucket) = (SELECT project_id, extraction_type, status, duration_bucket FROM copythat_rollups.job_counts ORDER BY 1, 2, 3, 4 LIMIT 1)")
+    assert compact_rollups(engine=engine)["compacted"] and rollup_state(engine=engine)["delta_rows"] == 0
+    assert len(rollup_drift(engine=engine)) == 2  # compaction moves the drift, never hides or makes it
+    execute(engine, "INSERT INTO copythat_rollups.job_count_deltas SELECT project_id, extraction_type, status, duration_bucket, -2 FROM copythat_rollups.job_counts ORDER BY 1, 2, 3, 4 LIMIT 1")
     missing = drift.iloc[0]
-    execute(engine, "INSERT INTO copythat_rollups.failure_reasons VALUES (:reason, :jobs)", reason=missing["key"].removeprefix("reason="), jobs=int(missing["full_count"]))
+    execute(engine, "INSERT INTO copythat_rollups.failure_reason_deltas VALUES (:reason, :jobs)", reason=missing["key"].removeprefix("reason="), jobs=int(missing["full_count"]))
     exact(engine)
     verify = subprocess.run([CLI, "jobs", "rollups", "--verify"], env=env, capture_output=True, text=True, timeout=120)
     assert verify.returncode == 0 and "rollups exact" in verify.stdout, verify.stdout + verify.stderr
     state = subprocess.run([CLI, "--format", "json", "jobs", "rollups"], env=env, capture_output=True, text=True, timeout=120)
-    assert state.returncode == 0 and '"complete": true' in state.stdout, state.stdout + state.stderr
+    assert state.returncode == 0 and '"complete": true' in state.stdout and '"delta_rows": 2' in state.stdout, state.stdout + state.stderr
+    compacted = subprocess.run([CLI, "--format", "json", "jobs", "rollups", "--compact"], env=env, capture_output=True, text=True, timeout=120)
+    assert compacted.returncode == 0 and '"delta_rows_moved": 2' in compacted.stdout and '"delta_rows": 0' in compacted.stdout, compacted.stdout + compacted.stderr
+    exact(engine)
+    assert scalar(engine, "SELECT count(*) FROM copythat_rollups.job_counts_compacted WHERE jobs = 0") == 0  # keys that reach zero go
 
 
 def test_the_functions_fold_and_bucket_as_specified(engine):
@@ -267,6 +277,142 @@ def test_concurrent_writers_committing_and_rolling_back_keep_them_exact(engine, 
     print(f"\nconcurrent writers: {outcomes}, {checks} drift checks while they ran")
     assert outcomes["commit"] > 50 and outcomes["rollback"] > 10 and checks >= 2  # deadlocks (retried) cost deadlock_timeout each
     exact(engine)
+
+
+def _deadlocks(engine) -> int:
+    return int(scalar(engine, "SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()"))
+
+
+def test_writers_touching_the_same_keys_in_opposite_orders_never_deadlock_nor_wait(engine):
+    """Multi-statement transactions insert and finish jobs of the same (project, type) keys, half of them in one
+    order and half in the other: counters kept in place would lock those rows in opposite orders (a deadlock about
+    once a second before the deltas); appended deltas lock nothing. One writer is REPEATABLE READ (no compaction)."""
+    projects = [int(p) for p in engine.connect().execute(text("SELECT id FROM projects ORDER BY id LIMIT 3")).scalars()]
+    keys = [(p, t) for p in projects for t in ("color", "typography")]
+    deadlocks_before = _deadlocks(engine)
+    errors: list[BaseException] = []
+    commits = [0]
+    lock = threading.Lock()
+    stop = time.monotonic() + 6
+
+    def writer(k: int) -> None:
+        conn = psycopg2.connect(libpq(engine.url))
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SET lock_timeout = '1s'")  # a wait on a lock fails the test, not just a deadlock
+                if k == 0:
+                    cur.execute("SET default_transaction_isolation = 'repeatable read'")
+                conn.commit()
+                mine: list[int] = []
+                n = 0
+                while time.monotonic() < stop:
+                    n += 1
+                    order = keys if (k + n) % 2 else keys[::-1]
+                    for p, t in order:
+                        cur.execute("INSERT INTO extraction_jobs (project_id, source_url, extraction_type) VALUES (%s, 'https://o/' || %s, %s) RETURNING id", (p, n, t))
+                        mine.append(cur.fetchone()[0])
+                        time.sleep(0.001)
+                    # finish this writer's own older jobs, the keys in the other order
+                    for p, t in order[::-1]:
+                        cur.execute(
+                            "UPDATE extraction_jobs SET status = CASE WHEN id %% 3 = 0 THEN 'failed' ELSE 'completed' END, completed_at = LOCALTIMESTAMP,"
+                            " error_message = CASE WHEN id %% 3 = 0 THEN 'HTTP 500 #' || id END"
+                            " WHERE id = ANY(%s) AND project_id = %s AND extraction_type = %s AND status = 'pending'",
+                            (mine[:-len(keys)], p, t),
+                        )
+                        time.sleep(0.001)
+                    conn.commit()
+                    with lock:
+                        commits[0] += 1
+        except BaseException as exc:  # reported by the test
+            errors.append(exc)
+        finally:
+            conn.close()
+
+    threads = [threading.Thread(target=writer, args=(k,)) for k in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors
+    assert _deadlocks(engine) == deadlocks_before
+    assert commits[0] > 30, commits
+    print(f"\nopposite orders: {commits[0]} transactions of {2 * len(keys)} statements, no deadlock, no lock wait over 1 s")
+    exact(engine)
+
+
+def test_an_insert_never_waits_for_another_uncommitted_insert_of_the_same_keys(engine):
+    project = int(scalar(engine, "SELECT min(id) FROM projects"))
+    first, second = psycopg2.connect(libpq(engine.url)), psycopg2.connect(libpq(engine.url))
+    try:
+        with first.cursor() as a, second.cursor() as b:
+            b.execute("SET lock_timeout = '100ms'")
+            second.commit()
+            for status in ("failed", "pending"):  # the same project, type, minute (and reason): the same rollup keys
+                values = (project, status, "HTTP 500 while fetching https://x/1", status)
+                insert = "INSERT INTO extraction_jobs (project_id, source_url, extraction_type, status, error_message, completed_at) VALUES (%s, 'https://same', 'color', %s, %s, CASE WHEN %s = 'failed' THEN LOCALTIMESTAMP END)"
+                a.execute(insert, values)  # stays open: uncommitted
+                b.execute(insert, values)  # would wait on the first one's rollup rows and time out before the deltas
+                second.commit()
+                first.commit()
+    finally:
+        first.close()
+        second.close()
+    exact(engine)
+
+
+def test_compaction_under_concurrent_writers_keeps_them_exact_and_empties_the_deltas(engine):
+    stop = threading.Event()
+    errors: list[BaseException] = []
+    compactions = {"compacted": 0, "busy": 0}
+
+    def writer(seed: int) -> None:
+        rng = random.Random(seed)
+        conn = psycopg2.connect(libpq(engine.url))
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT id FROM projects ORDER BY id")
+                ids = [r[0] for r in cur.fetchall()]
+                while not stop.is_set():
+                    try:
+                        cur.execute(
+                            "INSERT INTO extraction_jobs (project_id, source_url, extraction_type, status, error_message, created_at, completed_at)"
+                            " SELECT %s, 'https://c/' || i, 'spacing', (ARRAY['pending', 'completed', 'failed'])[1 + i %% 3], 'Worker ' || i || ' lost',"
+                            " LOCALTIMESTAMP - make_interval(mins => i), LOCALTIMESTAMP FROM generate_series(1, %s) AS i",
+                            (rng.choice(ids), rng.randint(1, 40)),
+                        )
+                        cur.execute("UPDATE extraction_jobs SET status = 'completed', completed_at = LOCALTIMESTAMP WHERE id IN (SELECT id FROM extraction_jobs WHERE status = 'pending' AND extraction_type = 'spacing' ORDER BY id DESC LIMIT 3)")
+                        if rng.random() < 0.2:
+                            cur.execute("DELETE FROM extraction_jobs WHERE id IN (SELECT id FROM extraction_jobs WHERE extraction_type = 'spacing' ORDER BY id DESC LIMIT 5)")
+                        conn.commit() if rng.random() < 0.8 else conn.rollback()
+                    except psycopg2.errors.DeadlockDetected:  # two writers' UPDATE and DELETE of the same job rows: not the rollups
+                        conn.rollback()
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            conn.close()
+
+    threads = [threading.Thread(target=writer, args=(20 + k,)) for k in range(4)]
+    for thread in threads:
+        thread.start()
+    try:
+        checks = 0
+        for _ in range(12):
+            result = compact_rollups(wait=0, engine=engine)
+            compactions["compacted" if result["compacted"] else "busy"] += 1
+            exact(engine)
+            checks += 1
+            time.sleep(0.2)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+    assert not errors, errors
+    assert compactions["compacted"] > 0, compactions
+    assert compact_rollups(engine=engine)["compacted"]
+    assert rollup_state(engine=engine)["delta_rows"] == 0  # every writer committed or rolled back: nothing left over
+    exact(engine)
+    print(f"\ncompactions while 4 writers ran: {compactions}, {checks} drift checks")
 
 
 def test_truncate_empties_them_and_counting_goes_on(engine):

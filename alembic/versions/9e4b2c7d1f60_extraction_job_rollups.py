@@ -19,13 +19,30 @@ nothing there):
   message with URLs, UUIDs, hex ids and numbers folded, as `failure_reasons()`
   has always grouped them).
 
-Statement-level AFTER INSERT / UPDATE / DELETE triggers with transition tables
-add one aggregated change per statement (keys locked in a fixed order, so
-concurrent statements queue instead of deadlocking), and AFTER TRUNCATE empties
-them: exact at every commit, a rollback leaves no trace, nothing to refresh.
-The trigger functions are SECURITY DEFINER (owned by the migrations' role, with
-`SET search_path = pg_catalog, pg_temp`), so the application's writes under
-row-level security keep them current without any right on the schema.
+Each is a view summing, per key, a compacted table (`job_counts_compacted`,
+`job_minutes_compacted`, `failure_reasons_compacted`: one row per key) and a
+deltas table (`job_count_deltas`, `job_minute_deltas`, `failure_reason_deltas`:
+the same columns, NO unique constraint). Statement-level AFTER INSERT / UPDATE /
+DELETE triggers with transition tables only append their statement's aggregated
+change to the deltas: an insert into a table without a unique index never waits
+on another transaction, so concurrent writers neither queue on a hot row (the
+current minute, a project's pending jobs) nor deadlock over rollup rows, which
+counters updated in place did. AFTER TRUNCATE empties them. Exact at every
+commit, a rollback leaves no trace, nothing to refresh.
+
+`compact()` folds the committed deltas into the compacted tables (DELETE ...
+RETURNING, one upsert per rollup, keys in order; keys reaching zero are
+deleted). It only tries its advisory lock: one compaction at a time, none ever
+waits, and as only a compaction writes the compacted tables or deletes deltas,
+no row it touches is locked by anyone else. The triggers run it after about one
+statement in COMPACT_ODDS (or one adding COMPACT_ROWS deltas), under READ
+COMMITTED only, so the deltas stay small with no scheduler;
+`copythat_ops.jobs.rollups.compact_rollups()` runs it on demand.
+
+The trigger and compaction functions are SECURITY DEFINER (owned by the
+migrations' role, with `SET search_path = pg_catalog, pg_temp`), so the
+application's writes under row-level security keep them current without any
+right on the schema.
 
 Safe on a live database:
 
@@ -42,8 +59,10 @@ Safe on a live database:
    writes in flight, whose triggers hold it FOR SHARE), adds the batch's
    aggregates as a new snapshot sees them, and advances the watermark; a
    writer's trigger waits at most one batch, sized to take about
-   BATCH_SECONDS. Killed at any point, upgrade again: it resumes at the
-   watermark without counting a job twice.
+   BATCH_SECONDS. The batch's counts are appended as deltas too (never an
+   update of a row a compaction holds), and compacted in a transaction of
+   their own. Killed at any point, upgrade again: it resumes at the watermark
+   without counting a job twice.
 
 Until fill_state.complete the rollups are partial (`copythat_ops.jobs.rollup_state()`).
 The downgrade drops the triggers, the indexes and the schema with its counts.
@@ -123,6 +142,56 @@ FUNCTIONS = [
     """,
 ]
 
+# Each rollup is a compacted table (one row per key, written only by compact()) and a deltas table with the same
+# columns and NO unique constraint: a writer's trigger only appends its statement's change there, and an insert into a
+# table without a unique index never waits on another transaction. The public names are views summing both.
+ROLLUPS = {
+    # view: (compacted, deltas, key columns, counter columns)
+    "job_counts": ("job_counts_compacted", "job_count_deltas", ["project_id", "extraction_type", "status", "duration_bucket"], ["jobs"]),
+    "job_minutes": ("job_minutes_compacted", "job_minute_deltas", ["minute"], ["created", "completed", "failed"]),
+    "failure_reasons": ("failure_reasons_compacted", "failure_reason_deltas", ["reason"], ["jobs"]),
+}
+COLUMN_TYPES = {
+    "project_id": "integer",
+    "extraction_type": "varchar(50)",
+    "status": "varchar(50)",
+    "duration_bucket": "smallint",
+    "minute": "timestamp",
+    "reason": "text",
+}
+# Any fixed key: compactions run one at a time, and never wait for each other (pg_try_advisory_xact_lock).
+COMPACT_LOCK = 0x636F_7079_726F_6C6C  # "copyroll"
+# The trigger compacts after about one statement in COMPACT_ODDS, or after a statement that added COMPACT_ROWS deltas.
+COMPACT_ODDS = 32
+COMPACT_ROWS = 1_000
+
+
+def _columns(view: str, *, unique: bool) -> str:
+    _, _, keys, counters = ROLLUPS[view]
+    columns = [f"{k} {COLUMN_TYPES[k]}{'' if unique else ' NOT NULL'}" for k in keys] + [f"{c} bigint NOT NULL" for c in counters]
+    if unique:
+        columns.append(f"PRIMARY KEY ({', '.join(keys)})")
+    return ",\n        ".join(columns)
+
+
+def _view(view: str) -> str:
+    compacted, deltas, keys, counters = ROLLUPS[view]
+    listed = ", ".join([*keys, *counters])
+    sums = ", ".join(f"sum({c})::bigint AS {c}" for c in counters)
+    nonzero = " OR ".join(f"sum({c}) <> 0" for c in counters)
+    return f"""
+    CREATE OR REPLACE VIEW "{SCHEMA}".{view} AS
+    SELECT {", ".join(keys)}, {sums}
+    FROM (
+        SELECT {listed} FROM "{SCHEMA}".{compacted}
+        UNION ALL
+        SELECT {listed} FROM "{SCHEMA}".{deltas}
+    ) AS both_parts
+    GROUP BY {", ".join(keys)}
+    HAVING {nonzero}
+    """
+
+
 TABLES = [
     f"""
     CREATE TABLE IF NOT EXISTS "{SCHEMA}".fill_state (
@@ -131,47 +200,98 @@ TABLES = [
         complete boolean NOT NULL DEFAULT false
     )
     """,
-    f"""
-    CREATE TABLE IF NOT EXISTS "{SCHEMA}".job_counts (
-        project_id integer,
-        extraction_type varchar(50),
-        status varchar(50),
-        duration_bucket smallint,
-        jobs bigint NOT NULL,
-        PRIMARY KEY (project_id, extraction_type, status, duration_bucket)
+    *(
+        f"""
+    CREATE TABLE IF NOT EXISTS "{SCHEMA}".{table} (
+        {_columns(view, unique=unique)}
     )
-    """,
-    f"""
-    CREATE TABLE IF NOT EXISTS "{SCHEMA}".job_minutes (
-        minute timestamp PRIMARY KEY,
-        created bigint NOT NULL,
-        completed bigint NOT NULL,
-        failed bigint NOT NULL
-    )
-    """,
-    f"""
-    CREATE TABLE IF NOT EXISTS "{SCHEMA}".failure_reasons (
-        reason text PRIMARY KEY,
-        jobs bigint NOT NULL
-    )
-    """,
+    """
+        for view, (compacted, deltas, _, _) in ROLLUPS.items()
+        for table, unique in ((compacted, True), (deltas, False))
+    ),
+    *(_view(view) for view in ROLLUPS),
     f'INSERT INTO "{SCHEMA}".fill_state (filled_to) VALUES (0) ON CONFLICT DO NOTHING',
 ]
 
 
+def _compact_one(view: str) -> str:
+    """Move every delta of `view` a new snapshot sees into its compacted table (keys in order), then drop the keys
+    that reached zero; adds the deltas moved to `total`."""
+    compacted, deltas, keys, counters = ROLLUPS[view]
+    key_list = ", ".join(keys)
+    sums = ", ".join(f"sum({c})" for c in counters)
+    updates = ", ".join(f"{c} = t.{c} + excluded.{c}" for c in counters)
+    zero = " AND ".join(f"t.{c} = 0" for c in counters)
+    arrays = ", ".join(f"array_agg(u.{k})" for k in keys)
+    into = ", ".join(f"zero_{k}" for k in keys)
+    unnested = ", ".join(f"zero_{k}" for k in keys)
+    matched = " AND ".join(f"t.{k} = z.{k}" for k in keys)
+    return f"""
+        WITH moved AS (
+            DELETE FROM "{SCHEMA}".{deltas} RETURNING {", ".join([*keys, *counters])}
+        ),
+        upserted AS (
+            INSERT INTO "{SCHEMA}".{compacted} AS t ({", ".join([*keys, *counters])})
+            SELECT {key_list}, {sums}
+            FROM moved
+            GROUP BY {key_list}
+            ORDER BY {key_list}
+            ON CONFLICT ({key_list}) DO UPDATE SET {updates}
+            RETURNING {", ".join(f"t.{k}" for k in keys)}, ({zero}) AS zero
+        )
+        SELECT (SELECT count(*) FROM moved), {arrays}
+        INTO counted, {into}
+        FROM upserted u
+        WHERE u.zero;
+        total := total + coalesce(counted, 0);
+        IF zero_{keys[0]} IS NOT NULL THEN
+            DELETE FROM "{SCHEMA}".{compacted} t
+            USING unnest({unnested}) AS z({key_list})
+            WHERE {matched} AND {zero};
+        END IF;
+    """
+
+
+def _compact_function() -> str:
+    # one array per key column name (job_counts' and the others' names do not collide)
+    seen: dict[str, str] = {}
+    for view in ROLLUPS:
+        for k in ROLLUPS[view][2]:
+            seen[k] = COLUMN_TYPES[k]
+    declared = "".join(f"        zero_{k} {t}[];\n" for k, t in seen.items())
+    return f"""
+    CREATE OR REPLACE FUNCTION "{SCHEMA}".compact() RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    DECLARE
+        total bigint := 0;
+        counted bigint;
+{declared}    BEGIN
+        -- One compaction at a time, and none ever waits: only a compaction writes the compacted tables or deletes
+        -- deltas, so with this lock no row it touches is locked by another transaction.
+        IF NOT pg_try_advisory_xact_lock({COMPACT_LOCK}) THEN
+            RETURN NULL;
+        END IF;
+        {"".join(_compact_one(view) for view in ROLLUPS)}
+        RETURN total;
+    END
+    $$
+    """
+
+
 def _apply(rows: str) -> str:
-    """The three upserts adding `rows` (a relation of id, project_id, extraction_type, status, error_message,
-    created_at, completed_at and sign: +1 counted in, -1 counted out), each aggregated once, keys in order."""
+    """The three inserts appending `rows`' change (a relation of id, project_id, extraction_type, status,
+    error_message, created_at, completed_at and sign: +1 counted in, -1 counted out) to the deltas, each aggregated
+    once; adds the delta rows written to `added`."""
     return f"""
         WITH d AS ({rows})
-        INSERT INTO "{SCHEMA}".job_counts AS t (project_id, extraction_type, status, duration_bucket, jobs)
+        INSERT INTO "{SCHEMA}".job_count_deltas (project_id, extraction_type, status, duration_bucket, jobs)
         SELECT project_id, extraction_type, status,
                "{SCHEMA}".duration_bucket(pg_catalog.date_part('epoch', completed_at - created_at)), sum(sign)
         FROM d
         GROUP BY 1, 2, 3, 4
-        HAVING sum(sign) <> 0
-        ORDER BY 1, 2, 3, 4
-        ON CONFLICT (project_id, extraction_type, status, duration_bucket) DO UPDATE SET jobs = t.jobs + excluded.jobs;
+        HAVING sum(sign) <> 0;
+        GET DIAGNOSTICS written = ROW_COUNT;
+        added := added + written;
 
         WITH d AS ({rows}),
         m AS (
@@ -184,24 +304,23 @@ def _apply(rows: str) -> str:
             FROM d
             WHERE completed_at IS NOT NULL AND status IN ('completed', 'failed')
         )
-        INSERT INTO "{SCHEMA}".job_minutes AS t (minute, created, completed, failed)
+        INSERT INTO "{SCHEMA}".job_minute_deltas (minute, created, completed, failed)
         SELECT minute, sum(created), sum(completed), sum(failed)
         FROM m
         GROUP BY minute
-        HAVING sum(created) <> 0 OR sum(completed) <> 0 OR sum(failed) <> 0
-        ORDER BY minute
-        ON CONFLICT (minute) DO UPDATE
-        SET created = t.created + excluded.created, completed = t.completed + excluded.completed, failed = t.failed + excluded.failed;
+        HAVING sum(created) <> 0 OR sum(completed) <> 0 OR sum(failed) <> 0;
+        GET DIAGNOSTICS written = ROW_COUNT;
+        added := added + written;
 
         WITH d AS ({rows})
-        INSERT INTO "{SCHEMA}".failure_reasons AS t (reason, jobs)
+        INSERT INTO "{SCHEMA}".failure_reason_deltas (reason, jobs)
         SELECT "{SCHEMA}".failure_reason(error_message), sum(sign)
         FROM d
         WHERE status = 'failed'
         GROUP BY 1
-        HAVING sum(sign) <> 0
-        ORDER BY 1
-        ON CONFLICT (reason) DO UPDATE SET jobs = t.jobs + excluded.jobs;
+        HAVING sum(sign) <> 0;
+        GET DIAGNOSTICS written = ROW_COUNT;
+        added := added + written;
     """
 
 
@@ -222,6 +341,8 @@ def _trigger_function(name: str, old: bool, new: bool) -> str:
     DECLARE
         done boolean;
         filled integer;
+        added bigint := 0;
+        written bigint;
     BEGIN
         -- complete never turns false again: once it reads true, no lock is needed.
         SELECT complete INTO done FROM "{SCHEMA}".fill_state;
@@ -232,6 +353,14 @@ def _trigger_function(name: str, old: bool, new: bool) -> str:
             filled := coalesce(filled, 0);
         END IF;
         {_apply(rows)}
+        -- Now and then (or after many deltas) fold the deltas into the compacted tables, so they stay small with no
+        -- scheduler. Never waits (compact() only tries its lock), and only under READ COMMITTED: a compaction in a
+        -- REPEATABLE READ or SERIALIZABLE transaction could meet deltas another compaction moved since its snapshot
+        -- and fail the application's transaction with a serialization error.
+        IF (added >= {COMPACT_ROWS} OR pg_catalog.random() < 1.0 / {COMPACT_ODDS})
+           AND pg_catalog.current_setting('transaction_isolation') = 'read committed' THEN
+            PERFORM "{SCHEMA}".compact();
+        END IF;
         RETURN NULL;
     END
     $$
@@ -242,9 +371,9 @@ TRUNCATE_FUNCTION = f"""
     CREATE OR REPLACE FUNCTION "{SCHEMA}".extraction_jobs_truncated() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
     BEGIN
-        DELETE FROM "{SCHEMA}".job_counts;
-        DELETE FROM "{SCHEMA}".job_minutes;
-        DELETE FROM "{SCHEMA}".failure_reasons;
+        -- A compaction in flight would move deltas this deletes: wait for it (TRUNCATE already holds the table).
+        PERFORM pg_advisory_xact_lock({COMPACT_LOCK});
+        {"".join(f'DELETE FROM "{SCHEMA}".{table};{chr(10)}        ' for compacted, deltas, _, _ in ROLLUPS.values() for table in (compacted, deltas))}
         UPDATE "{SCHEMA}".fill_state SET complete = true;  -- nothing is left to fill
         RETURN NULL;
     END
@@ -274,6 +403,8 @@ DECLARE
     size integer := {BATCH};
     started timestamptz;
     took double precision;
+    added bigint := 0;
+    written bigint;
 BEGIN
     LOOP
         -- Its own statement: waits for the writes in flight; what follows sees them committed (a new snapshot).
@@ -288,12 +419,17 @@ BEGIN
         IF top <= low THEN
             UPDATE "{SCHEMA}".fill_state SET complete = true;
             COMMIT;
+            PERFORM "{SCHEMA}".compact();
+            COMMIT;
             EXIT;
         END IF;
         high := least(low::bigint + size, top);
         {_apply(f"SELECT {COLUMNS}, 1 AS sign FROM extraction_jobs WHERE id > low AND id <= high")}
         UPDATE "{SCHEMA}".fill_state SET filled_to = high, complete = (high >= top);
         took := extract(epoch FROM clock_timestamp() - started);
+        COMMIT;
+        -- The batch's deltas folded in its own transaction, holding no lock a writer waits for.
+        PERFORM "{SCHEMA}".compact();
         COMMIT;
         -- A moment for the writers that queued on this batch to take their FOR SHARE: a row lock is granted to whoever
         -- finds the row free, so without it the next batch's FOR UPDATE would often get in first, again and again.
@@ -322,6 +458,7 @@ def upgrade() -> None:
     op.execute(f'REVOKE ALL ON SCHEMA "{SCHEMA}" FROM PUBLIC')
     for statement in FUNCTIONS + TABLES:
         op.execute(statement)
+    op.execute(_compact_function())
     for name, (_, _, function, old, new) in TRIGGERS.items():
         op.execute(_trigger_function(function, old, new))
     op.execute(TRUNCATE_FUNCTION)
@@ -347,9 +484,12 @@ def downgrade() -> None:
     with op.get_context().autocommit_block():
         for index in INDEXES:
             op.execute(f'DROP INDEX CONCURRENTLY IF EXISTS "{index}"')
-    for table in ("failure_reasons", "job_minutes", "job_counts", "fill_state"):
-        op.execute(f'DROP TABLE IF EXISTS "{SCHEMA}".{table}')
-    for function in [*(f for _, _, f, _, _ in TRIGGERS.values()), "extraction_jobs_truncated"]:
+    for view, (compacted, deltas, _, _) in ROLLUPS.items():
+        op.execute(f'DROP VIEW IF EXISTS "{SCHEMA}".{view}')
+        op.execute(f'DROP TABLE IF EXISTS "{SCHEMA}".{deltas}')
+        op.execute(f'DROP TABLE IF EXISTS "{SCHEMA}".{compacted}')
+    op.execute(f'DROP TABLE IF EXISTS "{SCHEMA}".fill_state')
+    for function in [*(f for _, _, f, _, _ in TRIGGERS.values()), "extraction_jobs_truncated", "compact"]:
         op.execute(f'DROP FUNCTION IF EXISTS "{SCHEMA}".{function}()')
     op.execute(f'DROP FUNCTION IF EXISTS "{SCHEMA}".failure_reason(text)')
     op.execute(f'DROP FUNCTION IF EXISTS "{SCHEMA}".bucket_seconds(smallint)')

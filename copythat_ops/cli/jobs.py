@@ -6,6 +6,7 @@ Example:
     $ copythat-ops --format csv jobs failures --top 10 --since 24h
     $ copythat-ops jobs stuck --older-than 30min
     $ copythat-ops jobs rollups --verify
+    $ copythat-ops jobs rollups --compact
 """
 
 from __future__ import annotations
@@ -44,8 +45,9 @@ def register(groups) -> None:
     stuck.add_argument("--pending-older-than", default="1 hour", type=duration_or_none, help="pending jobs older than this (default 1 hour); 'none' leaves them out")
     stuck.set_defaults(run=run_stuck)
 
-    kept = actions.add_parser("rollups", help="how far the job rollups' fill got; --verify compares them with a full count (exit 1 on drift)")
+    kept = actions.add_parser("rollups", help="how far the job rollups' fill got and the deltas waiting; --verify compares them with a full count (exit 1 on drift); --compact folds the deltas")
     kept.add_argument("--verify", action="store_true", help="recount every rollup from extraction_jobs and list the rows that differ (reads the whole table)")
+    kept.add_argument("--compact", action="store_true", help="fold the deltas the triggers appended into the compacted tables now (the triggers also do it now and then)")
     kept.set_defaults(run=run_rollups)
 
     job_actions.register(actions)
@@ -68,6 +70,10 @@ def run_stuck(args) -> object:
 
 
 def run_rollups(args) -> object:
+    if args.compact:
+        compacted = rollups.compact_rollups()
+        if not args.verify:
+            return {**compacted, **rollups.rollup_state()}
     state = rollups.rollup_state()
     if not args.verify:
         return state

@@ -1,10 +1,14 @@
-"""The job rollups the database keeps (revision 9e4b2c7d1f60): how far their fill got, and a full check against the jobs.
+"""The job rollups the database keeps (revision 9e4b2c7d1f60): how far their fill got, a full check against the jobs, compaction.
 
-`copythat_rollups.job_counts`, `job_minutes` and `failure_reasons` are kept by
-statement-level triggers on extraction_jobs, exact at every commit. Until the
-revision's online fill is complete they count only the jobs with
-id <= fill_state.filled_to (`rollup_state()`). `rollup_drift()` recounts every
-rollup from extraction_jobs and returns the rows that differ: empty when exact.
+`copythat_rollups.job_counts`, `job_minutes` and `failure_reasons` are views:
+a compacted table (one row per key) plus the deltas the statement-level
+triggers on extraction_jobs append (no unique key, so a writer never waits on
+another), summed per key: exact at every commit. `copythat_rollups.compact()`
+folds the deltas into the compacted tables; the triggers run it now and then,
+`compact_rollups()` on demand. Until the revision's online fill is complete
+they count only the jobs with id <= fill_state.filled_to (`rollup_state()`).
+`rollup_drift()` recounts every rollup from extraction_jobs and returns the
+rows that differ: empty when exact.
 
 Example:
     >>> rollup_state()["complete"]
@@ -14,6 +18,8 @@ Example:
 """
 
 from __future__ import annotations
+
+import time
 
 import pandas as pd
 from sqlalchemy.engine import Engine
@@ -27,7 +33,10 @@ DRIFT_COLUMNS = ["rollup", "key", "column", "rollup_value", "full_count", "diffe
 _STATE = f"""
     SELECT s.complete,
            coalesce(s.filled_to, 0) AS filled_to,
-           coalesce((SELECT max(id) FROM extraction_jobs), 0) AS max_job_id
+           coalesce((SELECT max(id) FROM extraction_jobs), 0) AS max_job_id,
+           (SELECT count(*) FROM "{SCHEMA}".job_count_deltas)
+           + (SELECT count(*) FROM "{SCHEMA}".job_minute_deltas)
+           + (SELECT count(*) FROM "{SCHEMA}".failure_reason_deltas) AS delta_rows
     FROM "{SCHEMA}".fill_state s
     ORDER BY s."only"
 """
@@ -103,22 +112,52 @@ _DRIFT = f"""
 
 
 def rollup_state(*, engine: Engine | None = None) -> dict:
-    """Return how far the rollups' fill got: complete, filled_to, max_job_id and share_filled (0 to 1).
+    """Return how far the rollups' fill got: complete, filled_to, max_job_id, share_filled (0 to 1) and delta_rows.
 
     Until `complete`, the rollups count only the jobs with id <= filled_to (the
     revision's fill adds one batch of ids per committed transaction; upgrade again
     to resume one that stopped), and the analyses read the table instead.
+    `delta_rows` is the number of rows the triggers appended that no compaction
+    has folded in yet (the views read them too; `compact_rollups()` folds them).
 
     Example:
         >>> state = rollup_state()
         >>> state["complete"], state["share_filled"], state["max_job_id"]
         (True, 1.0, 500)
+        >>> state["delta_rows"] >= 0
+        True
     """
     with schema_required("the job rollups"):
         row = run_query(_STATE, name="rollup_state", engine=engine).iloc[0]
     complete, filled_to, top = bool(row["complete"]), int(row["filled_to"]), int(row["max_job_id"])
     share = 1.0 if complete or top <= 0 else min(filled_to / top, 1.0)
-    return {"complete": complete, "filled_to": filled_to, "max_job_id": top, "share_filled": share}
+    return {"complete": complete, "filled_to": filled_to, "max_job_id": top, "share_filled": share, "delta_rows": int(row["delta_rows"])}
+
+
+def compact_rollups(*, wait: float = 10.0, engine: Engine | None = None) -> dict:
+    """Fold every committed delta into the compacted rollup tables now; return compacted (bool) and delta_rows_moved.
+
+    Runs `copythat_rollups.compact()`, which never waits: when another
+    compaction holds its lock (a writer's trigger runs one now and then), it
+    tries again every 50 ms for `wait` seconds, then returns compacted=False
+    (nothing is wrong: that compaction folds the deltas). The answers do not
+    change, only how many rows the views add up; deltas of transactions not
+    yet committed stay for a later compaction.
+
+    Example:
+        >>> compact_rollups()["compacted"]
+        True
+        >>> rollup_state()["delta_rows"]
+        0
+    """
+    deadline = time.monotonic() + wait
+    with schema_required("the job rollups"):
+        while True:
+            moved = run_query(f'SELECT "{SCHEMA}".compact() AS moved', name="compact_rollups", engine=engine, read_only=False, timeout="10min")["moved"].iloc[0]
+            if not pd.isna(moved) or time.monotonic() >= deadline:
+                break
+            time.sleep(0.05)
+    return {"compacted": not pd.isna(moved), "delta_rows_moved": 0 if pd.isna(moved) else int(moved)}
 
 
 def rollup_drift(*, timeout: str = "10min", engine: Engine | None = None) -> pd.DataFrame:
