@@ -9,9 +9,11 @@ In a scratch database it creates and drops (on the embedded server, or the one
    message), then one DELETE of them (as an archive batch deletes): seconds
    of each with and without the triggers;
 3. --writers concurrent connections inserting single rows for --seconds:
-   total rows/s and each insert's p50 / p99 with and without the triggers
-   (every insert adds 1 to the current minute's job_minutes row, so concurrent
-   inserting transactions queue on it until each commits);
+   total rows/s and each insert's p50 / p99 with and without the triggers, for
+   each number of writers in --writers (default 1, 4 and 8). The triggers
+   append deltas (no unique key: an insert never waits on another one); before
+   them, counters updated in place made every insert wait on the current
+   minute's job_minutes row until the previous inserter committed;
 4. the online fill: --jobs jobs made at the revision before, then the upgrade
    timed while one writer inserts and finishes jobs every 10 ms (its p99 and
    worst stall).
@@ -118,10 +120,27 @@ def bulk(url, rows: int) -> tuple[float, float]:
     return inserted, deleted
 
 
-def concurrent(url, ids: list[int], writers: int, seconds: float) -> tuple[float, float, float]:
+def concurrent(url, ids: list[int], writers: int, seconds: float) -> tuple[float, float, float, float]:
+    """Rows/s, p50 and p99 (ms) of single-row inserts from `writers` connections, and the share of the writers'
+    samples in pg_stat_activity (every 20 ms) that were waiting on a heavyweight lock (a row, a transaction)."""
     latencies: list[list[float]] = [[] for _ in range(writers)]
     start = threading.Barrier(writers + 1)
     stop = threading.Event()
+    seen = {"lock": 0, "all": 0}
+
+    def sample() -> None:
+        conn = connect(url)
+        with conn.cursor() as cur:
+            while not stop.is_set():
+                cur.execute(
+                    "SELECT count(*) FILTER (WHERE wait_event_type = 'Lock'), count(*) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend' AND state = 'active'"
+                )
+                lock, every = cur.fetchone()
+                seen["lock"] += lock
+                seen["all"] += every
+                time.sleep(0.02)
+        conn.close()
 
     def write(k: int) -> None:
         conn = connect(url)
@@ -138,12 +157,15 @@ def concurrent(url, ids: list[int], writers: int, seconds: float) -> tuple[float
     for thread in threads:
         thread.start()
     start.wait()
+    sampler = threading.Thread(target=sample)
+    sampler.start()
     time.sleep(seconds)
     stop.set()
     for thread in threads:
         thread.join()
+    sampler.join()
     every = sorted(x for each in latencies for x in each)
-    return len(every) / seconds, every[len(every) // 2] * 1000, every[int(len(every) * 0.99)] * 1000
+    return len(every) / seconds, every[len(every) // 2] * 1000, every[int(len(every) * 0.99)] * 1000, seen["lock"] / max(seen["all"], 1)
 
 
 def fill(server_url: str | None, jobs: int) -> None:
@@ -200,7 +222,7 @@ def main() -> None:
     parser.add_argument("--projects", type=int, default=200)
     parser.add_argument("--single", type=int, default=3_000, help="single-row inserts timed (default 3,000)")
     parser.add_argument("--bulk", type=int, default=100_000, help="rows of the INSERT ... SELECT (default 100,000)")
-    parser.add_argument("--writers", type=int, default=4)
+    parser.add_argument("--writers", type=int, nargs="+", default=[1, 4, 8], help="concurrent inserting connections, one run each (default 1 4 8)")
     parser.add_argument("--seconds", type=float, default=5.0, help="how long the concurrent writers run (default 5)")
     parser.add_argument("--jobs", type=int, default=1_000_000, help="jobs the online fill counts (default 1,000,000; 0 skips it)")
     parser.add_argument("--repeat", type=int, default=3)
@@ -213,26 +235,40 @@ def main() -> None:
         migrations.upgrade(url=url)
         ids = projects(url, args.projects)
         load(url, 200_000)  # a table of some size, as the triggers meet it
-        results: dict[str, dict[bool, list]] = {"single": {True: [], False: []}, "bulk": {True: [], False: []}, "concurrent": {True: [], False: []}}
+        results: dict = {"single": {True: [], False: []}, "bulk": {True: [], False: []}}
+        results.update({("concurrent", n): {True: [], False: []} for n in args.writers})
         for _ in range(args.repeat):
             for enabled in (False, True):  # alternated, so both meet the same load
                 triggers(url, enabled)
                 results["single"][enabled].append(single(url, ids, args.single))
                 results["bulk"][enabled].append(bulk(url, args.bulk))
-                results["concurrent"][enabled].append(concurrent(url, ids, args.writers, args.seconds))
+                for n in args.writers:
+                    results[("concurrent", n)][enabled].append(concurrent(url, ids, n, args.seconds))
         triggers(url, True)
+        conn = connect(url)
+        with conn.cursor() as cur:
+            cur.execute("SELECT (SELECT count(*) FROM copythat_rollups.job_count_deltas) + (SELECT count(*) FROM copythat_rollups.job_minute_deltas)"
+                        " + (SELECT count(*) FROM copythat_rollups.failure_reason_deltas)")
+            waiting = cur.fetchone()[0]
+            started = time.perf_counter()
+            cur.execute("SELECT copythat_rollups.compact()")
+            moved, took = cur.fetchone()[0], time.perf_counter() - started
+        conn.close()
+        print(f"delta rows waiting after every run: {waiting:,} (the triggers compact now and then); compact() then moved {moved or 0:,} in {took * 1000:.0f} ms")
         median = statistics.median
         off, on = median(results["single"][False]), median(results["single"][True])
         print(f"single-row inserts (autocommit, one connection): {off:,.0f} rows/s without the triggers, {on:,.0f} with ({on / off:.2f}x)")
         for i, what in enumerate(("INSERT ... SELECT", "DELETE")):
             off, on = (median(r[i] for r in results["bulk"][e]) for e in (False, True))
             print(f"{what} of {args.bulk:,} rows: {off:.2f} s without the triggers, {on:.2f} s with ({on / off:.2f}x the time)")
-        for enabled in (False, True):
-            runs = results["concurrent"][enabled]
-            rate, p50, p99 = (median(r[i] for r in runs) for i in range(3))
-            print(f"{args.writers} concurrent writers, single-row inserts, {'with' if enabled else 'without'} the triggers: {rate:,.0f} rows/s, p50 {p50:.1f} ms, p99 {p99:.1f} ms")
-        off, on = (median(r[0] for r in results["concurrent"][e]) for e in (False, True))
-        print(f"concurrent inserts with the triggers: {on / off:.2f}x the rate without (all of them update the current minute's job_minutes row)")
+        for n in args.writers:
+            for enabled in (False, True):
+                runs = results[("concurrent", n)][enabled]
+                rate, p50, p99, locked = (median(r[i] for r in runs) for i in range(4))
+                print(f"{n} concurrent writer{'s' if n > 1 else ''}, single-row inserts, {'with' if enabled else 'without'} the triggers: {rate:,.0f} rows/s, p50 {p50:.1f} ms, p99 {p99:.1f} ms,"
+                      f" {locked:.0%} of active writers' samples waiting on a lock")
+            off, on = (median(r[0] for r in results[("concurrent", n)][e]) for e in (False, True))
+            print(f"{n} concurrent writer{'s' if n > 1 else ''}: {on / off:.2f}x the insert rate with the triggers")
     finally:
         scratch.drop()
     dispose_engines()
