@@ -26,7 +26,7 @@ _NAMES = {
     "failure_reasons": "jobs", "iter_jobs_frames": "jobs", "job_summary": "jobs", "job_throughput": "jobs",
     "jobs_frame": "jobs", "stuck_jobs": "jobs",
     "ArchiveResult": "jobs", "archive_jobs": "jobs", "read_archive": "jobs", "restore_archive": "jobs",
-    "rollup_drift": "jobs", "rollup_state": "jobs",
+    "compact_rollups": "jobs", "rollup_drift": "jobs", "rollup_state": "jobs",
     "EXTRACTION_TYPES": "models", "JOB_STATUSES": "models", "ExtractionJob": "models", "ExtractionType": "models",
     "JobActionAudit": "models", "JobStatus": "models", "Project": "models",
     "ColorToken": "models", "Membership": "models", "Organization": "models", "SpacingToken": "models",
@@ -46,7 +46,7 @@ if TYPE_CHECKING:  # what editors and type checkers see
     from .engine import database_url, get_db, get_engine, run_query, session_scope  # noqa: F401
     from .errors import ConfigError, ConnectError, CopythatError, EmbeddedError, MigrationError  # noqa: F401
     from .jobs import (  # noqa: F401
-        ActionResult, ArchiveResult, archive_jobs, audit_log, cancel_jobs, fail_stuck_jobs, failure_reasons,
+        ActionResult, ArchiveResult, archive_jobs, audit_log, cancel_jobs, compact_rollups, fail_stuck_jobs, failure_reasons,
         iter_jobs_frames, job_summary, job_throughput, jobs_frame, read_archive, requeue_jobs, restore_archive,
         rollup_drift, rollup_state, stuck_jobs,
     )
@@ -64,6 +64,7 @@ __all__ = [
     "archive_jobs",
     "read_archive",
     "restore_archive",
+    "compact_rollups",
     "rollup_drift",
     "rollup_state",
     "ColorToken",

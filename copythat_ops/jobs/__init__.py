@@ -10,10 +10,10 @@ from .actions import STUCK_AFTER, STUCK_REASON, ActionResult, audit_log, cancel_
 from .analyses import failure_reasons, job_summary, job_throughput, stuck_jobs
 from .archive import ArchiveResult, archive_jobs, read_archive, restore_archive
 from .frames import adbc_connection, iter_jobs_frames, jobs_frame
-from .rollups import rollup_drift, rollup_state
+from .rollups import compact_rollups, rollup_drift, rollup_state
 
 __all__ = [
-    "STUCK_AFTER", "STUCK_REASON", "ActionResult", "ArchiveResult", "adbc_connection", "archive_jobs", "audit_log", "cancel_jobs", "fail_stuck_jobs",
+    "STUCK_AFTER", "STUCK_REASON", "ActionResult", "ArchiveResult", "adbc_connection", "archive_jobs", "audit_log", "cancel_jobs", "compact_rollups", "fail_stuck_jobs",
     "failure_reasons", "iter_jobs_frames", "job_summary", "job_throughput", "jobs_frame", "read_archive", "requeue_jobs", "restore_archive", "rollup_drift", "rollup_state",
     "stuck_jobs",
 ]
