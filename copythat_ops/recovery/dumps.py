@@ -184,6 +184,8 @@ def backup_figures(path: str | os.PathLike) -> dict | None:
 
 
 # The tables a dump holds (and a restore makes again): not the catalog's, not an extension's own, with their primary key columns.
+# copythat_rollups is left out: its counts are derived from extraction_jobs (checked here) and how they split between
+# compacted rows and deltas depends on when a compaction ran; jobs.rollup_drift() checks them against the jobs.
 _TABLES = """
     SELECT n.nspname AS schema,
            c.relname AS "table",
@@ -202,6 +204,7 @@ _TABLES = """
       AND n.nspname NOT IN ('pg_catalog', 'information_schema')
       AND n.nspname NOT LIKE 'pg\\_toast%'
       AND n.nspname NOT LIKE 'pg\\_temp\\_%'
+      AND n.nspname <> 'copythat_rollups'
       AND c.relpersistence <> 't'
       AND NOT EXISTS (SELECT 1 FROM pg_depend AS d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
     ORDER BY schema, "table"

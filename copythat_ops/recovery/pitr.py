@@ -28,7 +28,8 @@ from .neon import Neon, iso_time
 
 DIFF_COLUMNS = ["kind", "schema", "table", "name", "now", "restored", "change"]
 
-# Every ordinary and partitioned table outside the system schemas (a partition counts in its parent).
+# Every ordinary and partitioned table outside the system schemas (a partition counts in its parent), but the rollups:
+# derived from extraction_jobs, their split between compacted rows and deltas changes with every compaction.
 _TABLES = """
     SELECT n.nspname AS schema,
            c.relname AS "table"
@@ -38,6 +39,7 @@ _TABLES = """
       AND NOT c.relispartition
       AND n.nspname NOT IN ('pg_catalog', 'information_schema')
       AND n.nspname NOT LIKE 'pg\\_%'
+      AND n.nspname <> 'copythat_rollups'
     ORDER BY schema, "table"
 """
 
