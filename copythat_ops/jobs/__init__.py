@@ -9,7 +9,8 @@ Example:
 from .actions import STUCK_AFTER, STUCK_REASON, ActionResult, audit_log, cancel_jobs, fail_stuck_jobs, requeue_jobs
 from .analyses import failure_reasons, job_summary, job_throughput, stuck_jobs
 from .archive import ArchiveResult, archive_jobs, read_archive, restore_archive
-from .frames import adbc_connection, iter_jobs_frames, jobs_frame
+from .adbc import adbc_connection
+from .frames import iter_jobs_frames, jobs_frame
 from .rollups import compact_rollups, rollup_drift, rollup_state
 
 __all__ = [

@@ -159,7 +159,7 @@ def job_summary(
             GROUP BY {", ".join(str(i) for i in range(1, len(cell_keys) + 2))}"""
         partition = ", ".join(keys)
         finished = f"FILTER (WHERE bucket <> {UNFINISHED_BUCKET})"
-        named = [f"p.name AS project_name" if c == "project_name" else f"g.{c}" for c in groups]
+        named = ["p.name AS project_name" if c == "project_name" else f"g.{c}" for c in groups]
         join = "LEFT JOIN projects p ON p.id = g.project_id" if "project_id" in groups else ""
         frame = run_query(
             f"""

@@ -48,6 +48,7 @@ from ..engine import APP_NAME, LOCK_TIMEOUT, connection, explain_lock_waits, get
 from ..errors import InputError, LockTimeout, schema_required
 from ..models import EXTRACTION_TYPES, JOB_STATUSES
 from ..validate import choices, duration, number
+from .adbc import adbc_connection
 from .filters import AT_UTC, time_bound
 
 TABLE = "extraction_jobs"
@@ -448,8 +449,6 @@ def _archive_month(root: Path, month: str, cutoff_wall, batch_rows: int, engine:
 
 def _write_month(root: Path, month: str, cutoff_wall, skip: np.ndarray, engine: Engine, bar) -> np.ndarray:
     """Stream the month's finished jobs not in `skip` into part files of PART_ROWS rows at most; return the ids written."""
-    from .frames import adbc_connection
-
     start, end = _month_bounds(month)
     written: list[np.ndarray] = []
     skip_array = pa.array(skip, pa.int64())
@@ -522,8 +521,6 @@ def _conform(batch: pa.RecordBatch) -> pa.RecordBatch:
 
 def _token_links(ids: pa.ChunkedArray, engine: Engine) -> pa.Table:
     """The token rows pointing at the jobs `ids`: (token_table, token_id, extraction_job_id), joined on a temporary table of the ids."""
-    from .frames import adbc_connection
-
     with adbc_connection(engine) as conn, conn.cursor() as cursor:
         cursor.adbc_ingest("archive_ids", pa.table({"id": ids.cast(pa.int32())}), mode="create", temporary=True)
         cursor.execute("ANALYZE archive_ids")
@@ -829,8 +826,6 @@ def _present(ids: np.ndarray, engine: Engine) -> int:
 
 def _insert_month(folder: Path, batch_rows: int, engine: Engine) -> int:
     """Insert the month's archived jobs, one committed transaction per batch; return how many went in."""
-    from .frames import adbc_connection
-
     if not folder.is_dir():
         return 0
     restored = 0
@@ -858,8 +853,6 @@ def _restore_batch(conn, cursor, batch: pa.RecordBatch, lock_millis: int) -> int
 
 def _relink(links_folder: Path, engine: Engine) -> int:
     """Point the archived token links back at their restored jobs (tokens unlinked since, whose job is back); return the files read."""
-    from .frames import adbc_connection
-
     if not links_folder.is_dir():
         return 0
     files = sorted(links_folder.glob("part-*.parquet"))

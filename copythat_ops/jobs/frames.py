@@ -32,9 +32,9 @@ import pyarrow.compute as pc
 from sqlalchemy.engine import Engine
 from tqdm.auto import tqdm
 
-from ..engine import APP_NAME, CONNECT_TIMEOUT, LOCK_TIMEOUT, connect_error, explain_lock_waits, get_engine
-from ..errors import schema_required
+from ..engine import APP_NAME, LOCK_TIMEOUT, explain_lock_waits, get_engine
 from ..validate import duration, number
+from .adbc import adbc_connection
 from .filters import AT_UTC, categorised, job_filters
 
 BULK_TIMEOUT = "10min"
@@ -369,35 +369,6 @@ def _with_archive(cursor, table: pa.Table, directory, filters: dict, limit, with
     if len(ids) > 1 and not pc.all(pc.greater(pc.subtract(ids[1:].combine_chunks(), ids[:-1].combine_chunks()), 0)).as_py():
         merged = merged.sort_by("id")
     return merged.slice(0, limit) if limit is not None else merged
-
-
-@contextmanager
-def adbc_connection(engine: Engine | None = None) -> Iterator:
-    """Yield an ADBC PostgreSQL connection (Arrow in and out, binary COPY) to `engine`'s database, in a transaction.
-
-    Rolled back and closed after, unless committed; connect failures become a ConnectError, password masked.
-
-    Example:
-        >>> with adbc_connection() as conn, conn.cursor() as cursor:
-        ...     _ = cursor.execute("SELECT 1 AS one")
-        ...     cursor.fetch_arrow_table().to_pylist()
-        [{'one': 1}]
-    """
-    import adbc_driver_postgresql.dbapi as adbc
-    from adbc_driver_manager import Error as AdbcError
-
-    url = (engine or get_engine(replica=True)).url
-    query = {"application_name": APP_NAME, "connect_timeout": str(CONNECT_TIMEOUT)} | dict(url.query)
-    try:
-        conn = adbc.connect(url.set(drivername="postgresql", query=query).render_as_string(hide_password=False))
-    except AdbcError as exc:
-        raise connect_error(exc, url) from None
-    try:
-        with schema_required("the job analyses"):
-            yield conn
-    finally:
-        conn.rollback()
-        conn.close()
 
 
 def _schema(cursor) -> dict:
