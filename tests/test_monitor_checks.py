@@ -55,7 +55,13 @@ def test_the_longest_open_transaction_is_found_whatever_its_state(db_url, engine
         mine = found[found["pid"] == holder.info.backend_pid]
         assert mine["state"].tolist() == ["idle in transaction"] and mine["transaction_seconds"].iloc[0] > 0
         health = row(monitor.health(transaction_warn_seconds=0.2, engine=engine), "longest_transaction")
-        assert health["status"] == "WARN" and f"pid {holder.info.backend_pid}" in health["detail"] and "ct-long-xact" in health["detail"]
+        assert health["status"] == "WARN"
+        named = int(re.search(r"pid (\d+)", health["detail"]).group(1))
+        if named != holder.info.backend_pid:  # the check is server-wide: a session of another test may have been open longer
+            other = found[found["pid"] == named]
+            assert len(other) and other["transaction_seconds"].iloc[0] >= mine["transaction_seconds"].iloc[0], (health["detail"], found)
+        else:
+            assert "ct-long-xact" in health["detail"]
     finally:
         holder.close()
 
