@@ -2,8 +2,8 @@
 
 For each size (default 1,000,000 jobs; `--sizes 1000000 10000000`) a scratch
 database is seeded (jobs created over the last 400 days, so the archive has
-old jobs to take) on the embedded server or the server `--url` names (a
-pg-lab URL for PostgreSQL 15 over TLS), then measured in the same run:
+old jobs to take) on the embedded server or the server `--url` names (e.g.
+a PostgreSQL 15 over TLS with a password, as Neon is reached), then measured in the same run:
 
 - job_summary, failure_reasons, stuck_jobs, job_throughput: best of --repeat, warm cache;
 - the COPY floor: `psql` copying the jobs_frame query TO STDOUT into /dev/null
@@ -22,7 +22,7 @@ issue. The scratch databases are dropped at the end.
 
     python benchmarks/jobs.py                                    # embedded server, 1,000,000 jobs
     python benchmarks/jobs.py --sizes 1000000 10000000
-    python benchmarks/jobs.py --url "$(pg-lab url 5583 | ...)"   # PostgreSQL 15 over TLS
+    python benchmarks/jobs.py --url "postgresql://USER:PASSWORD@HOST:5432/DB?sslmode=require"   # PostgreSQL 15 over TLS
 """
 
 from __future__ import annotations

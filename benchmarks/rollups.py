@@ -22,7 +22,7 @@ Every pair is measured in the same run, so the ratios hold on a loaded machine.
 
 Usage:
     .venv/bin/python benchmarks/rollups.py                      # the embedded PostgreSQL
-    .venv/bin/python benchmarks/rollups.py --url URL            # e.g. pg-lab's PostgreSQL 15 over TLS
+    .venv/bin/python benchmarks/rollups.py --url URL            # e.g. a PostgreSQL 15 over TLS with a password
 """
 
 from __future__ import annotations
