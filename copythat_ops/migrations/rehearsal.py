@@ -267,7 +267,7 @@ def leftover_clones(admin: Engine, source: str | None = None) -> list[dict]:
         run = f"pid {pid} on host {host}" if pid else "a run of an earlier version"
         if alive is False:
             try:
-                drop_clone(row.datname, admin=admin)
+                drop_clone(row.datname, admin=admin, wait=0)
             except DBAPIError as exc:  # e.g. a session of a role this one may not end: the rehearsal goes on, the leftover is named
                 entry["action"] = "left: could not drop"
                 warnings.warn(
@@ -420,11 +420,22 @@ def _permission(source: URL, name: str) -> MigrationError:
     )
 
 
-def drop_clone(name: str, *, admin: Engine) -> None:
-    """Drop the clone (its sessions closed first); nothing happens when it does not exist."""
+def drop_clone(name: str, *, admin: Engine, wait: float = 10.0) -> None:
+    """Drop the clone (its sessions closed first); nothing happens when it does not exist.
+
+    A server process this role may not end (an autovacuum worker on the clone) is waited out for `wait` seconds.
+    """
     dispose_engines()
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{database_name(name)}" WITH (FORCE)'))
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{database_name(name)}" WITH (FORCE)'))
+            return
+        except DBAPIError as exc:
+            if getattr(exc.orig, "pgcode", None) != "42501" or time.monotonic() > deadline:  # 42501: may not end that process
+                raise
+            time.sleep(0.2)
 
 
 def _apply(revision: str, description: str, clone: URL) -> dict:
