@@ -267,7 +267,7 @@ def leftover_clones(admin: Engine, source: str | None = None) -> list[dict]:
         run = f"pid {pid} on host {host}" if pid else "a run of an earlier version"
         if alive is False:
             try:
-                drop_clone(row.datname, admin=admin, wait=0)
+                drop_clone(row.datname, admin=admin)
             except DBAPIError as exc:  # e.g. a session of a role this one may not end: the rehearsal goes on, the leftover is named
                 entry["action"] = "left: could not drop"
                 warnings.warn(
