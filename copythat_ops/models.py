@@ -282,13 +282,9 @@ class TypographyToken(_Token, Base):
 TOKEN_MODELS = {"color": ColorToken, "spacing": SpacingToken, "typography": TypographyToken}
 
 
-# The function ix_extraction_jobs_failure_reason indexes, as revision 9e4b2c7d1f60 makes it (with the rollups it
-# keeps): a database made from the models (metadata.create_all) gets the function and the index, not the rollups.
-FAILURE_REASON_FUNCTION = r"""
-CREATE SCHEMA IF NOT EXISTS copythat_rollups;
-CREATE OR REPLACE FUNCTION copythat_rollups.failure_reason(error_message text) RETURNS text
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT pg_catalog.left(
+# A failed job's reason: its error message with the parts that differ between jobs failing for the same reason
+# (URLs, UUIDs, hex ids, numbers) folded to placeholders. The body of copythat_rollups.failure_reason(error_message).
+FAILURE_REASON = r"""pg_catalog.left(
         pg_catalog.regexp_replace(
             pg_catalog.regexp_replace(
                 pg_catalog.regexp_replace(
@@ -300,7 +296,12 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
                     '(^|[^0-9a-z])(0x)?(?=[0-9a-f]*[a-f])(?=[0-9a-f]*[0-9])[0-9a-f]{6,}(?![0-9a-z])', '\1<hex>', 'gi'),
                 '[0-9]+', '<n>', 'g'),
             '\s+', ' ', 'g'),
-        500)
-$$
-"""
+        500)"""
+# The function ix_extraction_jobs_failure_reason indexes, as revision 9e4b2c7d1f60 makes it (with the rollups it
+# keeps): a database made from the models (metadata.create_all) gets the function and the index, not the rollups.
+FAILURE_REASON_FUNCTION = (
+    "CREATE SCHEMA IF NOT EXISTS copythat_rollups;\n"
+    "CREATE OR REPLACE FUNCTION copythat_rollups.failure_reason(error_message text) RETURNS text\n"
+    f"LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$\n    SELECT {FAILURE_REASON}\n$$\n"
+)
 event.listen(ExtractionJob.__table__, "before_create", DDL(FAILURE_REASON_FUNCTION).execute_if(dialect="postgresql"))

@@ -45,6 +45,7 @@ from sqlalchemy.exc import DBAPIError
 
 from ..engine import connection, get_engine, run_query
 from ..errors import InputError, schema_required
+from ..models import FAILURE_REASON
 from ..validate import choices, duration, number
 from .filters import AT_UTC, categorised, job_filters, time_bound
 
@@ -83,20 +84,8 @@ _INLINE_SQL = {
                        ELSE floor(ln({{0}}) / ln(1.1::float8))::smallint
                    END)""",
     "seconds": f"(CASE WHEN ({{0}}) = {UNFINISHED_BUCKET} THEN NULL WHEN ({{0}}) = {ZERO_BUCKET} THEN 0 ELSE 1.1::float8 ^ (({{0}}) + 0.5::float8) END)",
-    # The parts of an error message that differ between jobs failing for the same reason, folded to placeholders.
-    "reason": r"""left(
-                    regexp_replace(
-                        regexp_replace(
-                            regexp_replace(
-                                regexp_replace(
-                                    regexp_replace(
-                                        coalesce(nullif(btrim({0}), ''), '(no error message)'),
-                                        '[a-z][a-z0-9+.-]*://[^\s''",;)]+', '<url>', 'gi'),
-                                    '[0-9a-f]{{8}}-[0-9a-f]{{4}}-[0-9a-f]{{4}}-[0-9a-f]{{4}}-[0-9a-f]{{12}}', '<uuid>', 'gi'),
-                                '(^|[^0-9a-z])(0x)?(?=[0-9a-f]*[a-f])(?=[0-9a-f]*[0-9])[0-9a-f]{{6,}}(?![0-9a-z])', '\1<hex>', 'gi'),
-                            '[0-9]+', '<n>', 'g'),
-                        '\s+', ' ', 'g'),
-                    500)""",
+    # the models' folding, the message's column as {0}
+    "reason": FAILURE_REASON.replace("{", "{{").replace("}", "}}").replace("error_message", "({0})"),
 }
 _DURATION = "date_part('epoch', j.completed_at - j.created_at)"
 _SEEN_AT = "coalesce(j.completed_at, j.created_at)"

@@ -46,10 +46,9 @@ from sqlalchemy.engine import Engine
 
 from ..engine import APP_NAME, LOCK_TIMEOUT, connection, explain_lock_waits, get_engine, is_lock_timeout, lock_wait_error, run_query
 from ..errors import InputError, LockTimeout, schema_required
-from ..models import EXTRACTION_TYPES, JOB_STATUSES
-from ..validate import choices, duration, number
+from ..validate import duration, number
 from .adbc import adbc_connection
-from .filters import AT_UTC, time_bound
+from .filters import AT_UTC, checked_values, time_bound, timestamp_bound
 
 TABLE = "extraction_jobs"
 LINKS = "token_links"
@@ -130,27 +129,16 @@ def _and(left, right):
 
 def _moment(value, name: str, now: datetime) -> pd.Timestamp:
     """A bound as a UTC instant: a timestamp (naive = UTC), or a duration back from `now`."""
-    if isinstance(value, datetime | pd.Timestamp) or (isinstance(value, str) and re.match(r"^\s*\d{4}-\d{2}-\d{2}", value)):
-        try:
-            moment = pd.Timestamp(value)
-        except ValueError:
-            raise InputError(f"{name} {value!r} is not a time", fix="give a duration back from now ('30 days') or a timestamp ('2025-01-31 12:00')", params=name) from None
-        return moment.tz_localize("UTC") if moment.tzinfo is None else moment.tz_convert("UTC")
-    return pd.Timestamp(now - duration(value, name=name))
+    moment = timestamp_bound(value, name)
+    return pd.Timestamp(now - duration(value, name=name)) if moment is None else moment
 
 
 def _archive_filter(status, extraction_type, project_id, since, until):
     """The filters as an Arrow expression on the rows, and one on the month folders (or None)."""
     where, months = None, None
-    for column, values in (
-        ("status", choices(status, JOB_STATUSES, name="status")),
-        ("extraction_type", choices(extraction_type, EXTRACTION_TYPES, name="extraction_type")),
-    ):
+    for column, values in checked_values(status, extraction_type, project_id).items():
         if values is not None:
             where = _and(where, pc.field(column).isin(values))
-    if project_id is not None:
-        projects = [project_id] if isinstance(project_id, int) else list(project_id)
-        where = _and(where, pc.field("project_id").isin([int(number(v, name="project_id", minimum=1, integer=True)) for v in projects]))
     now = datetime.now(UTC)
     if since is not None:
         moment = _moment(since, "since", now)
@@ -420,9 +408,8 @@ def archive_jobs(
 
 def _cutoff_bound(older_than) -> tuple[str, dict]:
     """The cutoff as SQL on the server's wall clock; a duration must be positive."""
-    if isinstance(older_than, datetime | pd.Timestamp) or (isinstance(older_than, str) and re.match(r"^\s*\d{4}-\d{2}-\d{2}", older_than)):
-        return time_bound(older_than, "older_than")
-    duration(older_than, name="older_than", positive=True)
+    if timestamp_bound(older_than, "older_than") is None:
+        duration(older_than, name="older_than", positive=True)
     return time_bound(older_than, "older_than")
 
 

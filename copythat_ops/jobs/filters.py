@@ -39,18 +39,41 @@ def categorised(frame: pd.DataFrame) -> pd.DataFrame:
 
 def time_bound(value: str | timedelta | datetime, name: str) -> tuple[str, dict]:
     """SQL for a point in time as the server's wall clock: a duration back from now, or a timestamp (naive = UTC)."""
-    if isinstance(value, datetime | pd.Timestamp) or (isinstance(value, str) and _looks_like_date(value)):
-        try:
-            moment = pd.Timestamp(value)
-        except ValueError:
-            raise InputError(f"{name} {value!r} is not a time", fix="give a duration back from now ('24h') or a timestamp ('2025-01-31 12:00')", params=name) from None
-        moment = moment.tz_localize("UTC") if moment.tzinfo is None else moment.tz_convert("UTC")
+    moment = timestamp_bound(value, name)
+    if moment is not None:
         return f"({AT_UTC.format(f'CAST(:{name} AS timestamptz)')})", {name: moment.isoformat()}
     return f"(localtimestamp - make_interval(secs => :{name}))", {name: duration(value, name=name).total_seconds()}
 
 
-def _looks_like_date(text: str) -> bool:
-    return bool(re.match(r"^\s*\d{4}-\d{2}-\d{2}", text))
+def timestamp_bound(value: str | timedelta | datetime, name: str) -> pd.Timestamp | None:
+    """A bound given as a timestamp (a datetime, or text starting YYYY-MM-DD; naive = UTC) as a UTC instant; None for a duration.
+
+    Example:
+        >>> timestamp_bound("2025-01-31 12:00", "since"), timestamp_bound("24h", "since")
+        (Timestamp('2025-01-31 12:00:00+0000', tz='UTC'), None)
+    """
+    if not (isinstance(value, datetime | pd.Timestamp) or (isinstance(value, str) and re.match(r"^\s*\d{4}-\d{2}-\d{2}", value))):
+        return None
+    try:
+        moment = pd.Timestamp(value)
+    except ValueError:
+        raise InputError(f"{name} {value!r} is not a time", fix="give a duration back from now ('24h') or a timestamp ('2025-01-31 12:00')", params=name) from None
+    return moment.tz_localize("UTC") if moment.tzinfo is None else moment.tz_convert("UTC")
+
+
+def checked_values(status=None, extraction_type=None, project_id=None) -> dict[str, list | None]:
+    """The value filters, each checked, as the list of values per column (None where not filtered).
+
+    Example:
+        >>> checked_values(status="failed", project_id=2)
+        {'status': ['failed'], 'extraction_type': None, 'project_id': [2]}
+    """
+    projects = None if project_id is None else [project_id] if isinstance(project_id, int) else list(project_id)
+    return {
+        "status": choices(status, JOB_STATUSES, name="status"),
+        "extraction_type": choices(extraction_type, EXTRACTION_TYPES, name="extraction_type"),
+        "project_id": None if projects is None else [int(number(v, name="project_id", minimum=1, integer=True)) for v in projects],
+    }
 
 
 def job_filters(
@@ -62,12 +85,7 @@ def job_filters(
 ) -> tuple[str, dict]:
     """A WHERE clause over `j` (extraction_jobs) with bound parameters, every value checked first."""
     clauses, params = [], {}
-    projects = None if project_id is None else [project_id] if isinstance(project_id, int) else list(project_id)
-    for column, values in (
-        ("status", choices(status, JOB_STATUSES, name="status")),
-        ("extraction_type", choices(extraction_type, EXTRACTION_TYPES, name="extraction_type")),
-        ("project_id", projects and [number(v, name="project_id", minimum=1, integer=True) for v in projects]),
-    ):
+    for column, values in checked_values(status, extraction_type, project_id).items():
         if values is not None:
             names = [f"{column}_{i}" for i in range(len(values))]
             clauses.append(f"j.{column} IN ({', '.join(':' + n for n in names)})" if names else "FALSE")
