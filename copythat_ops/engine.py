@@ -39,6 +39,7 @@ APP_NAME = "copythat-ops"
 POOL = {"pool_size": 5, "max_overflow": 10, "pool_pre_ping": True}
 CONNECT_TIMEOUT = 10
 CONNECT_RETRIES = 3
+UNENDABLE_WAIT = 10.0  # seconds drop_database_forced waits out a server process this role may not end
 LOCK_TIMEOUT = "3s"  # how long any statement waits for a lock before it gives up and names who holds it
 LOCK_NOT_AVAILABLE = "55P03"
 RETRY_BACKOFF = 0.25
@@ -221,6 +222,27 @@ def _create_engine(url: URL) -> Engine:
                 return conn
 
     return engine
+
+
+def drop_database_forced(conn: Connection, name: str, *, wait: float = UNENDABLE_WAIT) -> None:
+    """DROP DATABASE IF EXISTS `name` WITH (FORCE), on an autocommit connection to another database of its server.
+
+    FORCE ends the sessions on it. A server process this role may not end (an autovacuum worker that has just
+    started there) makes PostgreSQL refuse (42501) until it is gone: that is waited out for `wait` seconds.
+
+    Example:
+        >>> with get_engine().execution_options(isolation_level="AUTOCOMMIT").connect() as conn:
+        ...     drop_database_forced(conn, "copythat_no_such_database")
+    """
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{validate.database_name(name)}" WITH (FORCE)'))
+            return
+        except DBAPIError as exc:
+            if getattr(exc.orig, "pgcode", None) != "42501" or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
 
 def connect_error(exc: BaseException, url: URL) -> ConnectError:

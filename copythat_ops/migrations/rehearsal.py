@@ -49,7 +49,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
 from ..config import mask_text, mask_url, normalize_url
-from ..engine import database_url, dispose_engines, get_engine
+from ..engine import database_url, dispose_engines, drop_database_forced, get_engine
 from ..errors import CopythatError, InputError, MigrationError
 from ..monitor import health, verdict
 from ..recovery import dumps
@@ -420,22 +420,11 @@ def _permission(source: URL, name: str) -> MigrationError:
     )
 
 
-def drop_clone(name: str, *, admin: Engine, wait: float = 10.0) -> None:
-    """Drop the clone (its sessions closed first); nothing happens when it does not exist.
-
-    A server process this role may not end (an autovacuum worker on the clone) is waited out for `wait` seconds.
-    """
+def drop_clone(name: str, *, admin: Engine) -> None:
+    """Drop the clone (its sessions closed first, an autovacuum worker on it waited out); nothing happens when it does not exist."""
     dispose_engines()
-    deadline = time.monotonic() + wait
-    while True:
-        try:
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{database_name(name)}" WITH (FORCE)'))
-            return
-        except DBAPIError as exc:
-            if getattr(exc.orig, "pgcode", None) != "42501" or time.monotonic() > deadline:  # 42501: may not end that process
-                raise
-            time.sleep(0.2)
+    with admin.connect() as conn:
+        drop_database_forced(conn, name)
 
 
 def _apply(revision: str, description: str, clone: URL) -> dict:

@@ -43,7 +43,7 @@ from sqlalchemy.exc import DBAPIError
 
 from ..config import libpq_url, mask_url
 from ..display import readable_bytes
-from ..engine import connect_error, connection, database_url, dispose_engines, get_engine
+from ..engine import connect_error, connection, database_url, dispose_engines, drop_database_forced, get_engine
 from ..errors import ConfigError, CopythatError, InputError, LockTimeout
 from ..validate import database_name, duration
 from .pgtools import (
@@ -595,11 +595,19 @@ def drop_database(database: str, *, url: URL | str | None = None) -> None:
 
 def _drop(server: URL, database: str) -> None:
     dispose_engines()
-    _admin(server, f'DROP DATABASE IF EXISTS "{database_name(database)}" WITH (FORCE)')
+    with _admin_connection(server) as conn:
+        drop_database_forced(conn, database)
 
 
 def _admin(server: URL, statement: str, params: dict | None = None) -> None:
-    """Run one statement outside a transaction, under the lock and statement timeouts (reset afterwards: the connection is pooled)."""
+    """Run one statement outside a transaction, under the lock and statement timeouts."""
+    with _admin_connection(server) as conn:
+        conn.execute(text(statement), params or {})
+
+
+@contextmanager
+def _admin_connection(server: URL) -> Iterator:
+    """An autocommit connection under the lock and statement timeouts (reset afterwards: the connection is pooled)."""
     engine = get_engine(server).execution_options(isolation_level="AUTOCOMMIT")
     try:
         conn = engine.connect()
@@ -609,7 +617,7 @@ def _admin(server: URL, statement: str, params: dict | None = None) -> None:
         conn.execute(text(f"SET lock_timeout = '{LOCK_WAIT_TIMEOUT}'"))
         conn.execute(text(f"SET statement_timeout = '{STATEMENT_TIMEOUT}'"))
         try:
-            conn.execute(text(statement), params or {})
+            yield conn
         finally:
             conn.execute(text("RESET lock_timeout"))
             conn.execute(text("RESET statement_timeout"))
